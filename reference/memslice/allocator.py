@@ -1,0 +1,707 @@
+"""The allocator: GLib's ``g_slice_*`` API over the layers below.
+
+Rules and theory of operation
+-----------------------------
+Layers, lowest first; each module imports only the ones beneath it::
+
+    allocator   API, routing, validation, fast path, snapshot, consistency check
+    ├── magazine    per-thread magazines, swap/reload/unload, thread exit
+    │   └── depot       per-class rings of full magazines, stamps, trim
+    │       ├── contention  counted depot lock, contention counters
+    │       └── slab        slab rings, free lists in chunk memory
+    │           ├── colour      the global colour accumulator
+    │           └── pages       mmap arena, buddy page source, libc malloc
+    ├── large       system-malloc blocks (size 0, > max slab chunk, always-malloc)
+    ├── memcheck    debug-blocks table
+    └── config / sizeclass / tunables / errors / snapshot   (pure data)
+
+A request takes one of three routes, chosen from its chunk size and the mode
+(SIZE-009): *magazines*, *slab only* (``bypass_magazines``) or *system
+malloc*.  Initialisation is lazy, on the first allocation or free in any
+thread (API-010), as GLib's ``thread_memory_from_self``: only then are
+``G_SLICE`` and ``G_DEBUG`` read and the defaults copied (CONF-007), so
+``set_config`` works until then and never after (CONF-004).
+
+Fast path.  ``alloc`` and ``free1`` first try a few lines that serve a
+magazine hit without computing anything else: a per-thread table maps the
+request size straight to that thread's magazines for the class, and a
+magazine is a Python list.  Everything else -- first use in a thread, empty
+or full magazines, other routes, debug-blocks, gc-friendly, bad arguments --
+falls through to the full path, which follows GLib's order of operations
+step by step.  The fast path is taken only when it is observably identical
+to the full path (the conformance suite and the fidelity tests check both).
+
+Bad input (PY-001..PY-006) is rejected before any state changes: wrong types
+raise ``SliceTypeError``, impossible values ``SliceValueError``, addresses
+outside every block of this allocator ``ForeignPointerError``.  Misuse that
+GLib cannot see without debug-blocks (a double free, a chunk freed with a
+size of another class) is undefined in GLib; the reference stays memory-safe
+(it never writes outside its arena) and the consistency checker reports the
+damage (PY-007).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+from .colour import ColourAccumulator
+from .config import (
+    ConfigWarning,
+    Route,
+    Settings,
+    SliceConfig,
+    defaults_from_tunables,
+    settings_from_environment,
+)
+from .contention import ContendedLock, ContentionProbe
+from .depot import Depot
+from .errors import (
+    ConsistencyError,
+    ForeignPointerError,
+    SliceMemoryError,
+    SliceTypeError,
+    SliceUsageError,
+    SliceValueError,
+)
+from .large import LargeBlocks
+from .magazine import MagazineLayer, ThreadMemory
+from .memcheck import MemChecker
+from .pages import Arena, BuddyPageSource, MallocSource, PageSource, SystemMalloc
+from .sizeclass import Geometry, geometry_for
+from .slab import Slab, SlabLayer
+from .snapshot import (
+    AllocatorSnapshot,
+    MagazineSnapshot,
+    SizeClassSnapshot,
+    SlabSnapshot,
+    ThreadSnapshot,
+    Totals,
+)
+from .tunables import GLIB_2_74, Tunables
+
+__all__ = ["Allocator"]
+
+_GINT64_MIN = -(1 << 63)
+_GINT64_MAX = (1 << 63) - 1
+_GSIZE_MASK = (1 << 64) - 1
+_GUINT_MASK = 0xFFFFFFFF
+_ADDRESS_LIMIT = 1 << 64
+
+
+def _real_time_msecs() -> int:
+    """``g_get_real_time() / 1000``: wall-clock milliseconds (DEPOT-006)."""
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+def _require_int(value: object, what: str) -> int:
+    if value.__class__ is not int:  # bool is an int subclass but never a size
+        raise SliceTypeError(f"{what} must be an int, not {type(value).__name__} (PY-001)")
+    assert isinstance(value, int)
+    return value
+
+
+def _check_size(value: object) -> int:
+    size = _require_int(value, "size")
+    if size < 0:
+        raise SliceValueError(f"size must be >= 0, got {size} (PY-002)")
+    if size > sys.maxsize:
+        raise SliceMemoryError(f"size {size} exceeds the address space (PY-003)")
+    return size
+
+
+def _check_address(value: object, what: str = "address") -> int:
+    address = _require_int(value, what)
+    if not 0 <= address < _ADDRESS_LIMIT:
+        raise SliceValueError(f"{what} {address} is not a 64-bit address (PY-002)")
+    return address
+
+
+class _ThreadReaper:
+    """Lives in a thread's ``threading.local`` state; its death is the thread's exit (EXIT-001)."""
+
+    __slots__ = ("allocator", "memory")
+
+    def __init__(self, allocator: Allocator, memory: ThreadMemory) -> None:
+        self.allocator = weakref.ref(allocator)
+        self.memory = memory
+
+    def __del__(self) -> None:
+        allocator = self.allocator()
+        if allocator is not None and not sys.is_finalizing():
+            allocator._retire(self.memory)
+
+
+class Allocator:
+    """One slice allocator with its own memory, threads' magazines and depot.
+
+    ``tunables`` picks the geometry (default: GLib 2.74 on x86_64).
+    ``environ`` is where ``G_SLICE`` and ``G_DEBUG`` are read at
+    initialisation (default ``os.environ``).  The keyword-only injectables
+    replace the OS-facing pieces: ``page_source`` (slab pages), ``system_malloc``
+    (large blocks), ``clock`` (milliseconds for depot stamps) and ``contention``
+    (a probe that can declare depot-lock acquisitions contended).
+    """
+
+    def __init__(
+        self,
+        tunables: Tunables = GLIB_2_74,
+        *,
+        environ: Mapping[str, str] | None = None,
+        page_source: PageSource | None = None,
+        system_malloc: MallocSource | None = None,
+        clock: Callable[[], int] | None = None,
+        contention: ContentionProbe | None = None,
+    ) -> None:
+        if tunables.pointer_size != ctypes.sizeof(ctypes.c_void_p):
+            raise SliceValueError(
+                f"profile {tunables.name!r} has {tunables.pointer_size}-byte pointers; this "
+                f"process has {ctypes.sizeof(ctypes.c_void_p)}-byte pointers: its geometry is "
+                "available from memslice.sizeclass, but it cannot hand out real addresses"
+            )
+        self.tunables = tunables
+        self.geometry: Geometry = geometry_for(tunables)
+        self._environ = environ
+        self._defaults = defaults_from_tunables(tunables)
+        self._settings: Settings | None = None
+        self._init_lock = threading.Lock()
+        self._closed = False
+        self._page_source = page_source or BuddyPageSource(Arena(tunables.arena_bytes))
+        self._arena = self._page_source.arena
+        self._system_malloc = system_malloc or SystemMalloc()
+        self._clock = clock or _real_time_msecs
+        self._probe = contention
+        self._slab_lock = threading.Lock()
+        self._tls = threading.local()
+        self._threads: dict[int, ThreadMemory] = {}
+        self._threads_lock = threading.Lock()
+        self._large = LargeBlocks(self._system_malloc)
+        self._memcheck = MemChecker()
+        # Fast-path constants; _magazine_limit stays 0 (everything takes the full
+        # path) until initialisation decides the fast path is faithful.
+        self._magazine_limit = 0
+        self._base = self._arena.base
+        self._arena_size = self._arena.size
+        self._words = self._arena.words
+        self._word_shift = tunables.pointer_size.bit_length() - 1
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def initialised(self) -> bool:
+        """Whether the first allocation or free has happened (CONF-004)."""
+        return self._settings is not None
+
+    @property
+    def settings(self) -> Settings:
+        """The effective settings (initialises the allocator) (CONF-007)."""
+        return self._ensure_initialised()
+
+    def _ensure_initialised(self) -> Settings:
+        settings = self._settings
+        if settings is not None:
+            return settings
+        with self._init_lock:
+            if self._settings is None:
+                self._initialise()
+            assert self._settings is not None
+            return self._settings
+
+    def _initialise(self) -> None:
+        environ = os.environ if self._environ is None else self._environ
+        settings = settings_from_environment(self._defaults, environ)
+        geometry = self.geometry
+        self._colour = ColourAccumulator(geometry.p2alignment, settings.color_increment)
+        self._slabs = SlabLayer(geometry, self._arena, self._page_source, self._colour)
+        self._depot_lock = ContendedLock(geometry.n_classes, self._probe)
+        # GLib stores working_set_msecs in a gsize: a negative value wraps (CONF-005).
+        self._depot = Depot(
+            geometry,
+            self._slabs,
+            self._slab_lock,
+            self._depot_lock,
+            self._clock,
+            settings.working_set_msecs & _GSIZE_MASK,
+        )
+        self._magazines = MagazineLayer(geometry, self._slabs, self._slab_lock, self._depot)
+        self._threshold_by_size = self._depot.threshold_by_size
+        # max_slab_chunk_size_for_magazine_cache (SIZE-009)
+        self._magazine_chunk_limit = (
+            0
+            if settings.always_malloc or settings.bypass_magazines
+            else geometry.max_slab_chunk_size
+        )
+        fast = self._magazine_chunk_limit and not settings.debug_blocks and not settings.gc_friendly
+        self._settings = settings
+        self._magazine_limit = geometry.largest_slab_request if fast else 0
+
+    def _thread_memory(self) -> ThreadMemory:
+        """``thread_memory_from_self``: initialise if needed, then this thread's magazines."""
+        if self._closed:
+            raise SliceUsageError("the allocator is closed")
+        try:
+            memory: ThreadMemory = self._tls.memory
+            return memory
+        except AttributeError:
+            pass
+        self._ensure_initialised()
+        memory = ThreadMemory(self.geometry)
+        self._tls.memory = memory
+        self._tls.by_size = memory.by_size
+        self._tls.reaper = _ThreadReaper(self, memory)
+        with self._threads_lock:
+            self._threads[id(memory)] = memory
+        return memory
+
+    def _route(self, chunk_size: int) -> Route:
+        """``allocator_categorize`` (SIZE-009)."""
+        settings = self._ensure_initialised()
+        if 0 < chunk_size <= self._magazine_chunk_limit:
+            return Route.MAGAZINES
+        if not settings.always_malloc and 0 < chunk_size <= self.geometry.max_slab_chunk_size:
+            return Route.SLAB_ONLY if settings.bypass_magazines else Route.MAGAZINES
+        return Route.SYSTEM_MALLOC
+
+    # --------------------------------------------------------------- allocation
+    def alloc(self, mem_size: int) -> int:
+        """Allocate ``mem_size`` bytes; 0 (NULL) iff ``mem_size`` is 0 (API-001).
+
+        The block is aligned to at least ``2 * sizeof(void*)`` on the slab
+        routes (API-006) and its contents are unspecified (API-002).
+        """
+        if mem_size.__class__ is int and 0 < mem_size <= self._magazine_limit:
+            try:
+                loaded = self._tls.by_size[mem_size].loaded
+            except AttributeError:  # first use in this thread
+                return self._alloc(mem_size)
+            if loaded:  # magazine hit (MAG-005): nothing else to do
+                return loaded.pop()  # type: ignore[no-any-return]
+        return self._alloc(mem_size)
+
+    def _alloc(self, mem_size: object) -> int:
+        """The full ``g_slice_alloc`` in GLib's order (API-001, SIZE-009)."""
+        size = _check_size(mem_size)
+        memory = self._thread_memory()
+        chunk_size = self.geometry.p2align(size)
+        route = self._route(chunk_size)
+        if route is Route.MAGAZINES:
+            address = self._magazines.alloc(memory, self.geometry.class_index(chunk_size))
+        elif route is Route.SLAB_ONLY:
+            with self._slab_lock:
+                address = self._slabs.alloc_chunk(self.geometry.class_index(chunk_size))
+        else:
+            address = self._large.alloc(size)
+        if self._settings is not None and self._settings.debug_blocks:
+            self._memcheck.notify_alloc(address, size)  # DEBUG-001
+        return address
+
+    def alloc0(self, mem_size: int) -> int:
+        """Allocate and zero exactly ``mem_size`` bytes (API-003)."""
+        address = self.alloc(mem_size)
+        if address:
+            ctypes.memset(address, 0, mem_size)
+        return address
+
+    def copy(self, mem_size: int, mem_block: int | bytes) -> int:
+        """Allocate ``mem_size`` bytes and copy them from ``mem_block`` (API-004).
+
+        ``mem_block`` is an address (any readable memory, as in GLib) or a
+        bytes-like object of at least ``mem_size`` bytes.  It may be 0 only
+        when ``mem_size`` is 0.
+        """
+        size = _check_size(mem_size)
+        if isinstance(mem_block, (bytes, bytearray)):
+            if len(mem_block) < size:
+                raise SliceValueError(
+                    f"copy source holds {len(mem_block)} bytes, fewer than {size} (PY-002)"
+                )
+            source: int | bytes = bytes(mem_block[:size])
+        else:
+            source = _check_address(mem_block, "mem_block")
+            if size and not source:
+                raise SliceValueError("copy of a NULL block with a nonzero size (API-004)")
+        address = self.alloc(size)
+        if address:
+            ctypes.memmove(address, source, size)
+        return address
+
+    # -------------------------------------------------------------------- freeing
+    def free1(self, mem_size: int, mem_block: int) -> None:
+        """Release a block allocated with a size of the same class (API-005).
+
+        Freeing 0 (NULL) is a no-op for any size (API-007).
+        """
+        if mem_size.__class__ is int and 0 < mem_size <= self._magazine_limit:
+            try:
+                magazines = self._tls.by_size[mem_size]
+            except AttributeError:  # first use in this thread
+                return self._free1(mem_size, mem_block)
+            freeing = magazines.freeing
+            if mem_block.__class__ is int and len(freeing) < self._threshold_by_size[mem_size]:
+                offset = mem_block - self._base
+                if 0 <= offset < self._arena_size:  # memory safety: never write outside the arena
+                    # MAG-002: ChunkLink {next = previous head, data = NULL}, then push.
+                    words = self._words
+                    offset >>= self._word_shift
+                    words[offset] = freeing[-1] if freeing else 0
+                    words[offset + 1] = 0
+                    freeing.append(mem_block)
+                    return None
+        return self._free1(mem_size, mem_block)
+
+    def _free1(self, mem_size: object, mem_block: object) -> None:
+        """The full ``g_slice_free1`` in GLib's order (API-005, MAG-006)."""
+        size = _check_size(mem_size)
+        block = _check_address(mem_block, "mem_block")
+        if not block:
+            return  # API-007
+        chunk_size = self.geometry.p2align(size)
+        route = self._route(chunk_size)
+        settings = self._ensure_initialised()
+        if route is not Route.SYSTEM_MALLOC:
+            self._require_in_arena(block, chunk_size)
+        if settings.debug_blocks:
+            self._memcheck.verify_free(block, size)  # DEBUG-002: before any change
+        if route is Route.MAGAZINES:
+            memory = self._thread_memory()
+            index = self.geometry.class_index(chunk_size)
+            self._magazines.free(memory, index, block, settings.gc_friendly)
+        elif route is Route.SLAB_ONLY:
+            index = self.geometry.class_index(chunk_size)
+            with self._slab_lock:
+                self._slabs.owner(index, block)  # validate before zeroing anything
+                if settings.gc_friendly:
+                    ctypes.memset(block, 0, chunk_size)  # GC-001
+                self._slabs.free_chunk(index, block)
+        else:
+            self._large.free(block, settings.gc_friendly)
+        if settings.debug_blocks:
+            self._memcheck.notify_free(block)
+        return None
+
+    def _require_in_arena(self, block: int, length: int) -> None:
+        if not self._arena.contains(block, length):
+            raise ForeignPointerError(
+                f"{block:#x} is not slab memory of this allocator (PY-004)"
+            )
+
+    def free_chain_with_offset(self, mem_size: int, mem_chain: int, next_offset: int) -> None:
+        """Free a linked list whose next pointer sits ``next_offset`` bytes into each block.
+
+        Each node's next pointer is read before the node is freed (API-008).
+        The whole chain is validated first, so a bad node (foreign, cyclic,
+        or, with debug-blocks, not allocated with this size) raises before
+        any node is freed (PY-006, DEBUG-002).
+        """
+        size = _check_size(mem_size)
+        head = _check_address(mem_chain, "mem_chain")
+        offset = _require_int(next_offset, "next_offset")
+        if not head:
+            return  # API-007
+        pointer = self.tunables.pointer_size
+        if offset < 0 or offset + pointer > size:
+            raise SliceValueError(
+                f"next_offset {offset} leaves no room for a pointer in a {size}-byte block (PY-002)"
+            )
+        settings = self._ensure_initialised()
+        chunk_size = self.geometry.p2align(size)
+        route = self._route(chunk_size)
+        nodes = self._walk_chain(head, offset, size, chunk_size, route)
+        if settings.debug_blocks:
+            for node in nodes:
+                self._memcheck.verify_free(node, size)
+        if route is Route.MAGAZINES:
+            memory = self._thread_memory()
+            index = self.geometry.class_index(chunk_size)
+            for node in nodes:
+                self._magazines.free(memory, index, node, settings.gc_friendly)
+                if settings.debug_blocks:
+                    self._memcheck.notify_free(node)
+        elif route is Route.SLAB_ONLY:
+            index = self.geometry.class_index(chunk_size)
+            with self._slab_lock:
+                for node in nodes:
+                    if settings.gc_friendly:
+                        ctypes.memset(node, 0, chunk_size)
+                    self._slabs.free_chunk(index, node)
+                    if settings.debug_blocks:
+                        self._memcheck.notify_free(node)
+        else:
+            for node in nodes:
+                self._large.free(node, settings.gc_friendly)
+                if settings.debug_blocks:
+                    self._memcheck.notify_free(node)
+
+    def _walk_chain(
+        self, head: int, offset: int, size: int, chunk_size: int, route: Route
+    ) -> list[int]:
+        nodes: list[int] = []
+        seen: set[int] = set()
+        node = head
+        while node:
+            if node in seen:
+                raise SliceValueError(f"chain loops back to {node:#x} (PY-002)")
+            if route is Route.SYSTEM_MALLOC:
+                if self._large.size_of(node) < offset + self.tunables.pointer_size:
+                    raise SliceValueError(f"chain node {node:#x} is smaller than next_offset")
+                following = ctypes.c_void_p.from_address(node + offset).value or 0
+            else:
+                self._require_in_arena(node, chunk_size)
+                start = node + offset - self._base
+                following = int.from_bytes(
+                    self._arena.bytes[start : start + self.tunables.pointer_size], sys.byteorder
+                )
+            seen.add(node)
+            nodes.append(node)
+            node = following
+        return nodes
+
+    # --------------------------------------------------------------- configuration
+    def set_config(self, ckey: SliceConfig | int, value: int) -> None:
+        """``g_slice_set_config``: only before initialisation (CONF-003, CONF-004)."""
+        key = _require_int(int(ckey) if isinstance(ckey, SliceConfig) else ckey, "ckey")
+        value = _require_int(value, "value")
+        if not _GINT64_MIN <= value <= _GINT64_MAX:
+            raise SliceValueError(f"value {value} does not fit in a gint64 (PY-002)")
+        if self.initialised:
+            warnings.warn(
+                "g_slice_set_config: assertion 'sys_page_size == 0' failed (CONF-004)",
+                ConfigWarning,
+                stacklevel=2,
+            )
+            return
+        defaults = self._defaults
+        if key == SliceConfig.ALWAYS_MALLOC:
+            defaults = replace(defaults, always_malloc=value != 0)
+        elif key == SliceConfig.BYPASS_MAGAZINES:
+            defaults = replace(defaults, bypass_magazines=value != 0)
+        elif key == SliceConfig.WORKING_SET_MSECS:
+            defaults = replace(defaults, working_set_msecs=value & _GSIZE_MASK)
+        elif key == SliceConfig.COLOR_INCREMENT:
+            defaults = replace(defaults, color_increment=value & _GUINT_MASK)
+        self._defaults = defaults  # CHUNK_SIZES, CONTENTION_COUNTER, unknown: ignored
+
+    def get_config(self, ckey: SliceConfig | int) -> int:
+        """``g_slice_get_config``: reads the defaults, not ``G_SLICE`` (CONF-006)."""
+        key = _require_int(int(ckey) if isinstance(ckey, SliceConfig) else ckey, "ckey")
+        defaults = self._defaults
+        if key == SliceConfig.ALWAYS_MALLOC:
+            return int(defaults.always_malloc)
+        if key == SliceConfig.BYPASS_MAGAZINES:
+            return int(defaults.bypass_magazines)
+        if key == SliceConfig.WORKING_SET_MSECS:
+            return defaults.working_set_msecs
+        if key == SliceConfig.COLOR_INCREMENT:
+            return defaults.color_increment
+        if key == SliceConfig.CHUNK_SIZES:
+            return self.geometry.n_classes
+        return 0
+
+    def get_config_state(self, ckey: SliceConfig | int, address: int) -> list[int] | None:
+        """``g_slice_get_config_state``: ``[chunk size, contention, threshold]`` (CONF-010).
+
+        Only CONTENTION_COUNTER answers; any other key gives None.  GLib does
+        not bounds-check ``address`` and crashes under always-malloc; the
+        reference raises ``SliceValueError`` in both cases instead (CONF-011).
+        """
+        key = _require_int(int(ckey) if isinstance(ckey, SliceConfig) else ckey, "ckey")
+        index = _require_int(address, "address")
+        if key != SliceConfig.CONTENTION_COUNTER:
+            return None
+        settings = self._ensure_initialised()
+        if settings.always_malloc:
+            raise SliceValueError(
+                "get_config_state(CONTENTION_COUNTER) under always-malloc: GLib 2.74 reads a "
+                "NULL array and crashes (CONF-011)"
+            )
+        if not 0 <= index < self.geometry.n_classes:
+            raise SliceValueError(
+                f"size-class index {index} is outside 0..{self.geometry.n_classes - 1} (CONF-011)"
+            )
+        counter = self._depot_lock.counters[index]
+        return [
+            self.geometry.classes[index].chunk_size,
+            counter,
+            self.geometry.threshold(index, counter),
+        ]
+
+    # -------------------------------------------------------------- block access
+    def view(self, address: int, size: int) -> memoryview:
+        """A writable view of ``size`` bytes at ``address`` inside this allocator's memory."""
+        start = _check_address(address)
+        length = _check_size(size)
+        if self._arena.contains(start, length):
+            offset = start - self._base
+            return self._arena.bytes[offset : offset + length]
+        if start and self._large.owning_block(start, length) is not None:
+            return memoryview((ctypes.c_char * length).from_address(start)).cast("B")
+        raise ForeignPointerError(
+            f"[{start:#x}, +{length}) is not inside memory of this allocator (PY-004)"
+        )
+
+    def read(self, address: int, size: int) -> bytes:
+        """Copy ``size`` bytes out of a block (or of freed slab memory)."""
+        return bytes(self.view(address, size))
+
+    def write(self, address: int, data: bytes) -> None:
+        """Copy ``data`` into memory of this allocator at ``address``."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise SliceTypeError(f"data must be bytes-like, not {type(data).__name__} (PY-001)")
+        self.view(address, len(data))[:] = data
+
+    # ---------------------------------------------------------------- threads
+    def thread_exit(self) -> None:
+        """Run the calling thread's exit cleanup now (EXIT-001, EXIT-004)."""
+        memory = getattr(self._tls, "memory", None)
+        if memory is None:
+            return
+        reaper: _ThreadReaper = self._tls.reaper
+        reaper.allocator = weakref.ref(self)
+        del self._tls.memory, self._tls.by_size, self._tls.reaper
+        self._retire(memory)
+
+    def _retire(self, memory: ThreadMemory) -> None:
+        if self._closed:
+            return
+        with self._threads_lock:
+            self._threads.pop(id(memory), None)
+        self._magazines.retire(memory)
+
+    def close(self) -> None:
+        """Release the arena; the allocator refuses every later call."""
+        self._closed = True
+        self._magazine_limit = 0
+        self._arena.close()
+
+    def __enter__(self) -> Allocator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --------------------------------------------------------------- introspection
+    def _all_magazines(self) -> Iterable[tuple[int, list[int]]]:
+        with self._threads_lock:
+            memories = list(self._threads.values())
+        for memory in memories:
+            for magazines in memory.classes:
+                yield magazines.index, magazines.loaded
+                yield magazines.index, magazines.freeing
+
+    def snapshot(self) -> AllocatorSnapshot:
+        """A consistent copy of every layer's state (INTRO-001, INTRO-002)."""
+        settings = self._ensure_initialised()
+        with self._depot_lock.lock, self._slab_lock:
+            classes = []
+            in_slabs = free_in_slabs = handed_out = overhead = in_depot = 0
+            for size_class in self.geometry.classes:
+                slabs = []
+                for slab in self._slabs.ring(size_class.index):
+                    free_chunks = tuple(self._slabs.free_list(slab))
+                    slabs.append(self._slab_snapshot(slab, free_chunks))
+                    in_slabs += slab.page_size
+                    free_in_slabs += len(free_chunks) * slab.chunk_size
+                    handed_out += slab.n_allocated * slab.chunk_size
+                    overhead += slab.page_size - slab.n_chunks * slab.chunk_size
+                depot = tuple(
+                    MagazineSnapshot(tuple(reversed(m.chunks)), m.stamp)
+                    for m in self._depot.ring(size_class.index)
+                )
+                in_depot += sum(m.count for m in depot) * size_class.chunk_size
+                counter = self._depot_lock.counters[size_class.index]
+                classes.append(
+                    SizeClassSnapshot(
+                        index=size_class.index,
+                        chunk_size=size_class.chunk_size,
+                        page_size=size_class.page_size,
+                        chunks_per_slab=size_class.chunks_per_slab,
+                        padding=size_class.padding,
+                        threshold=self.geometry.threshold(size_class.index, counter),
+                        contention_counter=counter,
+                        slabs=tuple(slabs),
+                        depot=depot,
+                    )
+                )
+            threads, in_magazines = self._thread_snapshots()
+            large = dict(self._large.sizes)
+            return AllocatorSnapshot(
+                profile=self.tunables.name,
+                settings=settings,
+                initialised=True,
+                color_accu=self._colour.value,
+                stamp_counter=self._depot.stamp_counter,
+                last_stamp=self._depot.last_stamp,
+                mutex_counter=self._depot_lock.mutex_counter,
+                classes=tuple(classes),
+                threads=threads,
+                totals=Totals(
+                    mapped=self._page_source.mapped_bytes,
+                    in_slabs=in_slabs,
+                    handed_out=handed_out - in_magazines - in_depot,
+                    in_magazines=in_magazines,
+                    in_depot=in_depot,
+                    free_in_slabs=free_in_slabs,
+                    slab_overhead=overhead,
+                    large_live=sum(large.values()),
+                    large_blocks=len(large),
+                ),
+            )
+
+    def _slab_snapshot(self, slab: Slab, free_chunks: tuple[int, ...]) -> SlabSnapshot:
+        return SlabSnapshot(
+            page=slab.page,
+            page_size=slab.page_size,
+            chunk_size=slab.chunk_size,
+            colour=slab.colour,
+            n_chunks=slab.n_chunks,
+            n_allocated=slab.n_allocated,
+            free_chunks=free_chunks,
+            slab_info=slab.info,
+        )
+
+    def _thread_snapshots(self) -> tuple[tuple[ThreadSnapshot, ...], int]:
+        with self._threads_lock:
+            memories = list(self._threads.values())
+        threads = []
+        in_magazines = 0
+        for memory in memories:
+            magazines = {}
+            for pair in memory.classes:
+                loaded, freeing = tuple(reversed(pair.loaded)), tuple(reversed(pair.freeing))
+                if loaded or freeing:
+                    magazines[pair.index] = (MagazineSnapshot(loaded), MagazineSnapshot(freeing))
+                    in_magazines += (len(loaded) + len(freeing)) * (
+                        self.geometry.classes[pair.index].chunk_size
+                    )
+            threads.append(ThreadSnapshot(memory.thread_id, memory.name, magazines))
+        return tuple(threads), in_magazines
+
+    def check(self, live: Iterable[tuple[int, int]] | None = None) -> None:
+        """Walk every structure; raise :class:`ConsistencyError` on any inconsistency.
+
+        Without ``live`` it proves that no chunk is in two places, that every
+        cached chunk is a real chunk of a live slab of its class, that every
+        slab's counts agree with its free list and its in-memory SlabInfo, and
+        that rings and in-memory link words are well formed.  With ``live``
+        (the ``(address, size)`` pairs the caller holds) it also proves that
+        no chunk is lost: every allocated chunk is either cached or held
+        (INTRO-003).
+        """
+        if not self.initialised:
+            return
+        from .consistency import verify
+
+        problems = verify(self, live)
+        if problems:
+            raise ConsistencyError("; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""))
+
+    def __repr__(self) -> str:
+        state = "initialised" if self.initialised else "not initialised"
+        return f"<memslice.Allocator profile={self.tunables.name!r} {state}>"

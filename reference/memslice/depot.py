@@ -1,0 +1,257 @@
+"""The depot: full magazines kept per size class for a working set, then trimmed.
+
+Rules and theory of operation
+-----------------------------
+When a thread's two magazines are both full it hands one to the depot; when
+both are empty it takes one back (MAG-006, MAG-007).  The depot is, per size
+class, a circular ring of full magazines, newest at the head (DEPOT-001)::
+
+    head (newest)                                           tail (oldest)
+      ┌───────┐   ┌───────┐   ┌───────┐        ┌───────┐
+      │ mag C │──▶│ mag B │──▶│ mag A │── ... ─│ mag Z │──┐
+      └───────┘   └───────┘   └───────┘        └───────┘  │
+          ▲_______________________________________________│  (prev of head = tail)
+
+A magazine's bookkeeping is stored *inside its own first four chunks*, in the
+spare ``data`` word of each ``ChunkLink`` (DEPOT-002); that is why a magazine
+holds at least 4 chunks (MAG-003)::
+
+    c1.data = prev magazine   c2.data = stamp   c3.data = next magazine   c4.data = count
+
+* **Push** (DEPOT-003): prepare the four fields, lock, insert at the head,
+  stamp it with the (possibly stale) global ``last_stamp``, then trim.
+* **Stamps** (DEPOT-006): the clock is read only on every 8th push; the
+  others reuse ``last_stamp``.  The stamp is milliseconds truncated to 32 bits.
+* **Trim** (DEPOT-007): from the tail, release magazines whose stamp is not
+  within ``working_set_msecs`` of the pushing stamp; their chunks go back to
+  the slab layer, which releases slabs that empty.  There is no timer: an idle
+  class keeps its depot forever, and ``working_set_msecs == 0`` trims every
+  magazine at once (eager freeing).
+* **Pop** (DEPOT-004): take the head (newest, LIFO) magazine; if the class's
+  ring is empty, build a fresh magazine of ``threshold`` chunks straight from
+  the slab layer, in allocation order (DEPOT-005).  The depot lock is taken
+  here with contention counting (CONT-001).
+
+The Python ``DepotMagazine`` objects are the reference's handles; the link
+and metadata words are also written into chunk memory, as GLib keeps them.
+Lock order: depot lock, then (never while holding it) the slab lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .contention import ContendedLock
+from .sizeclass import Geometry
+from .slab import SlabLayer
+from .tunables import MAX_STAMP_COUNTER
+
+__all__ = ["Depot", "DepotMagazine"]
+
+_GUINT_MASK = 0xFFFFFFFF
+
+
+class DepotMagazine:
+    """A full magazine resting in the depot; ``chunks[-1]`` is its head chunk (c1)."""
+
+    __slots__ = ("chunks", "next", "prev", "stamp")
+
+    def __init__(self, chunks: list[int]) -> None:
+        self.chunks = chunks
+        self.stamp = 0
+        self.next: DepotMagazine = self
+        self.prev: DepotMagazine = self
+
+    @property
+    def head_chunk(self) -> int:
+        """Address of c1, the chunk GLib uses as the magazine's identity."""
+        return self.chunks[-1]
+
+
+class Depot:
+    """The magazine cache of one allocator (DEPOT-001..DEPOT-008)."""
+
+    def __init__(
+        self,
+        geometry: Geometry,
+        slabs: SlabLayer,
+        slab_lock: threading.Lock,
+        lock: ContendedLock,
+        clock: Callable[[], int],
+        working_set_msecs: int,
+    ) -> None:
+        self.geometry = geometry
+        self.slabs = slabs
+        self.slab_lock = slab_lock
+        self.lock = lock
+        self.clock = clock
+        self.working_set_msecs = working_set_msecs
+        self.heads: list[DepotMagazine | None] = [None] * geometry.n_classes
+        self.thresholds = [c.base_threshold for c in geometry.classes]
+        # The same thresholds indexed by request size, so the allocator's fast
+        # path needs one list lookup instead of a size-to-class computation.
+        self.threshold_by_size = [0] * (geometry.largest_slab_request + 1)
+        for size_class in geometry.classes:
+            self._fill_sizes(size_class.index, size_class.base_threshold)
+        self.stamp_counter = MAX_STAMP_COUNTER  # forces a clock read now (DEPOT-006)
+        self.last_stamp = 0
+        self.trips = 0  # pushes plus pops: how often threads needed the depot
+        self.update_stamp()
+
+    # -- stamps -----------------------------------------------------------------
+    def update_stamp(self) -> None:
+        """Re-read the clock on every 8th call only (DEPOT-006)."""
+        if self.stamp_counter >= MAX_STAMP_COUNTER:
+            self.last_stamp = self.clock() & _GUINT_MASK
+            self.stamp_counter = 0
+        else:
+            self.stamp_counter += 1
+
+    def threshold(self, index: int) -> int:
+        """The current magazine threshold of a class (MAG-004, CONT-004)."""
+        return self.thresholds[index]
+
+    def _refresh_threshold(self, index: int) -> None:
+        threshold = self.geometry.threshold(index, self.lock.counters[index])
+        if threshold != self.thresholds[index]:
+            self.thresholds[index] = threshold
+            self._fill_sizes(index, threshold)
+
+    def _fill_sizes(self, index: int, threshold: int) -> None:
+        step = self.geometry.p2alignment
+        first = index * step + 1
+        self.threshold_by_size[first : first + step] = [threshold] * step
+
+    # -- in-memory metadata -----------------------------------------------------
+    def _write_fields(self, magazine: DepotMagazine) -> None:
+        """Store prev, stamp, next and count in c1..c4's data words (DEPOT-002)."""
+        data = self.geometry.tunables.pointer_size  # the data word follows the next word
+        write = self.slabs.write_word
+        chunks = magazine.chunks
+        write(chunks[-1] + data, magazine.prev.head_chunk)
+        write(chunks[-2] + data, magazine.stamp)
+        write(chunks[-3] + data, magazine.next.head_chunk)
+        write(chunks[-4] + data, len(chunks))
+
+    def _clear_fields(self, magazine: DepotMagazine) -> None:
+        data = self.geometry.tunables.pointer_size
+        for chunk in magazine.chunks[-4:]:
+            self.slabs.write_word(chunk + data, 0)
+
+    # -- operations -------------------------------------------------------------
+    def push(self, index: int, chunks: list[int]) -> None:
+        """Accept a full magazine (at least 4 chunks), stamp it, then trim (DEPOT-003)."""
+        magazine = DepotMagazine(chunks)
+        with_lock = self.lock.lock
+        with_lock.acquire()
+        try:
+            self.trips += 1
+            head = self.heads[index]
+            if head is not None:
+                magazine.next = head
+                magazine.prev = head.prev
+                head.prev.next = magazine
+                head.prev = magazine
+            self.update_stamp()
+            magazine.stamp = self.last_stamp
+            self.heads[index] = magazine
+            self._write_fields(magazine)
+            if head is not None:
+                self._write_fields(magazine.prev)
+                self._write_fields(head)
+            trash = self._collect_expired(index, self.last_stamp)
+        finally:
+            with_lock.release()
+        self._release(index, trash)
+
+    def _collect_expired(self, index: int, stamp: int) -> list[DepotMagazine]:
+        """Unlink magazines from the tail whose stamps left the working set (DEPOT-007)."""
+        trash: list[DepotMagazine] = []
+        head = self.heads[index]
+        if head is None:
+            return trash
+        current = head.prev
+        while abs(stamp - current.stamp) >= self.working_set_msecs:
+            previous = current.prev
+            trash.append(current)
+            if current is head:
+                self.heads[index] = None
+                break
+            previous.next = head
+            head.prev = previous
+            self._write_fields(previous)
+            self._write_fields(head)
+            current = previous
+        return trash
+
+    def _release(self, index: int, trash: list[DepotMagazine]) -> None:
+        """Give every chunk of trimmed magazines back to the slab layer (DEPOT-008)."""
+        if not trash:
+            return
+        with self.slab_lock:
+            for magazine in trash:
+                self._clear_fields(magazine)
+                while magazine.chunks:
+                    self.slabs.free_chunk(index, magazine.chunks[-1])
+                    magazine.chunks.pop()
+
+    def pop(self, index: int) -> list[int]:
+        """A full magazine for a thread whose two magazines are empty (DEPOT-004/005)."""
+        self.lock.acquire_counted(index)
+        try:
+            self.trips += 1
+            self._refresh_threshold(index)
+            magazine = self.heads[index]
+            if magazine is not None:
+                if magazine.next is magazine:
+                    self.heads[index] = None
+                else:
+                    self.heads[index] = magazine.next
+                    magazine.prev.next = magazine.next
+                    magazine.next.prev = magazine.prev
+                    self._write_fields(magazine.prev)
+                    self._write_fields(magazine.next)
+            threshold = self.thresholds[index]
+        finally:
+            self.lock.lock.release()
+        if magazine is not None:
+            self._clear_fields(magazine)
+            return magazine.chunks
+        return self._fresh_magazine(index, threshold)
+
+    def _fresh_magazine(self, index: int, threshold: int) -> list[int]:
+        """``threshold`` chunks straight from the slabs, in allocation order (DEPOT-005).
+
+        If the page source refuses memory half-way, the chunks taken so far go
+        back to their slabs before the error propagates, so nothing is lost
+        (PY-005).
+        """
+        data = self.geometry.tunables.pointer_size
+        write = self.slabs.write_word
+        taken: list[int] = []
+        with self.slab_lock:
+            try:
+                for _ in range(threshold):
+                    taken.append(self.slabs.alloc_chunk(index))
+            except BaseException:
+                for chunk in reversed(taken):
+                    self.slabs.free_chunk(index, chunk)
+                raise
+            for this, following in zip(taken, [*taken[1:], 0]):
+                write(this, following)
+                write(this + data, 0)
+        taken.reverse()  # the stack's end is the magazine head: first allocated pops first
+        return taken
+
+    def ring(self, index: int) -> list[DepotMagazine]:
+        """The magazines of class ``index``, newest first."""
+        head = self.heads[index]
+        if head is None:
+            return []
+        magazines = [head]
+        magazine = head.next
+        while magazine is not head:
+            magazines.append(magazine)
+            magazine = magazine.next
+        return magazines

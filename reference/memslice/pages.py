@@ -1,0 +1,225 @@
+"""The OS-facing layer: an mmap arena, a page source carving aligned slab pages, libc malloc.
+
+Rules and theory of operation
+-----------------------------
+GLib asks ``posix_memalign`` for each slab page: ``page_size - 16`` bytes
+aligned to ``page_size`` (128..8192 bytes, PAGE-001).  The reference stands in
+for the process heap with one anonymous ``mmap`` *arena* per allocator, reserved
+with ``MAP_NORESERVE`` so that untouched address space costs nothing::
+
+    arena (one mmap, e.g. 64 GiB reserved, resident only where touched)
+    ┌──────────── 64 KiB block ────────────┬──────────── 64 KiB block ───────── ...
+    │ 8192 │ 8192 │ 4096 │ 4096 │ 512 │... │  (binary buddies, naturally aligned)
+    └──────┴──────┴──────┴──────┴─────┴────┴──────────────────────────────────── ...
+       ▲ OS page (4096 B): madvise(DONTNEED) as soon as no live block overlaps it
+
+* **Buddy allocation.**  A request is rounded up to a power of two between
+  ``MIN_BLOCK`` (128) and ``MAX_BLOCK`` (64 KiB); a block of order ``k`` sits
+  at an offset that is a multiple of ``2**k``, so every slab page is aligned to
+  its own size, as ``posix_memalign`` guarantees.  Freeing a block merges it
+  with its buddy while the buddy is free too.  Free blocks of each order are
+  kept sorted so the lowest address is always reused first (deterministic
+  layouts, tidy pictures).
+* **Returning memory.**  Each OS page (the host's real page size) counts the
+  live blocks overlapping it; when the count drops to zero the page is
+  returned with ``madvise(MADV_DONTNEED)``, so the process's resident set falls
+  measurably (PAGE-003).  ``mapped_bytes`` is the number of OS pages with a
+  live block, times the page size.
+* **Refusal.**  When the arena is exhausted the page source raises
+  :class:`~memslice.errors.SliceMemoryError` and changes nothing (PY-005).
+
+``SystemMalloc`` is the libc ``malloc``/``free`` pair through ctypes, used for
+large blocks (LARGE-001).  Both classes are small injectable objects: tests
+substitute failing or counting versions (see :class:`PageSource` and
+:class:`MallocSource`, the Protocols the allocator depends on).
+
+Invariant: a byte offset is in at most one live block; ``live`` maps each live
+block's offset to its order; a free block's offset is in exactly one free list.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import ctypes.util
+import mmap
+from typing import Final, Protocol
+
+from .errors import ForeignPointerError, SliceMemoryError
+
+__all__ = ["Arena", "BuddyPageSource", "MallocSource", "PageSource", "SystemMalloc"]
+
+MIN_BLOCK_ORDER: Final = 7  # 128 bytes: GLib's smallest slab page (SIZE-004)
+MAX_BLOCK_ORDER: Final = 16  # 64 KiB: blocks are carved from runs of this size
+_MAP_NORESERVE: Final = getattr(mmap, "MAP_NORESERVE", 0x4000)
+_MADV_DONTNEED: Final = getattr(mmap, "MADV_DONTNEED", 4)
+
+
+class Arena:
+    """One anonymous mmap reservation, with byte and pointer-word views.
+
+    ``base`` is the real address of byte 0; ``bytes`` and ``words`` are
+    memoryviews over the whole mapping (``words`` in native pointer-size units),
+    so any layer can read or write a chunk's link words at ``(addr - base) // 8``.
+    """
+
+    def __init__(self, size: int) -> None:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+        try:
+            self._map = mmap.mmap(-1, size, flags=flags)
+        except OSError as error:  # the OS refused the reservation itself
+            raise SliceMemoryError(f"cannot reserve an arena of {size} bytes: {error}") from error
+        self.size: Final = size
+        self.bytes: memoryview = memoryview(self._map)
+        self.words: memoryview = self.bytes.cast("Q" if ctypes.sizeof(ctypes.c_void_p) == 8 else "I")
+        self._anchor = ctypes.c_char.from_buffer(self._map)
+        self.base: Final = ctypes.addressof(self._anchor)
+        self.os_page_size: Final = mmap.PAGESIZE
+
+    def contains(self, address: int, length: int = 1) -> bool:
+        """Whether ``[address, address + length)`` lies inside the arena."""
+        offset = address - self.base
+        return 0 <= offset and offset + length <= self.size
+
+    def release_pages(self, offset: int, length: int) -> None:
+        """Give whole OS pages back to the kernel; they read as zeros afterwards."""
+        self._map.madvise(_MADV_DONTNEED, offset, length)
+
+    def close(self) -> None:
+        """Unmap the arena if nobody still holds a view into it."""
+        self.words.release()
+        self.bytes.release()
+        del self._anchor
+        try:
+            self._map.close()
+        except BufferError:  # a caller still holds a view: leave it mapped
+            pass
+
+
+class PageSource(Protocol):
+    """Where slab pages come from: GLib's ``allocator_memalign``/``allocator_memfree``.
+
+    ``arena`` is the mapping every page lies in; the upper layers write chunk
+    link words through its views.
+    """
+
+    arena: Arena
+
+    def allocate(self, page_size: int) -> int:
+        """A ``page_size``-aligned block of at least ``page_size - 16`` bytes (PAGE-001).
+
+        Raises :class:`SliceMemoryError` and changes nothing when memory is refused.
+        """
+        ...
+
+    def release(self, address: int) -> None:
+        """Return a block obtained from :meth:`allocate` (PAGE-002)."""
+        ...
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of OS pages currently backing live blocks (INTRO-002)."""
+        ...
+
+
+class BuddyPageSource:
+    """Binary-buddy page source over an :class:`Arena` (PAGE-001..PAGE-004)."""
+
+    def __init__(self, arena: Arena) -> None:
+        self.arena = arena
+        self._free: list[list[int]] = [[] for _ in range(MAX_BLOCK_ORDER + 1)]
+        self.live: dict[int, int] = {}
+        self._next_run = 0  # offset of the first never-used 64 KiB run
+        self._page_users: dict[int, int] = {}  # OS page index -> live blocks on it
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of OS pages that back at least one live block."""
+        return len(self._page_users) * self.arena.os_page_size
+
+    def allocate(self, page_size: int) -> int:
+        """Carve a naturally aligned block of ``page_size`` bytes (PAGE-001)."""
+        order = max(MIN_BLOCK_ORDER, (page_size - 1).bit_length())
+        if order > MAX_BLOCK_ORDER:
+            raise SliceMemoryError(f"page source cannot supply {page_size}-byte pages")
+        found = next((k for k in range(order, MAX_BLOCK_ORDER + 1) if self._free[k]), None)
+        if found is None:
+            if self._next_run + (1 << MAX_BLOCK_ORDER) > self.arena.size:
+                raise SliceMemoryError(
+                    f"arena of {self.arena.size} bytes exhausted (PAGE-004): "
+                    f"cannot supply a {page_size}-byte page"
+                )
+            self._free[MAX_BLOCK_ORDER].append(self._next_run)
+            self._next_run += 1 << MAX_BLOCK_ORDER
+            found = MAX_BLOCK_ORDER
+        offset = self._free[found].pop(0)
+        while found > order:  # split, keeping the upper half free
+            found -= 1
+            bisect.insort(self._free[found], offset + (1 << found))
+        self.live[offset] = order
+        self._count_pages(offset, 1 << order, +1)
+        return self.arena.base + offset
+
+    def release(self, address: int) -> None:
+        """Free a block and merge it with free buddies (PAGE-002)."""
+        offset = address - self.arena.base
+        order = self.live.pop(offset, None)
+        if order is None:
+            raise ForeignPointerError(f"page source: {address:#x} is not a live slab page")
+        self._count_pages(offset, 1 << order, -1)
+        while order < MAX_BLOCK_ORDER:
+            buddy = offset ^ (1 << order)
+            free_list = self._free[order]
+            at = bisect.bisect_left(free_list, buddy)
+            if at == len(free_list) or free_list[at] != buddy:
+                break
+            del free_list[at]
+            offset = min(offset, buddy)
+            order += 1
+        bisect.insort(self._free[order], offset)
+
+    def _count_pages(self, offset: int, length: int, delta: int) -> None:
+        page = self.arena.os_page_size
+        for index in range(offset // page, (offset + length - 1) // page + 1):
+            users = self._page_users.get(index, 0) + delta
+            if users:
+                self._page_users[index] = users
+            else:
+                del self._page_users[index]
+                self.arena.release_pages(index * page, page)  # PAGE-003
+
+
+class MallocSource(Protocol):
+    """The system ``malloc``/``free`` pair used for large blocks (LARGE-001)."""
+
+    def malloc(self, size: int) -> int:
+        """A block of ``size`` bytes; raises :class:`SliceMemoryError` on refusal."""
+        ...
+
+    def free(self, address: int) -> None:
+        """Release a block obtained from :meth:`malloc`."""
+        ...
+
+
+class SystemMalloc:
+    """libc's ``malloc``/``free`` through ctypes."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        self._malloc = libc.malloc
+        self._malloc.restype = ctypes.c_void_p
+        self._malloc.argtypes = [ctypes.c_size_t]
+        self._free = libc.free
+        self._free.restype = None
+        self._free.argtypes = [ctypes.c_void_p]
+
+    def malloc(self, size: int) -> int:
+        """``malloc(size)``; NULL becomes :class:`SliceMemoryError` (PY-005)."""
+        address = self._malloc(size)
+        if not address:
+            raise SliceMemoryError(f"system malloc refused {size} bytes")
+        return int(address)
+
+    def free(self, address: int) -> None:
+        """``free(address)``."""
+        self._free(address)
