@@ -71,8 +71,8 @@ def test_size_16_after_size_8_reuses_in_lifo_order() -> None:
     120 blocks of 16 (same class).  Worked through the magazine rules (threshold
     51): the 120 allocations reloaded 153 chunks, leaving 33 never handed out in
     magazine1; free 52 swaps, free 70 swaps and unloads frees 0..50 to the depot.
-    So the 16-byte run gets blocks 68..51, the 33 untouched chunks, 119..70
-    (after a swap), then 50..32 (a reload from the depot): 87 reused addresses,
+    So the 16-byte run gets blocks 68..51, the 33 untouched chunks, 119..69
+    (after a swap), then 50..33 (a reload from the depot): 87 reused addresses,
     GLib's dominant delta of -16."""
     trace: list[Op] = _runs([8], 120)
     trace += [Free(MAIN, b) for b in range(120)]
@@ -82,8 +82,8 @@ def test_size_16_after_size_8_reuses_in_lifo_order() -> None:
     first, again = places[:120], places[120:]
     assert again[:18] == [first[b] for b in range(68, 50, -1)]
     assert not set(again[18:51]) & set(first)
-    assert again[51:101] == [first[b] for b in range(119, 69, -1)]
-    assert again[101:] == [first[b] for b in range(50, 31, -1)]
+    assert again[51:102] == [first[b] for b in range(119, 68, -1)]
+    assert again[102:] == [first[b] for b in range(50, 32, -1)]
 
 
 def _fresh_thread(*ops: Op) -> list[Op]:
