@@ -61,7 +61,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, Protocol, Union
+from functools import partial
+from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:  # the reference is only needed by ReferenceBackend's callers
     import memslice
@@ -78,8 +79,8 @@ __all__ = [
     "Observation",
     "Op",
     "ReferenceBackend",
-    "SliceBackend",
     "SlabGeometry",
+    "SliceBackend",
     "ThreadExit",
     "ThreadStart",
     "TraceError",
@@ -102,7 +103,7 @@ GLIB_LOAD_ALLOCATIONS: Final = (96, 96)
 """Requested sizes GLib 2.74.6's library constructors allocate, in order, on the
 loading thread, and never free (measured; CONF-015)."""
 
-Route = Literal["slab", "malloc", "null"]
+Route: TypeAlias = Literal["slab", "malloc", "null"]
 
 # --------------------------------------------------------------------------- traces
 
@@ -148,7 +149,7 @@ class ThreadExit:
     thread: str
 
 
-Op = Union[Alloc, Free, FreeChain, ThreadStart, ThreadExit]
+Op: TypeAlias = Alloc | Free | FreeChain | ThreadStart | ThreadExit
 _OP_TYPES: Final[dict[str, type[Op]]] = {
     "alloc": Alloc,
     "free": Free,
@@ -470,28 +471,19 @@ def execute_trace(
             elif isinstance(op, ThreadExit):
                 threads.pop(op.thread).stop()
             elif isinstance(op, Alloc):
-                size = op.size
-
-                def do_alloc(size: int = size) -> int:
-                    return backend.alloc(size)
-
-                address = on(op.thread, do_alloc)
+                address = on(op.thread, partial(backend.alloc, op.size))
                 assert isinstance(address, int)
                 addresses.append(address)
                 # Probe now, while the block is live and its slab certainly exists.
-                routes.append(probe_route(address, size, geometry))
+                routes.append(probe_route(address, op.size, geometry))
             elif isinstance(op, Free):
-                block = op.block
-                on(op.thread, lambda: backend.free1(sizes[block], addresses[block]))
+                on(op.thread, partial(backend.free1, sizes[op.block], addresses[op.block]))
             else:
                 chain = [addresses[b] for b in op.blocks]
                 size, offset = sizes[op.blocks[0]], op.next_offset
-                for here, there in zip(chain, [*chain[1:], 0]):
+                for here, there in zip(chain, [*chain[1:], 0], strict=True):
                     backend.write_pointer(here + offset, there)
-                on(
-                    op.thread,
-                    lambda: backend.free_chain_with_offset(size, chain[0], offset),
-                )
+                on(op.thread, partial(backend.free_chain_with_offset, size, chain[0], offset))
     finally:
         for worker in threads.values():
             worker.stop()
@@ -533,7 +525,7 @@ def normalise(
     slab_ids: dict[tuple[int, int], int] = {}
     per_class: dict[int, int] = {}
     out: list[NormBlock] = []
-    for size, address, route in zip(sizes, observation.addresses, observation.routes):
+    for size, address, route in zip(sizes, observation.addresses, observation.routes, strict=True):
         chunk = geometry.chunk_size(size)
         if route != "slab" or chunk is None:
             out.append(NormBlock(size, route))
@@ -612,7 +604,7 @@ def compare(
     problems: list[str] = []
     if len(expected) != len(actual):
         problems.append(f"block counts differ: {len(expected)} vs {len(actual)}")
-    for block, (left, right) in enumerate(zip(expected, actual)):
+    for block, (left, right) in enumerate(zip(expected, actual, strict=False)):
         if left != right:
             problems.append(
                 f"first difference at block {block}: {names[0]}={left} {names[1]}={right}"

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import strategies as st
-
 from memslice_conformance import layout
 from memslice_conformance.layout import (
     MAIN,

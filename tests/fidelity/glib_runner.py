@@ -36,7 +36,11 @@ _GLIB.g_slice_free_chain_with_offset.argtypes = [ctypes.c_size_t, ctypes.c_void_
 _GLIB.g_slice_get_config.restype = ctypes.c_int64
 _GLIB.g_slice_get_config.argtypes = [ctypes.c_int]
 _GLIB.g_slice_get_config_state.restype = ctypes.POINTER(ctypes.c_int64)
-_GLIB.g_slice_get_config_state.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.POINTER(ctypes.c_uint)]
+_GLIB.g_slice_get_config_state.argtypes = [
+    ctypes.c_int,
+    ctypes.c_int64,
+    ctypes.POINTER(ctypes.c_uint),
+]
 _GLIB.g_free.restype = None
 _GLIB.g_free.argtypes = [ctypes.c_void_p]
 _GLIB.glib_check_version.restype = ctypes.c_char_p
@@ -78,17 +82,23 @@ class GlibBackend:
 def main() -> None:
     # 2.74.x only: later series replaced the allocator with malloc (no layout).
     if _GLIB.glib_check_version(2, 74, 0) is not None or _GLIB.glib_check_version(2, 75, 0) is None:
-        sys.exit(f"libglib-2.0.so.0 is not 2.74.x (glib_major/minor check failed)")
+        sys.exit("libglib-2.0.so.0 is not 2.74.x (glib_major/minor check failed)")
     request = json.load(sys.stdin)
     trace = layout.trace_from_json(json.dumps(request["trace"]))
     backend = GlibBackend()
     observation = layout.execute_trace(trace, backend)
     config = None
     if request.get("config"):
-        observed = layout.observe_config(backend, 63, ask_contention=request.get("contention", True))
+        observed = layout.observe_config(
+            backend, 63, ask_contention=request.get("contention", True)
+        )
         config = layout.config_to_json(observed)
     json.dump(
-        {"addresses": list(observation.addresses), "routes": list(observation.routes), "config": config},
+        {
+            "addresses": list(observation.addresses),
+            "routes": list(observation.routes),
+            "config": config,
+        },
         sys.stdout,
     )
 

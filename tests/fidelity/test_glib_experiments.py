@@ -9,7 +9,6 @@ formulas, and requires the reference's layout to be identical.
 from __future__ import annotations
 
 import pytest
-
 from fidelity_support import (
     GEOMETRY,
     GLIB_START_ACCU,

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from fidelity_support import (
     GEOMETRY,
     GLIB_START_ACCU,
@@ -59,7 +58,7 @@ def test_only_class_96_was_touched_at_load() -> None:
     trace = [Alloc(MAIN, chunk) for chunk in chunks]
     observed = layout.normalise(trace, run_glib(trace)[0])
     accu = GLIB_START_ACCU
-    for chunk, block in zip(chunks, observed):
+    for chunk, block in zip(chunks, observed, strict=True):
         assert block.route == "slab" and block.slab == 0, block
         if chunk == 96:
             assert block.offset == 2 * 96  # two chunks live since load
@@ -99,14 +98,22 @@ def test_a_c_program_starts_in_the_same_state_as_python(tmp_path: Path) -> None:
     subprocess.run(
         ["gcc", "-O1", "-o", str(binary), str(source), "-l:libglib-2.0.so.0"], check=True
     )
-    addresses = [int(line) for line in subprocess.run(
-        [str(binary)], capture_output=True, text=True, check=True,
-        env={"PATH": "/usr/bin:/bin"},
-    ).stdout.split()]
+    addresses = [
+        int(line)
+        for line in subprocess.run(
+            [str(binary)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": "/usr/bin:/bin"},
+        ).stdout.split()
+    ]
     trace = [Alloc(MAIN, 96)] * 19 + [Alloc(MAIN, 112)]
     # The C program's memory cannot be probed from here; its blocks are all
     # slab blocks by routing (SIZE-009), which the Python run confirms by probing.
     from_c = layout.normalise(trace, layout.Observation(tuple(addresses), ("slab",) * 20))
     from_python = layout.normalise(trace, run_glib(trace)[0])
     assert from_c == from_python
-    assert from_c[-1].offset == colour(GLIB_START_ACCU + 2, 112)  # the reload at block 15 opened 2 slabs
+    assert from_c[-1].offset == colour(
+        GLIB_START_ACCU + 2, 112
+    )  # the reload at block 15 opened 2 slabs
