@@ -8,7 +8,6 @@ EXIT-002); a later reload in any thread pops the newest depot magazine first.
 from __future__ import annotations
 
 import pytest
-
 from fidelity_support import GLIB_START_ACCU, assert_same_layout, predict_fresh_class_run
 from memslice_conformance.layout import MAIN, Alloc, Free, Op, ThreadExit, ThreadStart
 
