@@ -215,3 +215,51 @@ def single_thread_traces(draw: st.DrawFn, max_ops: int = 120) -> tuple[Op, ...]:
         if draw(st.integers(0, 9)) == 0:
             break
     return tuple(ops)
+
+
+@st.composite
+def multi_thread_traces(draw: st.DrawFn, max_ops: int = 150) -> tuple[Op, ...]:
+    """Traces over the main thread and up to three more at a time, which start and
+    exit along the way; frees may run on any thread (cross-thread frees), so
+    magazines travel through thread exit into the depot and back."""
+    ops: list[Op] = []
+    live: list[tuple[int, int]] = []
+    running = [MAIN]
+    n_blocks = n_threads = 0
+    while len(ops) < max_ops:
+        kind = draw(st.sampled_from(("alloc", "alloc", "free", "start", "exit", "chain")))
+        if kind == "start" and len(running) < 4:
+            name = f"t{n_threads}"
+            n_threads += 1
+            running.append(name)
+            ops.append(layout.ThreadStart(name))
+            continue
+        if kind == "exit" and len(running) > 1:
+            name = draw(st.sampled_from(running[1:]))
+            running.remove(name)
+            ops.append(layout.ThreadExit(name))
+            continue
+        thread = draw(st.sampled_from(running))
+        if kind == "free" and live:
+            for _ in range(draw(st.integers(1, 12))):
+                if not live:
+                    break
+                block, _size = live.pop(draw(st.integers(0, len(live) - 1)))
+                ops.append(Free(thread, block))
+        elif kind == "chain" and live:
+            size = draw(st.sampled_from(CHAIN_SIZES))
+            candidates = [b for b, s in live if s == size]
+            if candidates:
+                chosen = draw(st.lists(st.sampled_from(candidates), min_size=1, unique=True))
+                ops.append(FreeChain(thread, tuple(chosen), 8 * draw(st.integers(0, 1))))
+                live = [(b, s) for b, s in live if b not in chosen]
+        else:
+            size = draw(st.sampled_from((8, 24, 40, 100, 1000, 2000, *CHAIN_SIZES)))
+            for _ in range(draw(st.integers(1, 40))):
+                ops.append(Alloc(thread, size))
+                live.append((n_blocks, size))
+                n_blocks += 1
+        if draw(st.integers(0, 14)) == 0:
+            break
+    ops += [layout.ThreadExit(name) for name in running[1:]]
+    return tuple(ops)
