@@ -11,6 +11,7 @@ the same normalised layout.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,57 @@ def test_a_c_program_starts_in_the_same_state_as_python(tmp_path: Path) -> None:
     assert from_c[-1].offset == colour(
         GLIB_START_ACCU + 2, 112
     )  # the reload at block 15 opened 2 slabs
+
+
+LOAD_ON_A_THREAD = r"""
+import ctypes, os, threading, time
+box = {}
+loader = threading.Thread(target=lambda: box.setdefault("g", ctypes.CDLL("libglib-2.0.so.0")))
+loader.start()
+loader.join()
+while os.path.exists(f"/proc/self/task/{loader.native_id}"):
+    time.sleep(0.001)  # until the pthread's key destructors have run
+g = box["g"]
+g.g_slice_alloc.restype = ctypes.c_void_p
+g.g_slice_alloc.argtypes = [ctypes.c_size_t]
+print(*[g.g_slice_alloc(96) for _ in range(17)])
+"""
+
+
+def test_loading_on_a_thread_that_exits_leaves_the_magazine_in_the_depot() -> None:
+    """CONF-016 with EXIT-001: the load-time magazine belongs to the loading thread;
+    if that thread ends, its 15 chunks go to the depot and the next thread's
+    first reload of class 96 gets them, in order, before slab 1's chunks 7..8."""
+    import threading
+
+    import memslice
+    from fidelity_support import glib_env
+    from memslice.tunables import GLIB_2_74
+
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_ON_A_THREAD],
+        env=glib_env(None),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    addresses = tuple(int(a) for a in done.stdout.split())
+    trace = [Alloc(MAIN, 96)] * 17
+    glib = layout.normalise(trace, layout.Observation(addresses, ("slab",) * 17))
+    expected = [(0, 96 * k) for k in range(2, 10)] + [(1, 96 * k) for k in range(9)]
+    assert [(b.slab, b.offset) for b in glib] == expected
+
+    allocator = memslice.Allocator(GLIB_2_74, environ={})
+    try:
+
+        def load() -> None:
+            layout.reproduce_glib_load_state(allocator)
+            allocator.thread_exit()
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        loader.join()
+        observed = layout.execute_trace(trace, layout.ReferenceBackend(allocator))
+    finally:
+        allocator.close()
+    assert layout.normalise(trace, observed) == glib
