@@ -60,6 +60,7 @@ from .config import (
     defaults_from_tunables,
     settings_from_environment,
 )
+from .consistency import Layers, verify
 from .contention import ContendedLock, ContentionProbe
 from .depot import Depot
 from .errors import (
@@ -365,10 +366,10 @@ class Allocator:
         chunk_size = self.geometry.p2align(size)
         route = self._route(chunk_size)
         settings = self._ensure_initialised()
+        if settings.debug_blocks:
+            self._memcheck.verify_free(block, size)  # DEBUG-002: first, before any change
         if route is not Route.SYSTEM_MALLOC:
             self._require_in_arena(block, chunk_size)
-        if settings.debug_blocks:
-            self._memcheck.verify_free(block, size)  # DEBUG-002: before any change
         if route is Route.MAGAZINES:
             memory = self._thread_memory()
             index = self.geometry.class_index(chunk_size)
@@ -413,10 +414,7 @@ class Allocator:
         settings = self._ensure_initialised()
         chunk_size = self.geometry.p2align(size)
         route = self._route(chunk_size)
-        nodes = self._walk_chain(head, offset, size, chunk_size, route)
-        if settings.debug_blocks:
-            for node in nodes:
-                self._memcheck.verify_free(node, size)
+        nodes = self._walk_chain(head, offset, size, chunk_size, route, settings.debug_blocks)
         if route is Route.MAGAZINES:
             memory = self._thread_memory()
             index = self.geometry.class_index(chunk_size)
@@ -440,12 +438,15 @@ class Allocator:
                     self._memcheck.notify_free(node)
 
     def _walk_chain(
-        self, head: int, offset: int, size: int, chunk_size: int, route: Route
+        self, head: int, offset: int, size: int, chunk_size: int, route: Route, debug: bool
     ) -> list[int]:
+        """Every node of a chain, validated, before any is freed (API-008, PY-006)."""
         nodes: list[int] = []
         seen: set[int] = set()
         node = head
         while node:
+            if debug:  # GLib checks each node as it goes; the reference checks all first
+                self._memcheck.verify_free(node, size)
             if node in seen:
                 raise SliceValueError(f"chain loops back to {node:#x} (PY-002)")
             if route is Route.SYSTEM_MALLOC:
@@ -696,9 +697,20 @@ class Allocator:
         """
         if not self.initialised:
             return
-        from .consistency import verify
-
-        problems = verify(self, live)
+        settings = self._ensure_initialised()
+        layers = Layers(
+            geometry=self.geometry,
+            arena=self._arena,
+            page_source=self._page_source,
+            slabs=self._slabs,
+            slab_lock=self._slab_lock,
+            depot=self._depot,
+            thread_magazines=self._all_magazines,
+            large=self._large,
+            memcheck=self._memcheck if settings.debug_blocks else None,
+            route=self._route,
+        )
+        problems = verify(layers, live)
         if problems:
             raise ConsistencyError("; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""))
 

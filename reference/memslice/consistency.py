@@ -32,25 +32,45 @@ while it runs: their magazines are read without locks, as GLib's are.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from .config import Route
+from .depot import Depot
 from .errors import SliceAssertionError
+from .large import LargeBlocks
+from .memcheck import MemChecker
+from .pages import Arena, PageSource
+from .sizeclass import Geometry
+from .slab import Slab, SlabLayer
 from .tunables import MIN_MAGAZINE_SIZE
 
-if TYPE_CHECKING:
-    from .allocator import Allocator
-    from .slab import Slab
-
-__all__ = ["verify"]
+__all__ = ["Layers", "verify"]
 
 
-def verify(allocator: Allocator, live: Iterable[tuple[int, int]] | None) -> list[str]:
-    """Every inconsistency found in ``allocator``, as sentences (empty when sound)."""
+@dataclass(frozen=True, slots=True)
+class Layers:
+    """The parts of an allocator the checker walks (the allocator builds this)."""
+
+    geometry: Geometry
+    arena: Arena
+    page_source: PageSource
+    slabs: SlabLayer
+    slab_lock: threading.Lock
+    depot: Depot
+    thread_magazines: Callable[[], Iterable[tuple[int, list[int]]]]
+    large: LargeBlocks
+    memcheck: MemChecker | None
+    route: Callable[[int], Route]
+
+
+def verify(allocator: Layers, live: Iterable[tuple[int, int]] | None) -> list[str]:
+    """Every inconsistency found in the allocator's layers, as sentences (empty when sound)."""
     problems: list[str] = []
-    slabs_layer = allocator._slabs
-    depot = allocator._depot
+    slabs_layer = allocator.slabs
+    depot = allocator.depot
     geometry = allocator.geometry
     place: dict[int, str] = {}
     cached: Counter[int] = Counter()  # slab page -> chunks of it in magazines or the depot
@@ -61,7 +81,7 @@ def verify(allocator: Allocator, live: Iterable[tuple[int, int]] | None) -> list
         else:
             place[chunk] = where
 
-    with depot.lock.lock, allocator._slab_lock:
+    with depot.lock.lock, allocator.slab_lock:
         ring_slabs: set[int] = set()
         for size_class in geometry.classes:
             index = size_class.index
@@ -88,13 +108,13 @@ def verify(allocator: Allocator, live: Iterable[tuple[int, int]] | None) -> list
                              claim, problems, cached, metadata=True)
         if set(slabs_layer.by_page) != ring_slabs:
             problems.append("the page index and the slab rings list different slabs")
-        live_pages = getattr(allocator._page_source, "live", None)
+        live_pages = getattr(allocator.page_source, "live", None)
         if live_pages is not None:
-            base = allocator._arena.base
+            base = allocator.arena.base
             for page in slabs_layer.by_page:
                 if page - base not in live_pages:
                     problems.append(f"slab {page:#x} is not a live page of the page source")
-        for index, magazine in allocator._all_magazines():
+        for index, magazine in allocator.thread_magazines():
             _check_chain(allocator, index, magazine, f"in a thread magazine of class {index}",
                          claim, problems, cached, metadata=False)
 
@@ -109,9 +129,9 @@ def verify(allocator: Allocator, live: Iterable[tuple[int, int]] | None) -> list
     return problems
 
 
-def _check_slab(allocator: Allocator, slab: Slab, claim: object, problems: list[str]) -> None:
-    layer = allocator._slabs
-    pointer = allocator.tunables.pointer_size
+def _check_slab(allocator: Layers, slab: Slab, claim: object, problems: list[str]) -> None:
+    layer = allocator.slabs
+    pointer = allocator.geometry.tunables.pointer_size
     try:
         free = layer.free_list(slab)
     except SliceAssertionError as error:
@@ -133,8 +153,8 @@ def _check_slab(allocator: Allocator, slab: Slab, claim: object, problems: list[
         problems.append(f"slab {slab.page:#x}: SlabInfo in memory {mirrored} != {expected}")
 
 
-def _depot_ring(allocator: Allocator, index: int, problems: list[str]) -> list[list[int]]:
-    depot = allocator._depot
+def _depot_ring(allocator: Layers, index: int, problems: list[str]) -> list[list[int]]:
+    depot = allocator.depot
     head = depot.heads[index]
     if head is None:
         return []
@@ -152,7 +172,7 @@ def _depot_ring(allocator: Allocator, index: int, problems: list[str]) -> list[l
 
 
 def _check_chain(
-    allocator: Allocator,
+    allocator: Layers,
     index: int,
     magazine: list[int],
     where: str,
@@ -162,7 +182,7 @@ def _check_chain(
     *,
     metadata: bool,
 ) -> None:
-    layer = allocator._slabs
+    layer = allocator.slabs
     geometry = allocator.geometry
     pointer = geometry.tunables.pointer_size
     page_size = geometry.classes[index].page_size
@@ -175,7 +195,7 @@ def _check_chain(
         else:
             cached[slab.page] += 1
         claim(chunk, where)  # type: ignore[operator]
-        if not allocator._arena.contains(chunk, 2 * pointer):
+        if not allocator.arena.contains(chunk, 2 * pointer):
             continue
         expected_next = magazine[position - 1] if position else 0
         if layer.read_word(chunk) != expected_next:
@@ -186,7 +206,7 @@ def _check_chain(
 
 
 def _check_live(
-    allocator: Allocator,
+    allocator: Layers,
     live: list[tuple[int, int]],
     place: dict[int, str],
     cached: Counter[int],
@@ -202,28 +222,27 @@ def _check_live(
     for address, size in live:
         if not address:
             continue
-        route = allocator._route(geometry.p2align(size))
-        if route.name == "SYSTEM_MALLOC":
+        if allocator.route(geometry.p2align(size)) is Route.SYSTEM_MALLOC:
             large_held[address] = size
             continue
         index = geometry.class_index(geometry.p2align(size))
-        slab = allocator._slabs.by_page.get(address & ~(geometry.classes[index].page_size - 1))
+        slab = allocator.slabs.by_page.get(address & ~(geometry.classes[index].page_size - 1))
         if slab is None or address not in slab.chunk_addresses():
             problems.append(f"held block {address:#x} ({size} B) is not a chunk of a live slab")
             continue
         if address in place:
             problems.append(f"held block {address:#x} is also {place[address]}")
         held[slab.page] += 1
-    for slab in allocator._slabs.by_page.values():
+    for slab in allocator.slabs.by_page.values():
         if slab.n_allocated != cached[slab.page] + held[slab.page]:
             problems.append(
                 f"slab {slab.page:#x}: {slab.n_allocated} allocated != {cached[slab.page]} cached "
                 f"+ {held[slab.page]} held: chunks lost"
             )
-    if set(large_held) != set(allocator._large.sizes):
+    if set(large_held) != set(allocator.large.sizes):
         problems.append("the held system-malloc blocks differ from the live ones")
-    if allocator.settings.debug_blocks:
-        recorded = allocator._memcheck.blocks
+    if allocator.memcheck is not None:
+        recorded = allocator.memcheck.blocks
         expected = {address: size for address, size in live if address}
         if recorded != expected:
             problems.append("the debug-blocks table differs from the held blocks")

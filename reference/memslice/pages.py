@@ -65,6 +65,9 @@ class Arena:
 
     def __init__(self, size: int) -> None:
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+        # One extra run of slack, so that ``size`` bytes starting at a
+        # MAX_BLOCK-aligned address always fit: mmap only promises OS-page alignment.
+        size += 1 << MAX_BLOCK_ORDER
         try:
             self._map = mmap.mmap(-1, size, flags=flags)
         except OSError as error:  # the OS refused the reservation itself
@@ -75,6 +78,8 @@ class Arena:
         self._anchor = ctypes.c_char.from_buffer(self._map)
         self.base: Final = ctypes.addressof(self._anchor)
         self.os_page_size: Final = mmap.PAGESIZE
+        self.aligned_offset: Final = -self.base % (1 << MAX_BLOCK_ORDER)
+        """Offset of the first MAX_BLOCK-aligned address: where page carving starts."""
 
     def contains(self, address: int, length: int = 1) -> bool:
         """Whether ``[address, address + length)`` lies inside the arena."""
@@ -129,7 +134,7 @@ class BuddyPageSource:
         self.arena = arena
         self._free: list[list[int]] = [[] for _ in range(MAX_BLOCK_ORDER + 1)]
         self.live: dict[int, int] = {}
-        self._next_run = 0  # offset of the first never-used 64 KiB run
+        self._next_run = arena.aligned_offset  # offset of the first never-used 64 KiB run
         self._page_users: dict[int, int] = {}  # OS page index -> live blocks on it
 
     @property
@@ -156,6 +161,8 @@ class BuddyPageSource:
         while found > order:  # split, keeping the upper half free
             found -= 1
             bisect.insort(self._free[found], offset + (1 << found))
+        # Offsets of order-k blocks are multiples of 2**k counted from an aligned
+        # origin, so the address itself is aligned to the page size (PAGE-001).
         self.live[offset] = order
         self._count_pages(offset, 1 << order, +1)
         return self.arena.base + offset
@@ -167,8 +174,9 @@ class BuddyPageSource:
         if order is None:
             raise ForeignPointerError(f"page source: {address:#x} is not a live slab page")
         self._count_pages(offset, 1 << order, -1)
+        origin = self.arena.aligned_offset
         while order < MAX_BLOCK_ORDER:
-            buddy = offset ^ (1 << order)
+            buddy = ((offset - origin) ^ (1 << order)) + origin
             free_list = self._free[order]
             at = bisect.bisect_left(free_list, buddy)
             if at == len(free_list) or free_list[at] != buddy:

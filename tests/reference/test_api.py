@@ -1,0 +1,170 @@
+"""The public API: contents, copies, chains, views, and bad input rejected intact."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+import pytest
+
+from memslice import (
+    Allocator,
+    ForeignPointerError,
+    SliceMemoryError,
+    SliceTypeError,
+    SliceUsageError,
+    SliceValueError,
+)
+
+
+def test_alloc0_zeroes_a_dirty_recycled_block(allocator: Allocator) -> None:
+    """API-003: alloc0 gives exactly n zero bytes even on recycled memory."""
+    block = allocator.alloc(80)
+    allocator.write(block, b"\xcd" * 80)
+    allocator.free1(80, block)
+    for _ in range(40):
+        again = allocator.alloc0(80)
+        assert allocator.read(again, 80) == bytes(80)
+        allocator.write(again, b"\xcd" * 80)
+        allocator.free1(80, again)
+
+
+def test_copy_from_address_and_bytes(allocator: Allocator) -> None:
+    """API-004: g_slice_copy(12, "0123456789ABCDEF") gives "0123456789AB"."""
+    source = ctypes.create_string_buffer(b"0123456789ABCDEF")
+    block = allocator.copy(12, ctypes.addressof(source))
+    assert allocator.read(block, 12) == b"0123456789AB"
+    other = allocator.copy(12, b"0123456789ABCDEF")
+    assert other != block and allocator.read(other, 12) == b"0123456789AB"
+    with pytest.raises(SliceValueError):
+        allocator.copy(20, b"short")
+    with pytest.raises(SliceValueError):
+        allocator.copy(8, 0)
+    allocator.check(live=[(block, 12), (other, 12)])
+
+
+@pytest.mark.parametrize("offset", [0, 8, 16, 24, 36])
+def test_free_chain_at_any_offset(allocator: Allocator, offset: int) -> None:
+    """API-008: a chain linked at any offset is freed; next is read before each free."""
+    nodes = [allocator.alloc(48) for _ in range(10)]
+    for here, following in zip(nodes, [*nodes[1:], 0]):
+        allocator.write(here + offset, following.to_bytes(8, "little"))
+    allocator.free_chain_with_offset(48, nodes[0], offset)
+    allocator.check(live=[])
+
+
+def test_free_chain_reuse_order_matches_glib(allocator: Allocator) -> None:
+    """API-008, MAG-007: after draining 51 chunks of 32, a 5-node chain comes back 4..0."""
+    import threading
+
+    result: list[list[int]] = []
+
+    def body() -> None:
+        drained = [allocator.alloc(24) for _ in range(51)]
+        chain = drained[:5]
+        for here, following in zip(chain, [*chain[1:], 0]):
+            allocator.write(here + 8, following.to_bytes(8, "little"))
+        allocator.free_chain_with_offset(24, chain[0], 8)
+        result.append([chain.index(allocator.alloc(24)) for _ in range(5)])
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert result == [[4, 3, 2, 1, 0]]
+
+
+def test_cyclic_chain_is_refused(allocator: Allocator) -> None:
+    """PY-002, PY-006: a chain that loops would spin forever in GLib; here it raises."""
+    a, b = allocator.alloc(32), allocator.alloc(32)
+    allocator.write(a, b.to_bytes(8, "little"))
+    allocator.write(b, a.to_bytes(8, "little"))
+    with pytest.raises(SliceValueError, match="loops"):
+        allocator.free_chain_with_offset(32, a, 0)
+    allocator.check(live=[(a, 32), (b, 32)])
+
+
+BAD_SIZES = [1.5, "8", None, True, b"8", -1, -(1 << 70)]
+
+
+@pytest.mark.parametrize("size", BAD_SIZES)
+def test_bad_sizes_are_rejected_with_state_intact(allocator: Allocator, size: object) -> None:
+    """PY-001, PY-002, PY-006: non-int sizes are TypeError, negatives ValueError."""
+    keep = allocator.alloc(40)
+    expected = SliceValueError if isinstance(size, int) and not isinstance(size, bool) else (
+        SliceTypeError
+    )
+    for call in (
+        lambda: allocator.alloc(size),  # type: ignore[arg-type]
+        lambda: allocator.alloc0(size),  # type: ignore[arg-type]
+        lambda: allocator.copy(size, keep),  # type: ignore[arg-type]
+        lambda: allocator.free1(size, keep),  # type: ignore[arg-type]
+        lambda: allocator.free_chain_with_offset(size, keep, 0),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(expected):
+            call()
+    allocator.check(live=[(keep, 40)])
+
+
+def test_impossible_sizes_are_memory_errors(allocator: Allocator) -> None:
+    """PY-003, PY-005: beyond the address space, or refused by malloc: MemoryError."""
+    with pytest.raises(MemoryError):
+        allocator.alloc(1 << 80)
+    with pytest.raises(SliceMemoryError):
+        allocator.alloc(sys.maxsize)
+    allocator.check(live=[])
+
+
+def test_bad_addresses_and_offsets(allocator: Allocator) -> None:
+    """PY-001, PY-002, PY-004: non-int, negative or foreign addresses; offsets past the block."""
+    keep = allocator.alloc(40)
+    with pytest.raises(SliceTypeError):
+        allocator.free1(40, float(keep))  # type: ignore[arg-type]
+    with pytest.raises(SliceValueError):
+        allocator.free1(40, -8)
+    with pytest.raises(ForeignPointerError):
+        allocator.free1(40, 4096)  # not in the arena: refused, never written to
+    with pytest.raises(SliceValueError, match="next_offset"):
+        allocator.free_chain_with_offset(40, keep, 40)
+    with pytest.raises(SliceTypeError):
+        allocator.free_chain_with_offset(40, keep, "8")  # type: ignore[arg-type]
+    with pytest.raises(ForeignPointerError):
+        allocator.view(8, 8)
+    with pytest.raises(SliceTypeError):
+        allocator.write(keep, "text")  # type: ignore[arg-type]
+    allocator.check(live=[(keep, 40)])
+
+
+def test_views_are_live_memory(allocator: Allocator) -> None:
+    """PY-010: view() is the block itself; ctypes sees the same bytes at the address."""
+    block = allocator.alloc(16)
+    view = allocator.view(block, 16)
+    view[:5] = b"hello"
+    assert ctypes.string_at(block, 5) == b"hello"
+    ctypes.memmove(block, b"HELLO", 5)
+    assert bytes(view[:5]) == b"HELLO"
+    view.release()
+
+
+def test_closed_allocator_refuses_calls() -> None:
+    """PY-011: after close() every call raises SliceUsageError."""
+    allocator = Allocator(environ={})
+    allocator.alloc(40)
+    allocator.close()
+    with pytest.raises(SliceUsageError):
+        allocator.alloc(40)
+
+
+def test_thirty_two_bit_profile_is_geometry_only() -> None:
+    """SIZE-001: a 4-byte-pointer profile cannot hand out this process's addresses."""
+    from memslice import Tunables
+
+    with pytest.raises(SliceValueError, match="pointers"):
+        Allocator(Tunables(name="ilp32", pointer_size=4))
+
+
+def test_repr_and_context_manager() -> None:
+    """PY-011: the allocator is a context manager that closes itself."""
+    with Allocator(environ={}) as allocator:
+        assert "not initialised" in repr(allocator)
+        allocator.alloc(1)
+        assert "initialised" in repr(allocator)

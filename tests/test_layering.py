@@ -1,0 +1,74 @@
+"""The layers are module boundaries: upper layers import lower ones, never the reverse.
+
+Each module of ``memslice`` has a rank; a module may import only modules of a
+strictly lower rank (the allocator's layer diagram, reference/memslice/allocator.py).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import memslice
+
+RANKS = {
+    "errors": 0,
+    "tunables": 1,
+    "sizeclass": 2,
+    "config": 2,
+    "snapshot": 3,
+    "pages": 3,
+    "colour": 3,
+    "memcheck": 3,
+    "contention": 3,
+    "slab": 4,
+    "large": 4,
+    "depot": 5,
+    "magazine": 6,
+    "consistency": 7,
+    "allocator": 8,
+    "faults": 9,
+    "typed": 9,
+    "__init__": 10,
+    "visualise": 11,
+    "memchunk": 11,
+    "__main__": 12,
+}
+
+PACKAGE = Path(memslice.__file__).parent
+
+
+def imported_siblings(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                names.add(node.module.split(".")[0])
+            else:
+                names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("memslice."):
+            names.add(node.module.split(".")[1])
+    return names
+
+
+def test_every_module_has_a_rank() -> None:
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    assert modules <= set(RANKS), f"give these modules a rank: {sorted(modules - set(RANKS))}"
+
+
+def test_imports_point_downwards() -> None:
+    wrong = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for name in imported_siblings(path):
+            if name in RANKS and RANKS[name] >= RANKS[path.stem]:
+                wrong.append(f"{path.stem} (rank {RANKS[path.stem]}) imports {name} (rank {RANKS[name]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_module_opens_with_a_theory_of_operation() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc, f"{path.name} has no module docstring"
+        if path.stem not in {"__main__"}:
+            assert "theory of operation" in doc.lower(), f"{path.name}: no theory-of-operation header"
