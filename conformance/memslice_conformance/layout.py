@@ -59,7 +59,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # the reference is only needed by ReferenceBackend's callers
 __all__ = [
     "GLIB_LOAD_ALLOCATIONS",
     "MAIN",
+    "X86_64",
     "Alloc",
     "ClassFigures",
     "ConfigObservation",
@@ -79,6 +80,7 @@ __all__ = [
     "Observation",
     "Op",
     "ReferenceBackend",
+    "Route",
     "SlabGeometry",
     "SliceBackend",
     "ThreadExit",
@@ -87,6 +89,8 @@ __all__ = [
     "check_trace",
     "class_figures",
     "compare",
+    "config_from_json",
+    "config_to_json",
     "execute_trace",
     "normalise",
     "observe_config",
@@ -687,20 +691,20 @@ def config_to_json(observation: ConfigObservation) -> dict[str, object]:
 def config_from_json(data: Mapping[str, object]) -> ConfigObservation:
     """Inverse of :func:`config_to_json`."""
 
-    def tup(value: object) -> tuple[int, ...] | None:
-        return None if value is None else tuple(int(v) for v in value)  # type: ignore[attr-defined]
+    def ints(value: object) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list of integers, got {value!r}")
+        return tuple(int(v) for v in value)
 
-    values = data["values"]
-    contention = data["contention"]
-    others = data["other_states"]
-    assert isinstance(values, list) and isinstance(others, dict)
+    values, contention, others = data["values"], data["contention"], data["other_states"]
+    if not isinstance(values, list) or not isinstance(others, dict):
+        raise TypeError("malformed configuration observation")
+    if contention is not None and not isinstance(contention, list):
+        raise TypeError("malformed contention list")
     return ConfigObservation(
         values=tuple(int(v) for v in values),
-        contention=None if contention is None else tuple(tup(s) for s in contention),  # type: ignore[attr-defined]
-        other_states={int(k): tup(v) for k, v in others.items()},
+        contention=None if contention is None else tuple(ints(s) for s in contention),
+        other_states={int(k): ints(v) for k, v in others.items()},
     )
-
-
-def iter_ops(trace: Sequence[Op], thread: str) -> Iterator[Op]:
-    """The operations of ``trace`` that run on ``thread`` (a small helper for tests)."""
-    return (op for op in trace if op.thread == thread)
