@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
-
 from memslice import MINIMAL, Allocator
 
 settings.register_profile(

@@ -47,7 +47,9 @@ def imported_siblings(path: Path) -> set[str]:
                 names.add(node.module.split(".")[0])
             else:
                 names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("memslice."):
+        elif (
+            isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("memslice.")
+        ):
             names.add(node.module.split(".")[1])
     return names
 
@@ -62,7 +64,9 @@ def test_imports_point_downwards() -> None:
     for path in sorted(PACKAGE.glob("*.py")):
         for name in imported_siblings(path):
             if name in RANKS and RANKS[name] >= RANKS[path.stem]:
-                wrong.append(f"{path.stem} (rank {RANKS[path.stem]}) imports {name} (rank {RANKS[name]})")
+                wrong.append(
+                    f"{path.stem} (rank {RANKS[path.stem]}) imports {name} (rank {RANKS[name]})"
+                )
     assert not wrong, "\n".join(wrong)
 
 
@@ -71,4 +75,6 @@ def test_every_module_opens_with_a_theory_of_operation() -> None:
         doc = ast.get_docstring(ast.parse(path.read_text()))
         assert doc, f"{path.name} has no module docstring"
         if path.stem not in {"__main__"}:
-            assert "theory of operation" in doc.lower(), f"{path.name}: no theory-of-operation header"
+            assert "theory of operation" in doc.lower(), (
+                f"{path.name}: no theory-of-operation header"
+            )

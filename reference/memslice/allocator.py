@@ -389,9 +389,7 @@ class Allocator:
 
     def _require_in_arena(self, block: int, length: int) -> None:
         if not self._arena.contains(block, length):
-            raise ForeignPointerError(
-                f"{block:#x} is not slab memory of this allocator (PY-004)"
-            )
+            raise ForeignPointerError(f"{block:#x} is not slab memory of this allocator (PY-004)")
 
     def free_chain_with_offset(self, mem_size: int, mem_chain: int, next_offset: int) -> None:
         """Free a linked list whose next pointer sits ``next_offset`` bytes into each block.
@@ -712,7 +710,9 @@ class Allocator:
         )
         problems = verify(layers, live)
         if problems:
-            raise ConsistencyError("; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""))
+            raise ConsistencyError(
+                "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else "")
+            )
 
     def __repr__(self) -> str:
         state = "initialised" if self.initialised else "not initialised"

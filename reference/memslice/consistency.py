@@ -104,8 +104,16 @@ def verify(allocator: Layers, live: Iterable[tuple[int, int]] | None) -> list[st
             for magazine in _depot_ring(allocator, index, problems):
                 if len(magazine) < MIN_MAGAZINE_SIZE:
                     problems.append(f"class {index}: depot magazine of {len(magazine)} chunks")
-                _check_chain(allocator, index, magazine, f"in the depot of class {index}",
-                             claim, problems, cached, metadata=True)
+                _check_chain(
+                    allocator,
+                    index,
+                    magazine,
+                    f"in the depot of class {index}",
+                    claim,
+                    problems,
+                    cached,
+                    metadata=True,
+                )
         if set(slabs_layer.by_page) != ring_slabs:
             problems.append("the page index and the slab rings list different slabs")
         live_pages = getattr(allocator.page_source, "live", None)
@@ -115,8 +123,16 @@ def verify(allocator: Layers, live: Iterable[tuple[int, int]] | None) -> list[st
                 if page - base not in live_pages:
                     problems.append(f"slab {page:#x} is not a live page of the page source")
         for index, magazine in allocator.thread_magazines():
-            _check_chain(allocator, index, magazine, f"in a thread magazine of class {index}",
-                         claim, problems, cached, metadata=False)
+            _check_chain(
+                allocator,
+                index,
+                magazine,
+                f"in a thread magazine of class {index}",
+                claim,
+                problems,
+                cached,
+                metadata=False,
+            )
 
         for slab in slabs_layer.by_page.values():
             if cached[slab.page] > slab.n_allocated:

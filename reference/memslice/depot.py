@@ -238,7 +238,7 @@ class Depot:
                 for chunk in reversed(taken):
                     self.slabs.free_chunk(index, chunk)
                 raise
-            for this, following in zip(taken, [*taken[1:], 0]):
+            for this, following in zip(taken, [*taken[1:], 0], strict=True):
                 write(this, following)
                 write(this + data, 0)
         taken.reverse()  # the stack's end is the magazine head: first allocated pops first

@@ -72,7 +72,8 @@ class ThreadMemory:
         # one-lookup replacement for P2ALIGN + SLAB_INDEX.
         shift = geometry.p2alignment.bit_length() - 1
         self.by_size: list[ClassMagazines | None] = [None] + [
-            self.classes[(size - 1) >> shift] for size in range(1, geometry.largest_slab_request + 1)
+            self.classes[(size - 1) >> shift]
+            for size in range(1, geometry.largest_slab_request + 1)
         ]
         current = threading.current_thread()
         self.thread_id = threading.get_ident()

@@ -40,6 +40,7 @@ block's offset to its order; a free block's offset is in exactly one free list.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import ctypes
 import ctypes.util
 import mmap
@@ -74,7 +75,9 @@ class Arena:
             raise SliceMemoryError(f"cannot reserve an arena of {size} bytes: {error}") from error
         self.size: Final = size
         self.bytes: memoryview = memoryview(self._map)
-        self.words: memoryview = self.bytes.cast("Q" if ctypes.sizeof(ctypes.c_void_p) == 8 else "I")
+        self.words: memoryview = self.bytes.cast(
+            "Q" if ctypes.sizeof(ctypes.c_void_p) == 8 else "I"
+        )
         self._anchor = ctypes.c_char.from_buffer(self._map)
         self.base: Final = ctypes.addressof(self._anchor)
         self.os_page_size: Final = mmap.PAGESIZE
@@ -84,7 +87,7 @@ class Arena:
     def contains(self, address: int, length: int = 1) -> bool:
         """Whether ``[address, address + length)`` lies inside the arena."""
         offset = address - self.base
-        return 0 <= offset and offset + length <= self.size
+        return offset >= 0 and offset + length <= self.size
 
     def release_pages(self, offset: int, length: int) -> None:
         """Give whole OS pages back to the kernel; they read as zeros afterwards."""
@@ -95,10 +98,8 @@ class Arena:
         self.words.release()
         self.bytes.release()
         del self._anchor
-        try:
+        with contextlib.suppress(BufferError):  # a caller still holds a view: leave it mapped
             self._map.close()
-        except BufferError:  # a caller still holds a view: leave it mapped
-            pass
 
 
 class PageSource(Protocol):

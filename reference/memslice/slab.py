@@ -152,9 +152,8 @@ class SlabLayer:
         slab = Slab(page, page_size, size_class.chunk_size, colour, size_class.chunks_per_slab)
         slab.info = page + page_size - self.geometry.slab_info_size
         chunks = slab.chunk_addresses()
-        for this, following in zip(chunks, chunks[1:]):
+        for this, following in zip(chunks, [*chunks[1:], 0], strict=True):
             self.write_word(this, following)
-        self.write_word(chunks[-1], 0)
         slab.free_head = chunks[0]
         self.by_page[page] = slab
         self._push_head(index, slab)
@@ -175,12 +174,11 @@ class SlabLayer:
 
     def owner(self, index: int, chunk: int) -> Slab:
         """The slab a chunk of class ``index`` belongs to, found by address masking."""
-        page_size = self.geometry.classes[index].page_size
-        slab = self.by_page.get(chunk & ~(page_size - 1))
-        if slab is None or slab.chunk_size != self.geometry.classes[index].chunk_size:
+        size_class = self.geometry.classes[index]
+        slab = self.by_page.get(chunk & ~(size_class.page_size - 1))
+        if slab is None or slab.chunk_size != size_class.chunk_size:
             raise ForeignPointerError(
-                f"{chunk:#x} is not inside a slab of {self.geometry.classes[index].chunk_size}-byte "
-                "chunks (PY-004)"
+                f"{chunk:#x} is not inside a slab of {size_class.chunk_size}-byte chunks (PY-004)"
             )
         return slab
 

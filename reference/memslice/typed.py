@@ -53,16 +53,21 @@ def _address_of(ctype: type[T], obj: object) -> int:
     return ctypes.addressof(obj)
 
 
+def _at(ctype: type[T], address: int) -> T:
+    """The ``ctype`` instance whose memory is the block at ``address``."""
+    return ctypes.cast(address, ctypes.POINTER(ctype)).contents
+
+
 def new(allocator: Allocator, ctype: type[T]) -> T | None:
     """``g_slice_new``: an uninitialised ``ctype`` in slice memory (PY-008)."""
     address = allocator.alloc(_size_of(ctype))
-    return ctype.from_address(address) if address else None
+    return _at(ctype, address) if address else None
 
 
 def new0(allocator: Allocator, ctype: type[T]) -> T | None:
     """``g_slice_new0``: a zeroed ``ctype`` in slice memory (PY-008)."""
     address = allocator.alloc0(_size_of(ctype))
-    return ctype.from_address(address) if address else None
+    return _at(ctype, address) if address else None
 
 
 def dup(allocator: Allocator, ctype: type[T], obj: T) -> T | None:
@@ -70,7 +75,7 @@ def dup(allocator: Allocator, ctype: type[T], obj: T) -> T | None:
     size = _size_of(ctype)
     source = _address_of(ctype, obj)
     address = allocator.copy(size, source)
-    return ctype.from_address(address) if address else None
+    return _at(ctype, address) if address else None
 
 
 def free(allocator: Allocator, ctype: type[T], obj: T | None) -> None:

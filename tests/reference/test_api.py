@@ -6,7 +6,6 @@ import ctypes
 import sys
 
 import pytest
-
 from memslice import (
     Allocator,
     ForeignPointerError,
@@ -47,7 +46,7 @@ def test_copy_from_address_and_bytes(allocator: Allocator) -> None:
 def test_free_chain_at_any_offset(allocator: Allocator, offset: int) -> None:
     """API-008: a chain linked at any offset is freed; next is read before each free."""
     nodes = [allocator.alloc(48) for _ in range(10)]
-    for here, following in zip(nodes, [*nodes[1:], 0]):
+    for here, following in zip(nodes, [*nodes[1:], 0], strict=True):
         allocator.write(here + offset, following.to_bytes(8, "little"))
     allocator.free_chain_with_offset(48, nodes[0], offset)
     allocator.check(live=[])
@@ -62,7 +61,7 @@ def test_free_chain_reuse_order_matches_glib(allocator: Allocator) -> None:
     def body() -> None:
         drained = [allocator.alloc(24) for _ in range(51)]
         chain = drained[:5]
-        for here, following in zip(chain, [*chain[1:], 0]):
+        for here, following in zip(chain, [*chain[1:], 0], strict=True):
             allocator.write(here + 8, following.to_bytes(8, "little"))
         allocator.free_chain_with_offset(24, chain[0], 8)
         result.append([chain.index(allocator.alloc(24)) for _ in range(5)])
@@ -90,8 +89,10 @@ BAD_SIZES = [1.5, "8", None, True, b"8", -1, -(1 << 70)]
 def test_bad_sizes_are_rejected_with_state_intact(allocator: Allocator, size: object) -> None:
     """PY-001, PY-002, PY-006: non-int sizes are TypeError, negatives ValueError."""
     keep = allocator.alloc(40)
-    expected = SliceValueError if isinstance(size, int) and not isinstance(size, bool) else (
-        SliceTypeError
+    expected = (
+        SliceValueError
+        if isinstance(size, int) and not isinstance(size, bool)
+        else (SliceTypeError)
     )
     for call in (
         lambda: allocator.alloc(size),  # type: ignore[arg-type]

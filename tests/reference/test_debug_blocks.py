@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 
 import pytest
-
 from memslice import Allocator, InvalidSizeError, NonAllocatedBlockError
 
 
@@ -63,7 +62,7 @@ def test_malloc_path_is_checked_too(checked: Allocator) -> None:
 def test_bad_chain_node_is_caught_before_any_node_is_freed(checked: Allocator) -> None:
     """DEBUG-002, PY-006: a chain with one bad node frees nothing."""
     nodes = [checked.alloc(32) for _ in range(4)]
-    for here, following in zip(nodes, [*nodes[1:], 0]):
+    for here, following in zip(nodes, [*nodes[1:], 0], strict=True):
         checked.write(here + 8, following.to_bytes(8, "little"))
     checked.free1(32, nodes[2])  # now the chain runs into a released node
     with pytest.raises(NonAllocatedBlockError):

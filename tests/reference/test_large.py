@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from memslice import Allocator, ForeignPointerError
 
 
@@ -55,7 +54,7 @@ def test_unknown_large_pointer_is_refused_not_passed_to_libc(allocator: Allocato
 def test_large_chains(allocator: Allocator) -> None:
     """API-008: chains of malloc-path blocks are walked and freed."""
     nodes = [allocator.alloc(2048) for _ in range(5)]
-    for here, following in zip(nodes, [*nodes[1:], 0]):
+    for here, following in zip(nodes, [*nodes[1:], 0], strict=True):
         allocator.write(here + 100, following.to_bytes(8, "little"))
     allocator.free_chain_with_offset(2048, nodes[0], 100)
     allocator.check(live=[])

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
-
 from memslice import Allocator, SliceConfig
 
 from .formulas import chunk_of, threshold
@@ -46,7 +45,7 @@ def test_just_freed_block_is_not_handed_out_while_loaded_has_chunks(allocator: A
         allocator.free1(40, a)
         b = allocator.alloc(40)
         rest = [allocator.alloc(40) for _ in range(threshold(48) - 2)]
-        return a, b, rest + [allocator.alloc(40)]
+        return a, b, [*rest, allocator.alloc(40)]
 
     a, b, later = in_thread(experiment)
     assert b - a == 48

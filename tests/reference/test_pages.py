@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+import itertools
 
+import pytest
 from memslice import MINIMAL, Allocator, ForeignPointerError, SliceMemoryError
 from memslice.pages import Arena, BuddyPageSource
 
@@ -33,7 +34,7 @@ def test_pages_are_aligned_to_their_size(page_size: int) -> None:
     assert all(page % page_size == 0 for page in pages)
     assert len(set(pages)) == 20
     spans = sorted((page, page + page_size) for page in pages)
-    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
 
 
 def test_buddies_merge_and_the_arena_refuses_when_full() -> None:

@@ -10,12 +10,12 @@ release within a few steps.
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
 from memslice import MINIMAL, Allocator, SliceConfig
 from memslice.tunables import Tunables
 
@@ -89,7 +89,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         if not members:
             return
         chain = data.draw(st.lists(st.sampled_from(members), min_size=1, unique=True))
-        for here, following in zip(chain, [*chain[1:], 0]):
+        for here, following in zip(chain, [*chain[1:], 0], strict=True):
             self.allocator.write(here + offset, following.to_bytes(8, "little"))
         self.allocator.free_chain_with_offset(size, chain[0], offset)
         for address in chain:
@@ -119,7 +119,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     @invariant()
     def blocks_are_disjoint_and_intact(self) -> None:
         spans = sorted((address, address + size) for address, (size, _) in self.live.items())
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end <= start  # API-002: no overlap
         for address, (size, content) in self.live.items():
             assert self.allocator.read(address, size) == content  # integrity

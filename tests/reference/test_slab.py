@@ -8,11 +8,10 @@ slab layer (SIZE-009).
 from __future__ import annotations
 
 import pytest
-
 from memslice import Allocator, SliceConfig
 from memslice.snapshot import SlabSnapshot
 
-from .formulas import chunks_per_slab, page_for, padding
+from .formulas import chunks_per_slab, padding, page_for
 
 CHUNKS = [16 * k for k in range(1, 64)]
 
@@ -75,7 +74,10 @@ def test_colour_increment_config_changes_the_step() -> None:
     """COLOR-002, CONF-003: COLOR_INCREMENT set before first use scales the step."""
     allocator = slab_only()
     allocator.set_config(SliceConfig.COLOR_INCREMENT, 2)
-    firsts = [[allocator.alloc(100) for _ in range(8)][0] % 1024 for _ in range(4)]
+    firsts = []
+    for _ in range(4):
+        slab = [allocator.alloc(100) for _ in range(8)]
+        firsts.append(slab[0] % 1024)
     assert firsts == [0, 32, 64, 16]
 
 
@@ -86,7 +88,7 @@ def test_free_list_is_threaded_through_chunk_memory_in_address_order() -> None:
     (slab,) = slabs_of(allocator, 64)
     expected = [first + 64 * k for k in range(1, chunks_per_slab(64))]
     assert list(slab.free_chunks) == expected
-    for here, following in zip(expected, [*expected[1:], 0]):
+    for here, following in zip(expected, [*expected[1:], 0], strict=True):
         assert int.from_bytes(allocator.read(here, 8), "little") == following
 
 
@@ -95,7 +97,9 @@ def test_slab_info_is_mirrored_in_the_page() -> None:
     allocator = slab_only()
     blocks = [allocator.alloc(200) for _ in range(12)]  # two slabs of 10
     for slab in slabs_of(allocator, 208):
-        words = [int.from_bytes(allocator.read(slab.slab_info + 8 * k, 8), "little") for k in range(4)]
+        words = [
+            int.from_bytes(allocator.read(slab.slab_info + 8 * k, 8), "little") for k in range(4)
+        ]
         assert words[0] == (slab.free_chunks[0] if slab.free_chunks else 0)
         assert words[1] == slab.n_allocated
     ring = slabs_of(allocator, 208)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ctypes
-
-import pytest
+from typing import ClassVar
 
 import memslice
+import pytest
 from memslice import Allocator, SliceTypeError, SliceValueError, typed
 
 
@@ -34,7 +34,7 @@ class ChainNode(ctypes.Structure):
 
 
 class Empty(ctypes.Structure):
-    _fields_: list[tuple[str, type]] = []
+    _fields_: ClassVar[list[tuple[str, type]]] = []
 
 
 def test_seed_example_one_ten_thousand_blocks_of_fifty(allocator: Allocator) -> None:
@@ -75,7 +75,7 @@ def test_seed_example_two_new_and_free(allocator: Allocator) -> None:
 def test_free_chain_through_a_named_field(allocator: Allocator) -> None:
     """PY-008, API-008: g_slice_free_chain (ChainNode, head, next)."""
     nodes = [typed.new0(allocator, ChainNode) for _ in range(3)]
-    for here, following in zip(nodes, [*nodes[1:], None]):
+    for here, following in zip(nodes, [*nodes[1:], None], strict=True):
         assert here is not None
         here.next = ctypes.addressof(following) if following is not None else None
     typed.free_chain(allocator, ChainNode, nodes[0], "next")
