@@ -1,0 +1,349 @@
+"""Pictures and narration: memslice.visualise and ``python -m memslice``.
+
+The pictures are checked as data: each SVG is parsed with xml.etree, and the
+elements that carry meaning (one ``chunk`` rect per chunk, the colour offset,
+the SlabInfo record, magazine cells) are counted and measured.  Expected
+geometry comes from the spec's formulas and GLib's published table
+(SIZE-007, SLAB-003, COLOR-002), never from the drawing code.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import xml.etree.ElementTree as ET
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from memslice import Allocator
+from memslice.__main__ import WORKLOADS, main, run_workload
+from memslice.config import Settings
+from memslice.snapshot import (
+    AllocatorSnapshot,
+    MagazineSnapshot,
+    SizeClassSnapshot,
+    SlabSnapshot,
+    ThreadSnapshot,
+    Totals,
+)
+from memslice.sizeclass import geometry_for
+from memslice.tunables import GLIB_2_74
+from memslice.visualise import (
+    ChunkState,
+    chunk_labels,
+    chunk_states,
+    explain,
+    magazines_svg,
+    ring_svg,
+    size_class_table_svg,
+    slab_svg,
+    snapshot_html,
+)
+
+SVG = "{http://www.w3.org/2000/svg}"
+SLAB_INFO_SIZE = 48  # x86_64: P2ALIGN(32 + 16), SLAB-003
+
+
+def parse(text: str) -> ET.Element:
+    root = ET.fromstring(text)
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def with_class(root: ET.Element, word: str, tag: str = "rect") -> list[ET.Element]:
+    return [e for e in root.iter(f"{SVG}{tag}") if word in (e.get("class") or "").split()]
+
+
+def chunks_in(root: ET.Element, state: str) -> list[ET.Element]:
+    """Chunk rects (not legend swatches) drawn in ``state``."""
+    return [e for e in with_class(root, "chunk") if state in (e.get("class") or "").split()]
+
+
+def make_slab(
+    page: int, page_size: int, chunk: int, colour: int, free: tuple[int, ...]
+) -> SlabSnapshot:
+    n_chunks = (page_size - SLAB_INFO_SIZE) // chunk
+    chunks = [page + colour + k * chunk for k in range(n_chunks)]
+    return SlabSnapshot(
+        page=page,
+        page_size=page_size,
+        chunk_size=chunk,
+        colour=colour,
+        n_chunks=n_chunks,
+        n_allocated=n_chunks - len(free),
+        free_chunks=tuple(chunks[k] for k in free),
+        slab_info=page + page_size - SLAB_INFO_SIZE,
+    )
+
+
+# A hand-built allocator: class 6 (112-byte chunks, 1024-byte pages, 8 chunks,
+# padding 80: GLib's appendix row 6) with two slabs, one thread and the depot.
+PAGE_A, PAGE_B = 0x7F0000010000, 0x7F0000010400
+SLAB_A = make_slab(PAGE_A, 1024, 112, 32, free=(5, 6, 7))
+SLAB_B = make_slab(PAGE_B, 1024, 112, 48, free=())
+LOADED = MagazineSnapshot((PAGE_B + 48, PAGE_B + 48 + 112))
+FREEING = MagazineSnapshot((PAGE_B + 48 + 224,))
+DEPOT = (MagazineSnapshot(tuple(PAGE_B + 48 + k * 112 for k in range(3, 7)), stamp=1234),)
+
+
+def hand_snapshot() -> AllocatorSnapshot:
+    geometry = geometry_for(GLIB_2_74)
+    classes = []
+    for sc in geometry.classes:
+        mine = sc.index == 6
+        classes.append(
+            SizeClassSnapshot(
+                index=sc.index,
+                chunk_size=sc.chunk_size,
+                page_size=sc.page_size,
+                chunks_per_slab=sc.chunks_per_slab,
+                padding=sc.padding,
+                threshold=sc.base_threshold,
+                contention_counter=0,
+                slabs=(SLAB_A, SLAB_B) if mine else (),
+                depot=DEPOT if mine else (),
+            )
+        )
+    return AllocatorSnapshot(
+        profile="glib-2.74",
+        settings=Settings(),
+        initialised=True,
+        color_accu=5,
+        stamp_counter=0,
+        last_stamp=1234,
+        mutex_counter=0,
+        classes=tuple(classes),
+        threads=(ThreadSnapshot(1, "MainThread", {6: (LOADED, FREEING)}),),
+        totals=Totals(2048, 2048, 112 * 6, 112 * 3, 112 * 4, 112 * 3, 2 * (1024 - 896), 0, 0),
+    )
+
+
+def test_every_chunk_gets_exactly_one_state() -> None:
+    """Free-list chunks are FREE, magazine chunks MAGAZINE, depot chunks DEPOT, others IN_USE."""
+    states = chunk_states(hand_snapshot())
+    assert len(states) == 16  # two slabs of 8 chunks
+    by_state = {s: sorted(a for a, v in states.items() if v is s) for s in ChunkState}
+    assert by_state[ChunkState.FREE] == sorted(SLAB_A.free_chunks)
+    assert by_state[ChunkState.MAGAZINE] == sorted((*LOADED.chunks, *FREEING.chunks))
+    assert by_state[ChunkState.DEPOT] == sorted(DEPOT[0].chunks)
+    assert len(by_state[ChunkState.IN_USE]) == 16 - 3 - 3 - 4
+
+
+def test_chunk_labels_name_slabs_by_address() -> None:
+    """The lower page is slab A, its chunks A0..A7, whatever the ring order."""
+    cls = hand_snapshot().classes[6]
+    labels = chunk_labels(cls)
+    assert labels[PAGE_A + 32] == "A0"
+    assert labels[PAGE_A + 32 + 7 * 112] == "A7"
+    assert labels[PAGE_B + 48 + 112] == "B1"
+    reversed_ring = SizeClassSnapshot(**{**_fields(cls), "slabs": (SLAB_B, SLAB_A)})
+    assert chunk_labels(reversed_ring) == labels
+
+
+def _fields(cls: SizeClassSnapshot) -> dict[str, object]:
+    return {name: getattr(cls, name) for name in SizeClassSnapshot.__slots__}
+
+
+def test_slab_picture_is_to_scale() -> None:
+    """One rect per chunk, x proportional to the byte offset (SLAB-003, COLOR-002)."""
+    root = parse(slab_svg(SLAB_A, chunk_states(hand_snapshot())))
+    outline = with_class(root, "page-outline")[0]
+    x0, width = float(outline.get("x", "")), float(outline.get("width", ""))
+    scale = width / 1024
+    chunks = with_class(root, "chunk")
+    assert len(chunks) == 8
+    for k, rect in enumerate(chunks):
+        assert float(rect.get("x", "")) == pytest.approx(x0 + (32 + 112 * k) * scale, abs=0.01)
+        assert float(rect.get("width", "")) == pytest.approx(112 * scale, abs=0.01)
+    colour = with_class(root, "colour-offset")[0]
+    assert float(colour.get("width", "")) == pytest.approx(32 * scale, abs=0.01)
+    info = with_class(root, "slab-info")[0]
+    assert float(info.get("x", "")) == pytest.approx(x0 + (1024 - 48) * scale, abs=0.01)
+    tail = with_class(root, "tail")[0]
+    # 1024 - 48 - 32 - 8 * 112 = 48 bytes unused between the last chunk and SlabInfo.
+    assert float(tail.get("width", "")) == pytest.approx(48 * scale, abs=0.01)
+    assert len(chunks_in(root, "free")) == 3
+    assert len(chunks_in(root, "in-use")) == 5  # A0..A4: none of slab A is cached
+
+
+def test_slab_picture_without_states_marks_only_the_free_list() -> None:
+    root = parse(slab_svg(SLAB_A))
+    assert len(chunks_in(root, "free")) == 3
+    assert len(chunks_in(root, "in-use")) == 5
+
+
+@given(
+    st.sampled_from(geometry_for(GLIB_2_74).classes),
+    st.data(),
+)
+def test_any_slab_geometry_draws_well_formed_and_proportional(
+    sc: object, data: st.DataObject
+) -> None:
+    """For every size class and colour, the drawing keeps offsets proportional."""
+    from memslice.sizeclass import SizeClass
+
+    assert isinstance(sc, SizeClass)
+    colour = data.draw(st.sampled_from(range(0, max(sc.padding, 1), 16)))
+    n_free = data.draw(st.integers(0, sc.chunks_per_slab))
+    slab = make_slab(1 << 40, sc.page_size, sc.chunk_size, colour, tuple(range(n_free)))
+    root = parse(slab_svg(slab))
+    chunks = with_class(root, "chunk")
+    assert len(chunks) == sc.chunks_per_slab
+    xs = [float(c.get("x", "")) for c in chunks]
+    offsets = [int(c.get("data-offset", "")) for c in chunks]
+    assert offsets == [colour + k * sc.chunk_size for k in range(sc.chunks_per_slab)]
+    outline = with_class(root, "page-outline")[0]
+    left = float(outline.get("x", ""))
+    scale = float(outline.get("width", "")) / sc.page_size
+    for offset, x in zip(offsets, xs, strict=True):
+        assert x == pytest.approx(left + offset * scale, abs=0.01)
+    assert len(chunks_in(root, "free")) == n_free
+
+
+def test_ring_picture_follows_ring_order_and_closes_the_ring() -> None:
+    """Slabs are drawn head first; a back arrow closes the ring (SLAB-005)."""
+    snap = hand_snapshot()
+    root = parse(ring_svg(snap.classes[6], chunk_states(snap)))
+    groups = with_class(root, "slab", tag="g")
+    assert [int(g.get("data-page", ""), 16) for g in groups] == [PAGE_A, PAGE_B]
+    assert len(with_class(root, "ring-back", tag="path")) == 1
+    assert len(with_class(root, "chunk")) == 16
+
+
+def test_long_rings_are_elided_not_dropped() -> None:
+    slabs = tuple(make_slab((1 << 40) + i * 1024, 1024, 112, 0, ()) for i in range(30))
+    cls = SizeClassSnapshot(6, 112, 1024, 8, 80, 14, 0, slabs, ())
+    root = parse(ring_svg(cls, max_slabs=6))
+    assert len(with_class(root, "slab", tag="g")) == 5
+    elided = with_class(root, "elided", tag="text")
+    assert elided and "25 more" in (elided[0].text or "")
+
+
+def test_magazine_picture_shows_both_magazines_and_the_depot() -> None:
+    """Loaded and freeing magazines per thread (MAG-001), depot with stamps (DEPOT-001)."""
+    root = parse(magazines_svg(hand_snapshot(), 6))
+    mags = with_class(root, "magazine", tag="g")
+    counts = [int(g.get("data-count", "")) for g in mags]
+    assert counts == [LOADED.count, FREEING.count, DEPOT[0].count]
+    cells = with_class(root, "cell")
+    assert [int(c.get("data-address", ""), 16) for c in cells] == [
+        *LOADED.chunks,
+        *FREEING.chunks,
+        *DEPOT[0].chunks,
+    ]
+    stamps = [t.text for t in with_class(root, "stamp", tag="text")]
+    assert stamps == ["1234"]
+
+
+def test_size_class_table_matches_glib_appendix() -> None:
+    """Rows and page bars agree with GLib 2.74's published x86_64 table (SIZE-007)."""
+    root = parse(size_class_table_svg(geometry_for(GLIB_2_74)))
+    rows = with_class(root, "size-class", tag="g")
+    assert len(rows) == 63
+    # (chunk, page, chunks per slab, padding, threshold) for GLib rows 0, 6, 31, 62.
+    glib_rows = {
+        0: (16, 256, 13, 0, 51),
+        6: (112, 1024, 8, 80, 14),
+        31: (512, 8192, 15, 464, 4),
+        62: (1008, 8192, 8, 80, 4),
+    }
+    for ix, expected in glib_rows.items():
+        texts = [t.text for t in rows[ix].iter(f"{SVG}text")]
+        assert tuple(int(t or "") for t in texts[1:]) == expected
+        bars = {
+            (r.get("class") or ""): int(r.get("data-bytes", ""))
+            for r in rows[ix]
+            if r.tag == f"{SVG}rect"
+        }
+        chunk, page, n, pad, _ = expected
+        assert bars == {"chunks": n * chunk, "padding": pad, "slab-info": 48}
+        assert n * chunk + pad + 48 == page
+
+
+def test_snapshot_html_holds_every_busy_class() -> None:
+    text = snapshot_html(hand_snapshot(), geometry_for(GLIB_2_74))
+    assert text.startswith("<!DOCTYPE html>")
+    assert 'id="class-6"' in text
+    svgs = re.findall(r"<svg .*?</svg>", text, flags=re.S)
+    assert len(svgs) == 1 + 2 + 1 + 1  # ring, two slabs, magazines, table
+    for svg in svgs:
+        parse(svg)
+
+
+# ---------------------------------------------------------------- live allocator
+def test_live_first_allocation_is_narrated_layer_by_layer(allocator: Allocator) -> None:
+    """alloc(50): a reload of threshold(64) = 25 chunks needs ceil(25 / 15) = 2 slabs."""
+    before = allocator.snapshot()
+    allocator.alloc(50)
+    lines = explain(before, allocator.snapshot())
+    new_slabs = [line for line in lines if line.startswith("slab:") and "new slab page" in line]
+    assert len(new_slabs) == 2
+    assert any("loaded 0 -> 24" in line for line in lines)
+    assert explain(allocator.snapshot(), allocator.snapshot()) == []
+
+
+def test_live_pictures_count_what_the_program_holds(allocator: Allocator) -> None:
+    held = [allocator.alloc(100) for _ in range(20)]
+    snap = allocator.snapshot()
+    states = chunk_states(snap)
+    assert all(states[a] is ChunkState.IN_USE for a in held)
+    cls = snap.classes[6]
+    root = parse(ring_svg(cls, states))
+    assert len(chunks_in(root, "in-use")) == 20
+    # The loaded magazine holds the rest of the 14-chunk reloads: 2 * 14 - 20 = 8.
+    assert len(chunks_in(root, "in-magazine")) == 8
+
+
+def test_thread_exit_moves_magazines_to_the_depot_picture(allocator: Allocator) -> None:
+    """A thread's magazines of >= 4 chunks go to the depot at exit (EXIT-002)."""
+
+    def worker() -> None:
+        blocks = [allocator.alloc(40) for _ in range(100)]
+        for b in blocks:
+            allocator.free1(40, b)
+        allocator.thread_exit()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    root = parse(magazines_svg(allocator.snapshot(), 2))
+    depot = [g for g in with_class(root, "magazine", tag="g") if "in-depot" in g.get("class", "")]
+    assert depot and sum(int(g.get("data-count", "")) for g in depot) >= 100
+
+
+# ---------------------------------------------------------------- the CLI
+def test_demo_prints_each_layer() -> None:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["demo"]) == 0
+    text = out.getvalue()
+    for layer in ("slab:", "magazine:", "depot:", "colour:"):
+        assert f"- {layer}" in text
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_every_workload_runs_and_leaves_a_consistent_allocator(name: str) -> None:
+    ctx, results = run_workload(name)
+    assert len(results) == len(WORKLOADS[name].steps)
+    assert any(r.narration for r in results)
+    ctx.allocator.check()
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".html"])
+def test_show_writes_a_picture(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"snap{suffix}"
+    with redirect_stdout(io.StringIO()):
+        assert main(["show", "--workload", "mixed", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    if suffix == ".svg":
+        assert len(with_class(parse(text), "chunk")) > 0
+    else:
+        assert text.count("<svg ") >= 3
+
+
+def test_show_rejects_other_formats(tmp_path: Path) -> None:
+    assert main(["show", "--workload", "mixed", "--out", str(tmp_path / "x.png")]) == 2
