@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from memslice import Allocator
 from memslice.__main__ import WORKLOADS, main, run_workload
 from memslice.config import Settings
+from memslice.sizeclass import geometry_for
 from memslice.snapshot import (
     AllocatorSnapshot,
     MagazineSnapshot,
@@ -30,7 +31,6 @@ from memslice.snapshot import (
     ThreadSnapshot,
     Totals,
 )
-from memslice.sizeclass import geometry_for
 from memslice.tunables import GLIB_2_74
 from memslice.visualise import (
     ChunkState,
