@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+
 from memslice import Allocator, ConfigWarning, SliceConfig, SliceValueError
 from memslice.config import G_SLICE_KEYS, parse_debug_string
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 
 import pytest
+
 from memslice import Allocator, InvalidSizeError, NonAllocatedBlockError
 
 

@@ -7,6 +7,7 @@ Time is injected: the allocator's clock is a counter the test advances, so the
 from __future__ import annotations
 
 import pytest
+
 from memslice import Allocator, SliceConfig
 
 from .formulas import threshold

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+
 from memslice import Allocator, SliceConfig
 
 from .formulas import chunk_of, threshold

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from memslice import MINIMAL, Allocator, ForeignPointerError, SliceMemoryError
 from memslice.pages import Arena, BuddyPageSource
 

@@ -16,6 +16,7 @@ import threading
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
 from memslice import MINIMAL, Allocator, SliceConfig
 from memslice.tunables import Tunables
 

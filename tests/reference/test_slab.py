@@ -8,6 +8,7 @@ slab layer (SIZE-009).
 from __future__ import annotations
 
 import pytest
+
 from memslice import Allocator, SliceConfig
 from memslice.snapshot import SlabSnapshot
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ctypes
 from typing import ClassVar
 
-import memslice
 import pytest
+
+import memslice
 from memslice import Allocator, SliceTypeError, SliceValueError, typed
 
 
