@@ -1,0 +1,1 @@
+"""memslice_conformance: the executable conformance suite for slice allocators."""

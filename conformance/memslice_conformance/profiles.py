@@ -1,0 +1,139 @@
+"""Conformance profiles and the checks that make them up.
+
+Rules and theory of operation
+-----------------------------
+A *profile* is a named set of clauses plus the checks that exercise them.
+An implementation *claims* profiles (``hello.profiles`` or the Python
+object's ``profiles``); ``core`` is claimed by everyone::
+
+    profile        clauses                          checks
+    core           the spec's core MUST clauses     edges, sizes_sweep, chain_sweep,
+                                                    machine, threads, thread_churn, hammer
+    concurrency    (issue 4: native stress driver)  -- not yet shipped
+    glib-2.74      (issue 4: layout vs reference)   -- not yet shipped
+    debug-blocks   (issue 4: abort messages)        -- not yet shipped
+    reuse          (issue 4: bounded reuse, trims)  -- not yet shipped
+
+Invariant: a profile that is requested but not claimed is reported as
+``not-claimed`` clause by clause, never as passed; a claimed profile whose
+checks are not shipped yet reports its clauses as ``not-checked``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["CHECKS", "PROFILES", "CheckInfo", "Profile", "expand_profiles"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInfo:
+    """One check of a profile: its name, what it covers, how it searches."""
+
+    name: str
+    profile: str
+    clauses: tuple[str, ...]
+    kind: str  # "sweep" | "machine" | "threads"
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    description: str
+    #: Clause levels and prefixes that belong to the profile (from the spec).
+    levels: tuple[str, ...]
+    prefixes: tuple[str, ...]
+    checks: tuple[str, ...]
+
+
+CHECKS: Final[dict[str, CheckInfo]] = {
+    c.name: c
+    for c in (
+        CheckInfo(
+            "edges",
+            "core",
+            ("API-001", "API-007", "CONF-004", "CONF-010", "CONF-011"),
+            "sweep",
+            "size 0, NULL frees and NULL chains, the config API's shape",
+        ),
+        CheckInfo(
+            "sizes_sweep",
+            "core",
+            ("API-001", "API-002", "API-003", "API-004", "API-005", "API-006", "API-013"),
+            "sweep",
+            "every size 1..1200 and malloc-path sizes; recycled memory and alloc0",
+        ),
+        CheckInfo(
+            "chain_sweep",
+            "core",
+            ("API-008", "API-005", "API-009"),
+            "sweep",
+            "chains at every field offset, both sides of each route edge",
+        ),
+        CheckInfo(
+            "machine",
+            "core",
+            (
+                "API-001", "API-002", "API-003", "API-004", "API-005", "API-006",
+                "API-007", "API-008", "API-009", "EXIT-001", "EXIT-002",
+                "CONF-004", "CONF-010", "CONF-011",
+            ),
+            "machine",
+            "Hypothesis state machine over the live-block model, four threads",
+        ),
+        CheckInfo(
+            "threads",
+            "core",
+            ("API-004", "API-005", "API-009", "EXIT-001", "EXIT-002"),
+            "threads",
+            "concurrent per-thread programs with hand-offs and exits",
+        ),
+        CheckInfo(
+            "thread_churn",
+            "core",
+            ("API-009", "EXIT-001", "EXIT-002", "API-005"),
+            "sweep",
+            "generations of threads that allocate, hand over, exit and are replaced",
+        ),
+        CheckInfo(
+            "hammer",
+            "core",
+            ("API-020", "API-004", "API-005"),
+            "sweep",
+            "GLib's memory hammer: 1200 live blocks, half replaced per round",
+        ),
+    )
+}
+
+PROFILES: Final[dict[str, Profile]] = {
+    p.name: p
+    for p in (
+        Profile(
+            "core",
+            "what every slice allocator must do",
+            ("MUST",),
+            (),
+            ("edges", "sizes_sweep", "chain_sweep", "machine", "threads", "thread_churn",
+             "hammer"),
+        ),
+        Profile("concurrency", "correct under truly parallel threads", (), ("CONT",), ()),
+        Profile("glib-2.74", "GLib 2.74's layout and timing", ("glib-2.74",), (), ()),
+        Profile("debug-blocks", "the debug-blocks checker", (), ("DEBUG",), ()),
+        Profile("reuse", "magazine and depot reuse behaviour", (), ("MAG", "DEPOT"), ()),
+    )
+}
+
+
+def expand_profiles(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``all`` means every profile; unknown names raise ``ValueError``."""
+    out: list[str] = []
+    for name in names:
+        chosen = list(PROFILES) if name == "all" else [name]
+        for item in chosen:
+            if item not in PROFILES:
+                raise ValueError(f"unknown profile {item!r}; known: all, {', '.join(PROFILES)}")
+            if item not in out:
+                out.append(item)
+    return tuple(out)
