@@ -97,13 +97,34 @@ class Depot:
         self.stamp_counter = MAX_STAMP_COUNTER  # forces a clock read now (DEPOT-006)
         self.last_stamp = 0
         self.trips = 0  # pushes plus pops: how often threads needed the depot
+        self.clock_failures = 0  # clock reads that raised or gave a non-int (PY-019)
+        self.last_clock_error: BaseException | None = None
         self.update_stamp()
 
     # -- stamps -----------------------------------------------------------------
     def update_stamp(self) -> None:
-        """Re-read the clock on every 8th call only (DEPOT-006)."""
+        """Re-read the clock on every 8th call only (DEPOT-006).
+
+        A clock that raises (or answers with something that is not an int)
+        leaves ``last_stamp`` as it was and the counter at its maximum, so this
+        push reuses the stale stamp, as the seven pushes between reads do, and
+        the next push tries the clock again (PY-019).  Why not raise: a push
+        happens inside ``free1`` and inside thread-exit cleanup, after chunks
+        have already left the thread's magazine; failing there would leave the
+        release half done (or lose a dead thread's chunks), and GLib's clock
+        cannot fail.
+        """
         if self.stamp_counter >= MAX_STAMP_COUNTER:
-            self.last_stamp = self.clock() & _GUINT_MASK
+            try:
+                now = self.clock()
+                stamp = now & _GUINT_MASK if now.__class__ is int else None
+            except Exception as error:  # any failure of the injected clock (PY-019)
+                self.last_clock_error = error
+                stamp = None
+            if stamp is None:
+                self.clock_failures += 1
+                return
+            self.last_stamp = stamp
             self.stamp_counter = 0
         else:
             self.stamp_counter += 1
@@ -225,18 +246,26 @@ class Depot:
 
         If the page source refuses memory half-way, the chunks taken so far go
         back to their slabs before the error propagates, so nothing is lost
-        (PY-005).
+        (PY-005) and the slab layer is as it was before the refill (PY-020).
         """
         data = self.geometry.tunables.pointer_size
         write = self.slabs.write_word
         taken: list[int] = []
         with self.slab_lock:
+            colour_before = self.slabs.colour.value
             try:
                 for _ in range(threshold):
                     taken.append(self.slabs.alloc_chunk(index))
             except BaseException:
+                # Undo in reverse: each chunk goes back on top of its free list and
+                # each slab that filled up returns to the head in the order it
+                # left, so free lists and ring order are as before; slabs added
+                # during the refill empty and are released (PY-020).
                 for chunk in reversed(taken):
                     self.slabs.free_chunk(index, chunk)
+                # Those slabs advanced the colour accumulator; rewind it so the
+                # failed refill leaves no trace in later slabs' colours (PY-020).
+                self.slabs.colour.value = colour_before
                 raise
             for this, following in zip(taken, [*taken[1:], 0], strict=True):
                 write(this, following)
