@@ -17,7 +17,7 @@ source::
 Threads allocate random sizes across every slab class and the malloc path,
 stamp every byte, hand blocks to each other to free (cross-thread frees),
 free chains, exit, and are replaced by a new generation while their blocks
-stay live (API-002, API-009, API-012, EXIT-003).  A block handed out twice
+stay live (API-004, API-005, API-009, EXIT-001, EXIT-005).  A block handed out twice
 while live, a changed byte, a NULL for a nonzero size or a misaligned block is
 a violation; so is a crash (reported with its signal) or a hang past the
 deadline.  Each round uses another seed, so repeated rounds explore different

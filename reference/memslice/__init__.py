@@ -100,17 +100,17 @@ def alloc(mem_size: int) -> int:
 
 
 def alloc0(mem_size: int) -> int:
-    """``g_slice_alloc0`` on the default allocator (API-003)."""
+    """``g_slice_alloc0`` on the default allocator (API-002)."""
     return default_allocator().alloc0(mem_size)
 
 
 def copy(mem_size: int, mem_block: int | bytes) -> int:
-    """``g_slice_copy`` on the default allocator (API-004)."""
+    """``g_slice_copy`` on the default allocator (API-003)."""
     return default_allocator().copy(mem_size, mem_block)
 
 
 def free1(mem_size: int, mem_block: int) -> None:
-    """``g_slice_free1`` on the default allocator (API-005)."""
+    """``g_slice_free1`` on the default allocator (API-013)."""
     default_allocator().free1(mem_size, mem_block)
 
 

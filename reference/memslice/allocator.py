@@ -18,7 +18,7 @@ Layers, lowest first; each module imports only the ones beneath it::
 A request takes one of three routes, chosen from its chunk size and the mode
 (SIZE-009): *magazines*, *slab only* (``bypass_magazines``) or *system
 malloc*.  Initialisation is lazy, on the first allocation or free in any
-thread (API-010), as GLib's ``thread_memory_from_self``: only then are
+thread (API-010, CONF-013), as GLib's ``thread_memory_from_self``: only then are
 ``G_SLICE`` and ``G_DEBUG`` read and the defaults copied (CONF-007), so
 ``set_config`` works until then and never after (CONF-004).
 
@@ -127,7 +127,7 @@ def _check_address(value: object, what: str = "address") -> int:
 
 
 class _ThreadReaper:
-    """Lives in a thread's ``threading.local`` state; its death is the thread's exit (EXIT-001)."""
+    """Lives in a thread's ``threading.local`` state; its death is the thread's exit (PY-015)."""
 
     __slots__ = ("allocator", "memory")
 
@@ -275,7 +275,7 @@ class Allocator:
         """Allocate ``mem_size`` bytes; 0 (NULL) iff ``mem_size`` is 0 (API-001).
 
         The block is aligned to at least ``2 * sizeof(void*)`` on the slab
-        routes (API-006) and its contents are unspecified (API-002).
+        routes (API-012) and its contents are unspecified (API-015).
         """
         if mem_size.__class__ is int and 0 < mem_size <= self._magazine_limit:
             try:
@@ -287,7 +287,7 @@ class Allocator:
         return self._alloc(mem_size)
 
     def _alloc(self, mem_size: object) -> int:
-        """The full ``g_slice_alloc`` in GLib's order (API-001, SIZE-009)."""
+        """The full ``g_slice_alloc`` in GLib's order (API-016, SIZE-009)."""
         size = _check_size(mem_size)
         memory = self._thread_memory()
         chunk_size = self.geometry.p2align(size)
@@ -304,14 +304,14 @@ class Allocator:
         return address
 
     def alloc0(self, mem_size: int) -> int:
-        """Allocate and zero exactly ``mem_size`` bytes (API-003)."""
+        """Allocate and zero exactly ``mem_size`` bytes (API-002)."""
         address = self.alloc(mem_size)
         if address:
             ctypes.memset(address, 0, mem_size)
         return address
 
     def copy(self, mem_size: int, mem_block: int | bytes) -> int:
-        """Allocate ``mem_size`` bytes and copy them from ``mem_block`` (API-004).
+        """Allocate ``mem_size`` bytes and copy them from ``mem_block`` (API-003).
 
         ``mem_block`` is an address (any readable memory, as in GLib) or a
         bytes-like object of at least ``mem_size`` bytes.  It may be 0 only
@@ -327,7 +327,7 @@ class Allocator:
         else:
             source = _check_address(mem_block, "mem_block")
             if size and not source:
-                raise SliceValueError("copy of a NULL block with a nonzero size (API-004)")
+                raise SliceValueError("copy of a NULL block with a nonzero size (API-003)")
         address = self.alloc(size)
         if address:
             ctypes.memmove(address, source, size)
@@ -335,7 +335,7 @@ class Allocator:
 
     # -------------------------------------------------------------------- freeing
     def free1(self, mem_size: int, mem_block: int) -> None:
-        """Release a block allocated with a size of the same class (API-005).
+        """Release a block allocated with a size of the same class (API-013).
 
         Freeing 0 (NULL) is a no-op for any size (API-007).
         """
@@ -358,7 +358,7 @@ class Allocator:
         return self._free1(mem_size, mem_block)
 
     def _free1(self, mem_size: object, mem_block: object) -> None:
-        """The full ``g_slice_free1`` in GLib's order (API-005, MAG-006)."""
+        """The full ``g_slice_free1`` in GLib's order (API-017, MAG-006)."""
         size = _check_size(mem_size)
         block = _check_address(mem_block, "mem_block")
         if not block:
@@ -504,11 +504,11 @@ class Allocator:
         return 0
 
     def get_config_state(self, ckey: SliceConfig | int, address: int) -> list[int] | None:
-        """``g_slice_get_config_state``: ``[chunk size, contention, threshold]`` (CONF-010).
+        """``g_slice_get_config_state``: ``[chunk size, contention, threshold]`` (CONF-010, CONT-006).
 
         Only CONTENTION_COUNTER answers; any other key gives None.  GLib does
         not bounds-check ``address`` and crashes under always-malloc; the
-        reference raises ``SliceValueError`` in both cases instead (CONF-011).
+        reference raises ``SliceValueError`` in both cases instead (CONF-012, PY-017).
         """
         key = _require_int(int(ckey) if isinstance(ckey, SliceConfig) else ckey, "ckey")
         index = _require_int(address, "address")
@@ -518,11 +518,11 @@ class Allocator:
         if settings.always_malloc:
             raise SliceValueError(
                 "get_config_state(CONTENTION_COUNTER) under always-malloc: GLib 2.74 reads a "
-                "NULL array and crashes (CONF-011)"
+                "NULL array and crashes (CONF-012, PY-017)"
             )
         if not 0 <= index < self.geometry.n_classes:
             raise SliceValueError(
-                f"size-class index {index} is outside 0..{self.geometry.n_classes - 1} (CONF-011)"
+                f"size-class index {index} is outside 0..{self.geometry.n_classes - 1} (PY-017)"
             )
         counter = self._depot_lock.counters[index]
         return [
@@ -557,7 +557,7 @@ class Allocator:
 
     # ---------------------------------------------------------------- threads
     def thread_exit(self) -> None:
-        """Run the calling thread's exit cleanup now (EXIT-001, EXIT-004)."""
+        """Run the calling thread's exit cleanup now (EXIT-002, EXIT-004)."""
         memory = getattr(self._tls, "memory", None)
         if memory is None:
             return
@@ -574,7 +574,7 @@ class Allocator:
         self._magazines.retire(memory)
 
     def close(self) -> None:
-        """Release the arena; the allocator refuses every later call."""
+        """Release the arena; the allocator refuses every later call (PY-021)."""
         self._closed = True
         self._magazine_limit = 0
         self._arena.close()

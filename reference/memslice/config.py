@@ -18,7 +18,7 @@ defaults, so ``G_SLICE=always-malloc`` still reports 0 for ALWAYS_MALLOC
 ``G_SLICE`` is parsed with ``g_parse_debug_string`` (CONF-008): tokens split on
 ``: ; , space tab``, compared case-insensitively with ``_`` equal to ``-``,
 unknown tokens ignored, ``help`` alone prints the keys, and a token ``all``
-*inverts* the result.  ``G_DEBUG=gc-friendly`` turns on zero-on-free (GC-001).
+*inverts* the result.  ``G_DEBUG=gc-friendly`` turns on zero-on-free (GC-003).
 
 Routing (SIZE-009): with chunk size ``c``::
 

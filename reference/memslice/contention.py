@@ -20,7 +20,7 @@ magazine never holds much more than 16 KiB.
 
 Whether an acquisition is contended depends on real thread timing; tests
 inject it deterministically with a *contention probe*, a callable that is
-asked before each try and may declare the acquisition contended (CONT-005).
+asked before each try and may declare the acquisition contended (CONT-005, PY-014).
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class SliceAssertionError(SliceError, AssertionError):
 
     In GLib this prints ``***MEMORY-ERROR***`` and aborts; it can only happen
     after earlier misuse (e.g. a double free without debug-blocks), never in a
-    correct program (SLAB-012).
+    correct program (SLAB-012, FATAL-003).
     """
 
 

@@ -13,7 +13,7 @@ The reference also records each live block's requested size.  GLib does not,
 but a Python process must not hand a pointer it never allocated to libc's
 ``free`` (that would crash the interpreter), so a release of an unknown
 address raises :class:`~memslice.errors.ForeignPointerError` instead
-(LARGE-003, PY-004).  The table also gives the introspection totals.
+(PY-004).  The table also gives the introspection totals.
 
 gc-friendly mode zeroes ``mem_size`` bytes before ``free`` (GC-002).
 """
@@ -47,12 +47,12 @@ class LargeBlocks:
         return address
 
     def size_of(self, address: int) -> int:
-        """The requested size of a live block; ForeignPointerError if unknown (LARGE-003)."""
+        """The requested size of a live block; ForeignPointerError if unknown (PY-004)."""
         with self._lock:
             size = self.sizes.get(address)
         if size is None:
             raise ForeignPointerError(
-                f"{address:#x} is not a live block of the system-malloc path (LARGE-003)"
+                f"{address:#x} is not a live block of the system-malloc path (PY-004)"
             )
         return size
 

@@ -28,7 +28,7 @@ pushed chunk also gets GLib's ``ChunkLink`` written into its first two words
 bytes change exactly as in GLib and 16 bytes is a real minimum (MAG-002).
 The list is what makes the allocator's fast path a single ``pop``/``append``.
 
-**Thread exit** (EXIT-001..EXIT-003): when a thread that used the allocator
+**Thread exit** (EXIT-001..EXIT-004, PY-015): when a thread that used the allocator
 ends, each of its magazines with at least ``MIN_MAGAZINE_SIZE`` chunks goes to
 the depot (where other threads can reuse it); smaller ones go chunk by chunk
 back to the slab layer.  Python has no pthread-key destructor, so a small
@@ -122,7 +122,7 @@ class MagazineLayer:
         magazine.append(chunk)
 
     def retire(self, memory: ThreadMemory) -> None:
-        """Thread-exit cleanup: big magazines to the depot, small ones to the slabs (EXIT-001)."""
+        """Thread-exit cleanup: big magazines to the depot, small ones to the slabs (EXIT-002)."""
         if memory.retired:
             return
         memory.retired = True

@@ -152,7 +152,7 @@ class BuddyPageSource:
         if found is None:
             if self._next_run + (1 << MAX_BLOCK_ORDER) > self.arena.size:
                 raise SliceMemoryError(
-                    f"arena of {self.arena.size} bytes exhausted (PAGE-004): "
+                    f"arena of {self.arena.size} bytes exhausted (PAGE-004, PY-005): "
                     f"cannot supply a {page_size}-byte page"
                 )
             self._free[MAX_BLOCK_ORDER].append(self._next_run)

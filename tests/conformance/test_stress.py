@@ -74,7 +74,7 @@ def build(tmp_path: Path, name: str, source: str) -> str:
 @pytest.mark.glib
 @pytest.mark.parametrize("mode", ["", "always-malloc", "debug-blocks"])
 def test_glib_passes_in_every_mode(mode: str) -> None:
-    """API-002, API-009, API-012, EXIT-003 hold for GLib 2.74 under real threads."""
+    """API-004, API-005, API-009, EXIT-005 hold for GLib 2.74 under real threads."""
     for seed in (1, 2):
         run = run_stress("libglib-2.0.so.0", env={"G_SLICE": mode}, seed=seed)
         assert run.passed, run.describe()

@@ -18,7 +18,7 @@ from memslice import (
 
 
 def test_alloc0_zeroes_a_dirty_recycled_block(allocator: Allocator) -> None:
-    """API-003: alloc0 gives exactly n zero bytes even on recycled memory."""
+    """API-002: alloc0 gives exactly n zero bytes even on recycled memory."""
     block = allocator.alloc(80)
     allocator.write(block, b"\xcd" * 80)
     allocator.free1(80, block)
@@ -30,7 +30,7 @@ def test_alloc0_zeroes_a_dirty_recycled_block(allocator: Allocator) -> None:
 
 
 def test_copy_from_address_and_bytes(allocator: Allocator) -> None:
-    """API-004: g_slice_copy(12, "0123456789ABCDEF") gives "0123456789AB"."""
+    """API-003: g_slice_copy(12, "0123456789ABCDEF") gives "0123456789AB"."""
     source = ctypes.create_string_buffer(b"0123456789ABCDEF")
     block = allocator.copy(12, ctypes.addressof(source))
     assert allocator.read(block, 12) == b"0123456789AB"
@@ -148,7 +148,7 @@ def test_views_are_live_memory(allocator: Allocator) -> None:
 
 
 def test_closed_allocator_refuses_calls() -> None:
-    """PY-011: after close() every call raises SliceUsageError."""
+    """PY-021: after close() every call raises SliceUsageError."""
     allocator = Allocator(environ={})
     allocator.alloc(40)
     allocator.close()
@@ -165,7 +165,7 @@ def test_thirty_two_bit_profile_is_geometry_only() -> None:
 
 
 def test_repr_and_context_manager() -> None:
-    """PY-011: the allocator is a context manager that closes itself."""
+    """PY-021: the allocator is a context manager that closes itself."""
     with Allocator(environ={}) as allocator:
         assert "not initialised" in repr(allocator)
         allocator.alloc(1)

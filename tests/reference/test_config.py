@@ -96,7 +96,7 @@ def test_get_config_state_triples(allocator: Allocator) -> None:
 
 
 def test_get_config_state_where_glib_would_crash() -> None:
-    """CONF-011: out-of-range index and always-malloc raise instead of reading garbage."""
+    """CONF-012, PY-017: out-of-range index and always-malloc raise, never read garbage."""
     allocator = Allocator(environ={})
     with pytest.raises(SliceValueError, match="outside"):
         allocator.get_config_state(SliceConfig.CONTENTION_COUNTER, 63)

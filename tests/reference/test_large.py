@@ -13,7 +13,7 @@ def test_routing_boundary_1008_1009(allocator: Allocator) -> None:
     large_block = allocator.alloc(1009)
     assert allocator._arena.contains(slab_block, 1008)
     assert not allocator._arena.contains(large_block)
-    assert allocator.snapshot().totals.large_live == 1009  # the unrounded size (LARGE-002)
+    assert allocator.snapshot().totals.large_live == 1009  # the unrounded size (LARGE-001)
     allocator.free1(1008, slab_block)
     allocator.free1(1009, large_block)
     allocator.check(live=[])
@@ -32,7 +32,7 @@ def test_size_zero_is_null_everywhere(allocator: Allocator) -> None:
 
 
 def test_large_blocks_are_real_memory(allocator: Allocator) -> None:
-    """LARGE-002: the block holds exactly mem_size bytes for reading and writing."""
+    """LARGE-001, PY-010: the block holds exactly mem_size bytes for reading and writing."""
     block = allocator.alloc(3000)
     allocator.write(block, b"\x5a" * 3000)
     assert allocator.read(block, 3000) == b"\x5a" * 3000
@@ -42,7 +42,7 @@ def test_large_blocks_are_real_memory(allocator: Allocator) -> None:
 
 
 def test_unknown_large_pointer_is_refused_not_passed_to_libc(allocator: Allocator) -> None:
-    """LARGE-003, PY-004: a release of an address malloc never returned raises."""
+    """PY-004: a release of an address malloc never returned raises."""
     block = allocator.alloc(2000)
     with pytest.raises(ForeignPointerError):
         allocator.free1(2000, block + 16)

@@ -67,7 +67,7 @@ def test_released_pages_leave_the_resident_set() -> None:
         allocator.free1(1000, block)
     allocator.thread_exit()  # magazines to the depot; the depot still holds them
     still = arena_rss(allocator._arena)
-    assert still >= busy // 2  # the depot retains freed memory (DEPOT-007)
+    assert still >= busy // 2  # the depot retains freed memory (DEPOT-009)
     allocator.close()
 
 

@@ -63,7 +63,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     def alloc0(self, size: int) -> None:
         address = self.allocator.alloc0(size)
         if size:
-            assert self.allocator.read(address, size) == bytes(size)  # API-003
+            assert self.allocator.read(address, size) == bytes(size)  # API-002
         self._add(address, size, bytes(size))
 
     @precondition(lambda self: self.live)
@@ -72,7 +72,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         source = data.draw(st.sampled_from(list(self.live)))
         size, content = self.live[source]
         address = self.allocator.copy(size, source)
-        assert address != source and self.allocator.read(address, size) == content  # API-004
+        assert address != source and self.allocator.read(address, size) == content  # API-003
         self._add(address, size, content)
 
     @precondition(lambda self: self.live)
@@ -121,9 +121,9 @@ class AllocatorMachine(RuleBasedStateMachine):
     def blocks_are_disjoint_and_intact(self) -> None:
         spans = sorted((address, address + size) for address, (size, _) in self.live.items())
         for (_, end), (start, _) in itertools.pairwise(spans):
-            assert end <= start  # API-002: no overlap
+            assert end <= start  # API-004: no overlap
         for address, (size, content) in self.live.items():
-            assert self.allocator.read(address, size) == content  # integrity
+            assert self.allocator.read(address, size) == content  # API-005: integrity
 
     @invariant()
     def nothing_lost_or_doubled(self) -> None:

@@ -72,7 +72,7 @@ def test_colour_accumulator_is_global_across_classes() -> None:
 
 
 def test_colour_increment_config_changes_the_step() -> None:
-    """COLOR-002, CONF-003: COLOR_INCREMENT set before first use scales the step."""
+    """COLOR-005, CONF-003: COLOR_INCREMENT set before first use scales the step."""
     allocator = slab_only()
     allocator.set_config(SliceConfig.COLOR_INCREMENT, 2)
     firsts = []

@@ -10,7 +10,7 @@ from .test_magazine import in_thread
 
 
 def test_new_thread_reuses_what_an_exited_thread_freed(allocator: Allocator) -> None:
-    """EXIT-001, EXIT-002: GLib measured 98 of 100 addresses reused; so does the reference."""
+    """EXIT-001, EXIT-002, PY-015: GLib measured 98 of 100 reused; so does the reference."""
 
     def t1() -> list[int]:
         blocks = [allocator.alloc(40) for _ in range(100)]
@@ -26,7 +26,7 @@ def test_new_thread_reuses_what_an_exited_thread_freed(allocator: Allocator) -> 
 
 
 def test_small_magazines_go_back_to_the_slabs(allocator: Allocator) -> None:
-    """EXIT-001: fewer than MIN_MAGAZINE_SIZE chunks are freed to their slabs; slabs empty out."""
+    """EXIT-002: fewer than MIN_MAGAZINE_SIZE chunks are freed to their slabs; slabs empty out."""
 
     def body() -> None:
         block = allocator.alloc(1000)  # threshold 4: loaded keeps 3, freeing gets 1
@@ -40,14 +40,14 @@ def test_small_magazines_go_back_to_the_slabs(allocator: Allocator) -> None:
 
 
 def test_full_magazines_go_to_the_depot(allocator: Allocator) -> None:
-    """EXIT-001: a magazine of >= 4 chunks is pushed to the depot, stamped."""
+    """EXIT-002: a magazine of >= 4 chunks is pushed to the depot, stamped."""
     in_thread(lambda: allocator.alloc(40))
     depot = allocator.snapshot().classes[2].depot
     assert [m.count for m in depot] == [33]
 
 
 def test_explicit_thread_exit_and_blocks_outliving_their_thread(allocator: Allocator) -> None:
-    """EXIT-003, EXIT-004: blocks of an exited thread stay valid and are freed elsewhere."""
+    """EXIT-001, EXIT-004: blocks of an exited thread stay valid and are freed elsewhere."""
     block = in_thread(lambda: allocator.alloc(24))
     allocator.write(block, b"still mine")
     assert allocator.read(block, 10) == b"still mine"
@@ -60,7 +60,7 @@ def test_explicit_thread_exit_and_blocks_outliving_their_thread(allocator: Alloc
 
 
 def test_many_threads_come_and_go(allocator: Allocator) -> None:
-    """EXIT-003: the allocator keeps working while many threads are created and destroyed."""
+    """EXIT-005: the allocator keeps working while many threads are created and destroyed."""
     survivors: list[int] = []
     lock = threading.Lock()
 

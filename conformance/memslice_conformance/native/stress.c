@@ -22,8 +22,8 @@
  *
  * Violations are printed as JSON lines on stdout; the last line is a summary.
  * Exit status: 0 no violation, 1 violations, 2 usage or load error.
- * Spec: API-002 (no overlap), API-009 (integrity), API-012 (cross-thread free),
- * EXIT-003 (threads come and go).  Written for memslice; no GLib code is used.
+ * Spec: API-004 (no overlap), API-005 (integrity), API-009 (cross-thread free),
+ * EXIT-001 and EXIT-005 (threads come and go).  Written for memslice; no GLib code is used.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
