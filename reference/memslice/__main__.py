@@ -51,6 +51,7 @@ from .visualise import (
 
 __all__ = [
     "WORKLOADS",
+    "FixedClock",
     "GRealArray",
     "Step",
     "StepResult",

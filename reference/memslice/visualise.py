@@ -433,7 +433,7 @@ def ring_svg(
     """A size class's ring of slabs, head first, each page to the same scale.
 
     The head is where allocation looks first; slabs with free chunks form a
-    run from the head and full slabs sit behind them (SLAB-005).  The arrow on
+    run from the head and full slabs sit behind them (SLAB-008).  The arrow on
     the right closes the ring: the last slab's ``next`` is the head.  Rings
     longer than ``max_slabs`` show their first ``max_slabs - 2`` slabs, a
     row saying how many are left out, and the last slab.
@@ -614,7 +614,7 @@ def magazines_svg(
     A thread's *loaded* magazine (GLib's magazine1) is what allocations pop
     from; its *freeing* magazine (magazine2) is what frees push onto
     (MAG-001).  The depot ring is drawn newest (head) first, each magazine
-    with its stamp; trimming starts from the oldest, at the right (DEPOT-003).
+    with its stamp; trimming starts from the oldest, at the right (DEPOT-007).
     Cells are chunk labels (see :func:`chunk_labels`), head of the chain on top;
     at most ``max_cells`` per magazine and ``max_depot`` depot magazines are drawn.
     """
