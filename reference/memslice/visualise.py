@@ -620,11 +620,17 @@ def magazines_svg(
     """
     cls = snapshot.classes[class_index]
     labels = chunk_labels(cls)
-    threads = [t for t in snapshot.threads if class_index in t.magazines]
+    # Every live thread is drawn, with empty magazines for a class it holds nothing of.
+    threads = list(snapshot.threads)
     depot = cls.depot[:max_depot]
     n_columns = 2 * len(threads) + len(depot) + (1 if len(cls.depot) > max_depot else 0)
-    width = width or max(560.0, 40 + n_columns * 62 + 60)
-    height = 96 + (max_cells + 1) * 16 + 64
+    depot_header = f"depot ring ({len(cls.depot)} magazine(s)): newest (head) first, stamps in ms"
+    width = width or max(
+        560.0, 40 + n_columns * 62 + 60, 40 + 130 * len(threads) + 7 * len(depot_header)
+    )
+    drawn = [m for t in threads for m in t.magazines.get(class_index, ())] + list(depot)
+    rows = max([min(m.count, max_cells) + (m.count > max_cells) for m in drawn] + [1])
+    height = 96 + rows * 16 + 64
     heading = title or (
         f"Class {cls.index} ({cls.chunk_size}-byte chunks): thread magazines and depot "
         f"(threshold {cls.threshold})"
@@ -635,10 +641,11 @@ def magazines_svg(
     top = 84.0
     x = 20.0
     if not threads:
-        svg.text(x, top, "(no thread holds chunks of this class)", size=11, fill=PALETTE["faint"])
-        x += 250
+        svg.text(x, top, "(no live thread)", size=11, fill=PALETTE["faint"])
+        x += 130
     for thread in threads:
-        loaded, freeing = thread.magazines[class_index]
+        empty = MagazineSnapshot(())
+        loaded, freeing = thread.magazines.get(class_index, (empty, empty))
         svg.text(x, 36, f"thread {thread.name}", size=12, fill=PALETTE["ink"])
         _draw_magazine(
             svg, loaded, labels, x, top, ChunkState.MAGAZINE, "loaded", cls.threshold, max_cells
@@ -659,7 +666,7 @@ def magazines_svg(
     svg.text(
         x + 4,
         36,
-        f"depot ring ({len(cls.depot)} magazine(s)): newest (head) first, stamps in ms",
+        depot_header,
         size=12,
         fill=PALETTE["ink"],
     )
