@@ -18,7 +18,7 @@ sys.path.insert(1, str(HERE.parent / "reference"))
 
 project = "memslice"
 author = "The memslice developers"
-copyright = "the memslice developers; MIT licence"  # noqa: A001 -- Sphinx's name
+copyright = "the memslice developers; MIT licence"
 release = version = "0.1.0"
 
 extensions = [

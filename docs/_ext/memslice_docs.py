@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -35,13 +35,16 @@ from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
+if TYPE_CHECKING:
+    from memslice.__main__ import StepResult, WorkloadContext
+
 CLAUSE_HEADING = re.compile(r"^### ([A-Z]+-\d{3}) \[([A-Za-z0-9.\-]+)\] (.+)$")
 CLAUSE_ID = re.compile(r"(?<![\w{`-])([A-Z]{2,6}-\d{3})(?![\w-])")
 MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 PICTURES = ("ring", "slab", "magazines", "table")
 
 # Figures and workloads are computed once per Sphinx process.
-_RUNS: dict[tuple[str, str], Any] = {}
+_RUNS: dict[tuple[str, str], tuple[WorkloadContext, list[StepResult]]] = {}
 
 
 # ----------------------------------------------------------------------- the spec
@@ -149,7 +152,7 @@ def clause_role(
 
 
 # ----------------------------------------------------------------------- live pictures
-def _run(workload: str, profile: str) -> Any:
+def _run(workload: str, profile: str) -> tuple[WorkloadContext, list[StepResult]]:
     from memslice.__main__ import run_workload
     from memslice.tunables import PROFILES
 
@@ -168,7 +171,7 @@ def _draw(picture: str, workload: str, step: int, size: int | None, profile: str
     geometry = geometry_for(PROFILES[profile])
     if picture == "table":
         return visualise.size_class_table_svg(geometry)
-    ctx, results = _run(workload, profile)
+    _, results = _run(workload, profile)
     snap = results[step - 1].after if step else results[0].before
     ix = busiest_class(snap) if size is None else geometry.class_index(geometry.p2align(size))
     cls = snap.classes[ix]
@@ -292,8 +295,9 @@ def _wipe_generated(app: Sphinx) -> None:
     _RUNS.clear()
 
 
-def _always_redraw(app: Sphinx, env: Any, added: set[str], changed: set[str],
-                   removed: set[str]) -> list[str]:
+def _always_redraw(
+    app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
     return sorted(getattr(env, "memslice_figure_pages", set()) - removed)
 
 

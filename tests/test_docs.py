@@ -1,0 +1,167 @@
+"""The Sphinx docs build cleanly and hold every clause anchor, figure and link.
+
+One module-scoped fixture builds the docs into a temporary folder exactly as
+``tox -e docs`` does (``sphinx-build -W -n -E``: a warning, an unresolved
+cross-reference or a citation of a clause the spec lacks fails the build);
+the tests then read the HTML.  What the HTML must contain is computed here
+from the sources, independently of the extension that generates it: clause
+IDs from the ``### ID [LEVEL] Title`` headings of ``spec/*.md`` (the format
+fixed by the spec's README), figure names from the directives in ``docs/``.
+The build takes a few seconds, so it is part of the default run.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+SPEC = ROOT / "spec"
+HEADING = re.compile(r"^### ([A-Z]+-\d{3}) \[", re.M)
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+
+
+class _Links(HTMLParser):
+    """Collects ids, and href/src targets, of one HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(str(values["id"]))
+        if tag == "a" and values.get("name"):
+            self.ids.add(str(values["name"]))
+        for key in ("href", "src"):
+            target = values.get(key)
+            if target:
+                self.targets.append(target)
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import myst_parser  # noqa: F401
+    import sphinx  # noqa: F401 -- fail loudly here when the docs extra is missing
+
+    out = tmp_path_factory.mktemp("docs") / "html"
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-n", "-E", "-q", "-b", "html", str(DOCS), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
+    return out
+
+
+def spec_clauses() -> dict[str, list[str]]:
+    """``{chapter stem: [clause IDs]}`` from the spec's headings, outside code fences."""
+    chapters = {}
+    for path in sorted(SPEC.glob("*.md")):
+        if path.name == "README.md":
+            continue
+        text = FENCE.sub("", path.read_text(encoding="utf-8"))
+        chapters[path.stem] = HEADING.findall(text)
+    return chapters
+
+
+def expected_figures() -> set[str]:
+    """The figure files the docs' directives must produce, by the documented naming rule."""
+    names: set[str] = set()
+    directive = re.compile(
+        r"^```\{(memslice-step|memslice-figure)\} ([^\n]*)\n(.*?)^```", re.M | re.S
+    )
+    for page in DOCS.rglob("*.md"):
+        if "_generated" in page.parts or page.is_relative_to(DOCS / "reference" / "spec"):
+            continue
+        for kind, args, body in directive.findall(page.read_text(encoding="utf-8")):
+            options = dict(re.findall(r"^:([\w-]+): *(.*)$", body, flags=re.M))
+            size = f"-{options['size']}" if "size" in options else ""
+            if kind == "memslice-step":
+                workload, step = args.split()
+                pictures = [p.strip() for p in options.get("pictures", "").split(",") if p.strip()]
+            else:
+                workload, step = options.get("workload", "seed-blocks"), options.get("step", "0")
+                pictures = [args.strip()]
+            for picture in pictures:
+                if picture == "table":
+                    names.add(f"{options.get('profile', 'glib-2.74')}-table.svg")
+                else:
+                    names.add(f"{workload}-step{step}-{picture}{size}.svg")
+    return names
+
+
+def test_spec_chapters_are_rendered_with_every_clause_anchor(html: Path) -> None:
+    """Each clause of each chapter is the anchor #<id in lower case> on its page."""
+    chapters = spec_clauses()
+    assert sum(len(ids) for ids in chapters.values()) > 0, "the spec defines no clause"
+    for stem, ids in chapters.items():
+        page = html / "reference" / "spec" / f"{stem}.html"
+        assert page.exists(), f"spec chapter {stem} was not rendered"
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        missing = [c for c in ids if c.lower() not in parser.ids]
+        assert not missing, f"{stem}: clauses without an anchor: {missing}"
+
+
+def test_every_generated_figure_is_in_the_html(html: Path) -> None:
+    """Every picture the pages ask for was drawn, is well-formed SVG and is shown."""
+    expected = expected_figures()
+    assert len(expected) >= 10
+    images = {p.name for p in (html / "_images").glob("*.svg")}
+    assert expected <= images, f"figures not built: {sorted(expected - images)}"
+    shown = set()
+    for page in html.rglob("*.html"):
+        shown |= set(re.findall(r'src="[^"]*_images/([^"/]+\.svg)"', page.read_text("utf-8")))
+    assert expected <= shown, f"figures built but not shown: {sorted(expected - shown)}"
+    for name in expected:
+        root = ET.parse(html / "_images" / name).getroot()
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        assert len(list(root.iter("{http://www.w3.org/2000/svg}rect"))) > 3, name
+
+
+def test_no_internal_link_is_broken(html: Path) -> None:
+    """Every relative href/src names an existing file, and its #fragment an existing id."""
+    pages = {p.resolve(): p for p in html.rglob("*.html")}
+    parsed: dict[Path, _Links] = {}
+
+    def links(path: Path) -> _Links:
+        if path not in parsed:
+            parsed[path] = _Links()
+            parsed[path].feed(path.read_text(encoding="utf-8"))
+        return parsed[path]
+
+    broken = []
+    for page in pages:
+        for target in links(page).targets:
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("//"):
+                continue  # external (http:, mailto:, data:): not ours to check offline
+            path, fragment = urldefrag(target)
+            path = urlsplit(path).path  # drop ?v=... cache busters
+            resolved = (page.parent / unquote(path)).resolve() if path else page
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(html.resolve())}: {target}")
+            elif fragment and resolved.suffix == ".html" and fragment not in links(resolved).ids:
+                broken.append(f"{page.relative_to(html.resolve())}: {target} (no such id)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken[:40])
+
+
+def test_clause_citations_in_pages_link_to_their_anchor(html: Path) -> None:
+    """A {clause} citation becomes a link to the chapter page's #<id> anchor."""
+    page = (html / "explanation" / "slab.html").read_text(encoding="utf-8")
+    hrefs = re.findall(r'href="([^"]+)"><span class="[^"]*std-ref[^"]*">([A-Z]+-\d{3})<', page)
+    assert hrefs, "the slab explanation cites no clause"
+    for href, clause in hrefs:
+        assert href.endswith(f"#{clause.lower()}"), (href, clause)
