@@ -229,6 +229,60 @@ def test_size_class_table_obeys_its_own_formulas(spec: Spec) -> None:
     assert rows[-1][1]["chunk"] <= core["MAX_SLAB_CHUNK_SIZE"] < rows[-1][1]["chunk"] + 16
 
 
+def _example_ranges(text: str) -> list[tuple[int, int, int]]:
+    """``a → v``, ``a and b → v`` and ``a to b → v`` in a clause's Example, as (low, high, v)."""
+    example = text[text.index("Example") :]
+    found = []
+    for low, joiner, high, value in re.findall(r"(\d+)(?: (to|and) (\d+))? → (\d+)", example):
+        if joiner == "and":
+            found += [(int(low), int(low), int(value)), (int(high), int(high), int(value))]
+        else:
+            found.append((int(low), int(high or low), int(value)))
+    return found
+
+
+@pytest.mark.parametrize(("clause_id", "column"), [("SIZE-007", "page"), ("MAG-004", "threshold")])
+def test_worked_examples_agree_with_the_table(spec: Spec, clause_id: str, column: str) -> None:
+    """SIZE-007, MAG-004: the prose examples say what the size-class table says."""
+    by_chunk = {row["chunk"]: row for _, row in spec.integer_rows("size-classes-glib-2.74")}
+    ranges = _example_ranges(spec.clauses[clause_id].text)
+    assert len(ranges) >= 6
+    for low, high, value in ranges:
+        chunks = [chunk for chunk in by_chunk if low <= chunk <= high]
+        assert chunks and all(by_chunk[c][column] == value for c in chunks), (low, high, value)
+    if clause_id == "SIZE-007":  # the example's ranges cover every class
+        covered = {c for low, high, _ in ranges for c in by_chunk if low <= c <= high}
+        assert covered == set(by_chunk)
+
+
+def test_contention_triples_in_the_example_agree_with_the_table(spec: Spec) -> None:
+    """CONF-010: the quoted get_config_state triples are [chunk, 0, threshold] of the table."""
+    rows = dict(spec.integer_rows("size-classes-glib-2.74"))
+    triples = re.findall(
+        r"(\d+) → `\[(\d+), (\d+), (\d+)\]`", spec.clauses["CONF-010"].text.replace("`ix` ", "")
+    )
+    assert len(triples) == 4
+    for index, chunk, counter, threshold in triples:
+        row = rows[index]
+        assert (int(chunk), int(counter), int(threshold)) == (row["chunk"], 0, row["threshold"])
+
+
+def test_colour_examples_agree_with_the_table(spec: Spec) -> None:
+    """COLOR-002, COLOR-004: chunk 112's padding and colours; the classes named by padding."""
+    by_chunk = {row["chunk"]: row for _, row in spec.integer_rows("size-classes-glib-2.74")}
+    padding = by_chunk[112]["padding"]
+    colour_text = " ".join(spec.clauses["COLOR-002"].text.split())
+    assert f"padding {padding}" in colour_text
+    assert ", ".join(str((accu * 16) % padding) for accu in range(7)) in colour_text
+    zero_text = " ".join(spec.clauses["COLOR-004"].text.split())
+    zero_padding = {chunk for chunk, row in by_chunk.items() if row["padding"] == 0}
+    assert {int(n) for n in re.findall(r"chunk (\d+)", zero_text)} == zero_padding
+    sixteen = re.search(r"chunks ([\d, ]+ and \d+)", zero_text)
+    assert sixteen is not None
+    named = [int(n) for n in re.findall(r"\d+", sixteen.group(1))]
+    assert named and all(by_chunk[chunk]["padding"] == 16 for chunk in named)
+
+
 def test_platform_rows_equal_the_reference(spec: Spec) -> None:
     """SIZE-011: each `platforms` row equals geometry_for(Tunables(pointer, page, memalign))."""
     rows = spec.integer_rows("platforms")
