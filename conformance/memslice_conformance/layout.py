@@ -31,12 +31,12 @@ glibc::
 
 Two allocators with equal normalised layouts agree on strides, chunks per
 slab, colour offsets (COLOR-002), the order in which freed chunks come back
-(MAG-*), magazine reload sizes (how many allocations before a new slab or a
-reused chunk), and what a new thread reuses after another exits (EXIT-*):
+(MAG-005, MAG-006), magazine reload sizes (how many allocations before a new slab or a
+reused chunk), and what a new thread reuses after another exits (EXIT-002):
 each of those is a function of the normalised sequence.  :func:`compare`
 reports the first difference and the derived figures side by side.
 
-GLib's starting state (CONF-015, CONF-016): GLib 2.74.6 initialises the slice
+GLib's starting state (CONF-015, CONF-016, CONF-018): GLib 2.74.6 initialises the slice
 allocator inside its library constructors, which make two
 ``g_slice_alloc(96)`` calls (two ``g_hash_table_new_full`` calls) on the thread
 that loads the library.  That loads a 17-chunk magazine for class 96 (two
@@ -105,7 +105,7 @@ MAIN: Final = "main"
 
 GLIB_LOAD_ALLOCATIONS: Final = (96, 96)
 """Requested sizes GLib 2.74.6's library constructors allocate, in order, on the
-loading thread, and never free (measured; CONF-015)."""
+loading thread, and never free (measured; CONF-016, CONF-018)."""
 
 Route: TypeAlias = Literal["slab", "malloc", "null"]
 
@@ -131,7 +131,7 @@ class Free:
 @dataclass(frozen=True, slots=True)
 class FreeChain:
     """Link ``blocks`` in order through a pointer at ``next_offset`` and free the chain
-    with one ``free_chain_with_offset`` call on ``thread`` (API-007)."""
+    with one ``free_chain_with_offset`` call on ``thread`` (API-008)."""
 
     thread: str
     blocks: tuple[int, ...]
@@ -148,7 +148,7 @@ class ThreadStart:
 @dataclass(frozen=True, slots=True)
 class ThreadExit:
     """End thread ``thread`` and wait until the OS thread is gone, so that its
-    exit cleanup (EXIT-001) has run before the next operation."""
+    exit cleanup (EXIT-002) has run before the next operation."""
 
     thread: str
 
@@ -378,7 +378,7 @@ class ReferenceBackend:
         self.allocator.free_chain_with_offset(size, head, next_offset)
 
     def write_pointer(self, address: int, value: int) -> None:
-        # Slab memory is real process memory (PAGE-001), so C-style access is exact.
+        # Slab memory is real process memory (PY-010), so C-style access is exact.
         import ctypes
 
         ctypes.c_uint64.from_address(address).value = value
@@ -386,7 +386,7 @@ class ReferenceBackend:
     def thread_exiting(self) -> None:
         # Run the exit cleanup now rather than whenever Python finalises the
         # thread's locals, so that it has certainly happened when ThreadExit
-        # returns (EXIT-001); GLib's runs in the pthread key destructor.
+        # returns (EXIT-004); GLib's runs in the pthread key destructor.
         self.allocator.thread_exit()
 
 
@@ -397,7 +397,8 @@ def reproduce_glib_load_state(allocator: memslice.Allocator) -> tuple[int, ...]:
     the calling thread, which must be the thread the comparison treats as the
     main thread, and returns their addresses (never freed, as in GLib).
     Afterwards class 96 has two slabs, the calling thread's loaded magazine
-    holds 15 chunks of class 96, and the colour accumulator is 2 (CONF-016).
+    holds 15 chunks of class 96, and the colour accumulator is 2 (CONF-016,
+    CONF-020).
     """
     return tuple(allocator.alloc(size) for size in GLIB_LOAD_ALLOCATIONS)
 
@@ -638,7 +639,7 @@ class _ConfigReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ConfigObservation:
-    """``get_config(k)`` for keys 0..7 and ``get_config_state`` answers (CONF-006, CONF-007).
+    """``get_config(k)`` for keys 0..7 and ``get_config_state`` answers (CONF-006, CONF-010).
 
     ``contention`` holds ``get_config_state(CONTENTION_COUNTER, ix)`` for every
     class index, or is None where it was not asked (GLib segfaults under

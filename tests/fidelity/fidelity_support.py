@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import strategies as st
+
 from memslice_conformance import layout
 from memslice_conformance.layout import (
     MAIN,
@@ -151,7 +152,7 @@ def predict_fresh_class_run(chunk: int, n: int, accu: int) -> tuple[list[tuple[i
     """Where ``n`` allocations of a class no one has touched land, in one thread.
 
     Magazine reloads take ``threshold`` chunks at a time straight from fresh
-    slabs, in address order (DEPOT-*/SLAB-005), so block ``i`` is chunk
+    slabs, in address order (DEPOT-005, SLAB-005), so block ``i`` is chunk
     ``i % per_slab`` of slab ``i // per_slab``.  Returns the (slab, offset)
     list and the accumulator afterwards: every slab the reloads created (a
     reload may create slabs whose chunks are not yet handed out) advances it,

@@ -63,7 +63,7 @@ class GlibBackend:
         ctypes.c_uint64.from_address(address).value = value
 
     def thread_exiting(self) -> None:
-        """Nothing: GLib's cleanup runs in the pthread key destructor (EXIT-001)."""
+        """Nothing: GLib's cleanup runs in the pthread key destructor (EXIT-002)."""
 
     def get_config(self, key: int) -> int:
         return int(_GLIB.g_slice_get_config(key))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import memslice
 import pytest
 from fidelity_support import GEOMETRY, N_CLASSES, glib_env, run_glib, run_reference
+
+import memslice
 from memslice.config import ConfigWarning, SliceConfig
 from memslice.errors import SliceValueError
 from memslice.tunables import GLIB_2_74
@@ -51,7 +52,7 @@ def test_get_config_and_state_match_glib(g_slice: str | None) -> None:
 
 
 def test_glib_crashes_where_the_reference_raises() -> None:
-    """CONF-011: get_config_state(CONTENTION_COUNTER) under always-malloc reads a
+    """CONF-012, PY-017: get_config_state(CONTENTION_COUNTER) under always-malloc reads a
     NULL array in GLib (SIGSEGV); the reference raises SliceValueError instead.
     This one difference is deliberate and is why the comparison above skips it."""
     script = (

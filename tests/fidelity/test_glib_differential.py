@@ -4,7 +4,7 @@ Hypothesis draws traces (runs of allocations of one size, frees of random live
 blocks, chains at random offsets; see ``single_thread_traces``); each example
 runs once on the real GLib in a fresh process and once on a fresh reference
 allocator in GLib's load-time state, and the normalised layouts must be equal
-(SLAB-*, COLOR-*, MAG-*, DEPOT-*, API-007).  The example count is modest
+(SLAB-005, COLOR-002, MAG-005, MAG-006, DEPOT-004, API-008).  The example count is modest
 because every example costs a subprocess; the ``slow`` variant explores more.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from fidelity_support import GEOMETRY, both, single_thread_traces
 from hypothesis import given, settings
+
 from memslice_conformance import layout
 from memslice_conformance.layout import Op
 
@@ -44,7 +45,7 @@ def test_default_mode(trace: tuple[Op, ...]) -> None:
 @settings(max_examples=6)
 @given(single_thread_traces(max_ops=60))
 def test_debug_blocks_has_the_default_layout(trace: tuple[Op, ...]) -> None:
-    """CONF-009/DEBUG-*: debug-blocks adds the checker and changes no placement."""
+    """DEBUG-012: debug-blocks adds the checker and changes no placement."""
     _check(trace, "debug-blocks")
     assert both(trace, "debug-blocks")[0] == both(trace, None)[0]
 

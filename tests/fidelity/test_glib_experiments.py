@@ -16,6 +16,7 @@ from fidelity_support import (
     colour,
     predict_fresh_class_run,
 )
+
 from memslice_conformance import layout
 from memslice_conformance.layout import MAIN, Alloc, Free, FreeChain, Op, ThreadExit, ThreadStart
 
@@ -112,7 +113,7 @@ def test_lifo_after_draining_exactly_one_magazine() -> None:
 
 
 def test_free_chain_comes_back_in_reverse_chain_order() -> None:
-    """API-007, MAG-006: a 5-node chain of 24-byte blocks linked at offset 8, freed
+    """API-008, MAG-006: a 5-node chain of 24-byte blocks linked at offset 8, freed
     after draining the 51-chunk magazine, is re-allocated as 4, 3, 2, 1, 0."""
     ops: list[Op] = [Alloc("t", 24) for _ in range(51)]
     ops += [FreeChain("t", (0, 1, 2, 3, 4), 8)]
@@ -123,7 +124,7 @@ def test_free_chain_comes_back_in_reverse_chain_order() -> None:
 
 
 def test_a_new_thread_reuses_what_an_exited_thread_freed() -> None:
-    """EXIT-001, EXIT-002, DEPOT-*: T1 allocates and frees 100 blocks of 40 and
+    """EXIT-002, DEPOT-004: T1 allocates and frees 100 blocks of 40 and
     exits; T2's 100 allocations reuse 98 of T1's addresses, the other 2 being
     chunks T1 reloaded but never handed out."""
     trace: list[Op] = [ThreadStart("t1")]
@@ -139,7 +140,7 @@ def test_a_new_thread_reuses_what_an_exited_thread_freed() -> None:
 
 
 def test_reload_sizes_equal_the_thresholds() -> None:
-    """MAG-004, DEPOT-008: from an untouched class, slab k is first touched after
+    """MAG-004, MAG-009, DEPOT-005: from an untouched class, slab k is first touched after
     k * chunks-per-slab allocations, and the colour accumulator shows how many
     slabs each reload of `threshold` chunks opened."""
     trace = _runs([100, 200], 60)

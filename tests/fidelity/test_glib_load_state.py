@@ -23,6 +23,7 @@ from fidelity_support import (
     predict_fresh_class_run,
     run_glib,
 )
+
 from memslice_conformance import layout
 from memslice_conformance.layout import MAIN, Alloc, ThreadExit, ThreadStart
 
@@ -43,7 +44,7 @@ def test_main_thread_continues_the_constructors_class_96_magazine() -> None:
 
 
 def test_new_thread_reloads_from_the_second_load_time_slab() -> None:
-    """CONF-016: a new thread's first 96-byte reload starts at chunk 7 of the
+    """CONF-019: a new thread's first 96-byte reload starts at chunk 7 of the
     load-time slab 1 (offset 672): the main thread's magazine holds chunks 0..6."""
     trace = [ThreadStart("t1"), Alloc("t1", 96), Alloc("t1", 96), ThreadExit("t1"), Alloc(MAIN, 96)]
     observed = layout.normalise(trace, run_glib(trace)[0])
@@ -52,7 +53,7 @@ def test_new_thread_reloads_from_the_second_load_time_slab() -> None:
 
 
 def test_only_class_96_was_touched_at_load() -> None:
-    """CONF-015/CONF-016: one block of every class, in class order, on the main
+    """CONF-018: one block of every class, in class order, on the main
     thread: each class other than 96 opens a fresh slab whose colour follows
     one global accumulator that started at 2 and grew by one per coloured slab."""
     chunks = [GEOMETRY.p2alignment * (ix + 1) for ix in range(63)]
@@ -70,7 +71,7 @@ def test_only_class_96_was_touched_at_load() -> None:
 
 
 def test_a_new_thread_sees_the_same_fresh_classes() -> None:
-    """A thread other than the loading one also finds every class but 96 untouched."""
+    """CONF-018: a thread other than the loading one also finds every class but 96 untouched."""
     trace = [ThreadStart("t1"), Alloc("t1", 112), Alloc("t1", 48), ThreadExit("t1")]
     observed = layout.normalise(trace, run_glib(trace)[0])
     first, accu = predict_fresh_class_run(112, 1, GLIB_START_ACCU)
@@ -92,7 +93,7 @@ int main(void) {
 
 def test_a_c_program_starts_in_the_same_state_as_python(tmp_path: Path) -> None:
     """Loading GLib through ctypes changes nothing: a C program linked against it
-    places its first 96- and 112-byte slices exactly like the Python runner."""
+    places its first 96- and 112-byte slices exactly like the Python runner (CONF-018)."""
     source = tmp_path / "first.c"
     source.write_text(C_PROGRAM)
     binary = tmp_path / "first"
@@ -136,13 +137,14 @@ print(*[g.g_slice_alloc(96) for _ in range(17)])
 
 
 def test_loading_on_a_thread_that_exits_leaves_the_magazine_in_the_depot() -> None:
-    """CONF-016 with EXIT-001: the load-time magazine belongs to the loading thread;
+    """CONF-019, EXIT-002: the load-time magazine belongs to the loading thread;
     if that thread ends, its 15 chunks go to the depot and the next thread's
     first reload of class 96 gets them, in order, before slab 1's chunks 7..8."""
     import threading
 
-    import memslice
     from fidelity_support import glib_env
+
+    import memslice
     from memslice.tunables import GLIB_2_74
 
     done = subprocess.run(

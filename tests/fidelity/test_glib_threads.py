@@ -1,8 +1,8 @@
 """Thread exit and cross-thread frees: GLib 2.74.6 and the reference hand memory on alike.
 
 At thread exit each of the thread's magazines with at least 4 chunks goes to
-the depot, smaller ones go back chunk by chunk to their slabs (EXIT-001,
-EXIT-002); a later reload in any thread pops the newest depot magazine first.
+the depot, smaller ones go back chunk by chunk to their slabs (EXIT-002); a
+later reload in any thread pops the newest depot magazine first (DEPOT-004).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fidelity_support import (
     predict_fresh_class_run,
 )
 from hypothesis import given, settings
+
 from memslice_conformance.layout import MAIN, Alloc, Free, Op, ThreadExit, ThreadStart
 
 pytestmark = pytest.mark.glib
@@ -75,7 +76,7 @@ def test_many_threads_in_turn() -> None:
 @given(multi_thread_traces())
 def test_generated_multi_thread_traces(trace: tuple[Op, ...]) -> None:
     """Generated traces with threads starting, exiting and freeing each other's
-    blocks: identical normalised layouts (EXIT-001, EXIT-002, DEPOT-*).
+    blocks: identical normalised layouts (EXIT-002, DEPOT-003, DEPOT-004).
 
     Slab identity is by page address (see ``layout.normalise``): a slab that
     thread exit empties and frees, re-created later, keeps its number only if

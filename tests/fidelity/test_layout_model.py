@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ctypes
 
-import memslice
 import pytest
 from fidelity_support import run_glib, run_reference, single_thread_traces
 from hypothesis import given, settings
+
+import memslice
 from memslice.config import SliceConfig
 from memslice.tunables import GLIB_2_74
 from memslice_conformance import layout
