@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from memslice import Allocator
 from memslice.__main__ import WORKLOADS, main, run_workload
 from memslice.config import Settings
@@ -347,3 +348,24 @@ def test_show_writes_a_picture(tmp_path: Path, suffix: str) -> None:
 
 def test_show_rejects_other_formats(tmp_path: Path) -> None:
     assert main(["show", "--workload", "mixed", "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_show_draws_the_table_or_the_class_of_a_size(tmp_path: Path) -> None:
+    """--table gives the size-class table; --size N the class serving N bytes (SIZE-005)."""
+    table, one = tmp_path / "t.svg", tmp_path / "c.svg"
+    with redirect_stdout(io.StringIO()):
+        assert main(["show", "--workload", "mixed", "--table", "--out", str(table)]) == 0
+        assert main(["show", "--workload", "mixed", "--size", "500", "--out", str(one)]) == 0
+    assert len(with_class(parse(table.read_text()), "size-class", tag="g")) == 63
+    # 500 bytes round up to the 512-byte class, whose slab pages are 8192 bytes (GLib row 31).
+    chunk_sizes = {e.get("data-page-size") for e in with_class(parse(one.read_text()), "slab", "g")}
+    assert chunk_sizes == {"8192"}
+
+
+def test_show_refuses_a_size_without_a_class(tmp_path: Path) -> None:
+    """Sizes over 1008 bytes go to malloc and have no class to draw (SIZE-009)."""
+    with redirect_stdout(io.StringIO()):
+        code = main(
+            ["show", "--workload", "mixed", "--size", "2000", "--out", str(tmp_path / "x.svg")]
+        )
+    assert code == 2

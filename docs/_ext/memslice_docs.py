@@ -56,10 +56,10 @@ def _link_clauses(line: str) -> str:
     return "`".join(parts)
 
 
-def render_spec_file(text: str, existing: set[str]) -> tuple[str, list[str]]:
-    """The MyST source of one spec file, and the clause IDs it defines."""
+def render_spec_file(text: str, existing: set[str]) -> tuple[str, list[tuple[str, str, str]]]:
+    """The MyST source of one spec file, and its clauses as (ID, level, title)."""
     out: list[str] = []
-    ids: list[str] = []
+    ids: list[tuple[str, str, str]] = []
     fence: str | None = None
     for line in text.splitlines():
         stripped = line.lstrip()
@@ -75,7 +75,7 @@ def render_spec_file(text: str, existing: set[str]) -> tuple[str, list[str]]:
         heading = CLAUSE_HEADING.match(line)
         if heading:
             clause, level, title = heading.groups()
-            ids.append(clause)
+            ids.append((clause, level, title))
             out += [f"({clause.lower()})=", f"### {clause} [{level}] {title}"]
             continue
 
@@ -103,10 +103,15 @@ def generate_spec(app: Sphinx) -> None:
     files = sorted(p for p in spec_dir.glob("*.md") if p.name != "README.md")
     existing = {p.name for p in files}
     all_ids: list[str] = []
+    rows: list[str] = []
     for path in files:
-        text, ids = render_spec_file(path.read_text(encoding="utf-8"), existing)
+        text, clauses = render_spec_file(path.read_text(encoding="utf-8"), existing)
         (out / path.name).write_text(text, encoding="utf-8")
-        all_ids += ids
+        all_ids += [c for c, _, _ in clauses]
+        rows += [
+            f"| {{clause}}`{c}` | {level} | {title.replace('|', '/')} |"
+            for c, level, title in clauses
+        ]
     readme = spec_dir / "README.md"
     intro = ""
     if readme.exists():
@@ -118,7 +123,8 @@ def generate_spec(app: Sphinx) -> None:
         "Rendered at build time from `spec/*.md`. Every clause has a stable anchor: "
         "clause `SLAB-004` is `#slab-004` on its chapter's page.\n"
         f"{intro}\n"
-        f"```{{toctree}}\n:maxdepth: 1\n:caption: Chapters\n\n{toc}\n```\n",
+        f"```{{toctree}}\n:maxdepth: 1\n:caption: Chapters\n\n{toc}\n```\n\n"
+        "## Every clause\n\n| Clause | Level | Title |\n|---|---|---|\n" + "\n".join(rows) + "\n",
         encoding="utf-8",
     )
     app.env.memslice_clause_ids = all_ids  # type: ignore[attr-defined]
@@ -182,15 +188,15 @@ def _draw(picture: str, workload: str, step: int, size: int | None, profile: str
         return visualise.magazines_svg(snap, ix)
     if not cls.slabs:
         raise ValueError(f"{workload} step {step}: class {ix} has no slab to draw")
-    letters = {s.page: n for n, s in enumerate(sorted(cls.slabs, key=lambda s: s.page))}
     head = cls.slabs[0]
+    name = visualise.slab_names(cls)[head.page]
     return visualise.slab_svg(
         head,
         states,
-        letter=visualise.chunk_labels(cls)[head.page + head.colour][:-1],
+        letter=name,
         title=(
-            f"The head slab of class {ix} ({cls.chunk_size} B chunks), slab #{letters[head.page]}"
-            f" by address: {head.page_size} B page, colour offset {head.colour}"
+            f"The head slab of class {ix} ({cls.chunk_size} B chunks), slab {name}: "
+            f"{head.page_size} B page, colour offset {head.colour}"
         ),
     )
 

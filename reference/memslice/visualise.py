@@ -60,6 +60,7 @@ __all__ = [
     "magazines_svg",
     "ring_svg",
     "size_class_table_svg",
+    "slab_names",
     "slab_svg",
     "snapshot_html",
 ]
@@ -264,7 +265,8 @@ def chunk_labels(cls: SizeClassSnapshot) -> dict[int, str]:
     return labels
 
 
-def _slab_letters(cls: SizeClassSnapshot) -> dict[int, str]:
+def slab_names(cls: SizeClassSnapshot) -> dict[int, str]:
+    """``{page address: "B"}``: the class's slabs lettered by page address, lowest first."""
     return {s.page: _letters(i) for i, s in enumerate(sorted(cls.slabs, key=lambda s: s.page))}
 
 
@@ -440,7 +442,7 @@ def ring_svg(
     """
     if states is None:
         states = {a: ChunkState.FREE for s in cls.slabs for a in s.free_chunks}
-    letters = _slab_letters(cls)
+    letters = slab_names(cls)
     rows: list[SlabSnapshot | None] = list(cls.slabs)
     if len(rows) > max_slabs:
         rows = [*cls.slabs[: max(max_slabs - 2, 1)], None, cls.slabs[-1]]
@@ -720,7 +722,7 @@ def size_class_table_svg(
     geometry: Geometry,
     *,
     thresholds: Sequence[int] | None = None,
-    width: float = 900,
+    width: float = 760,
     title: str | None = None,
 ) -> str:
     """The size-class table with each class's slab page drawn to scale.
@@ -969,7 +971,7 @@ def snapshot_html(
     for cls in busy:
         parts.append(f'<h2 id="class-{cls.index}">{html.escape(_class_name(cls))}</h2>')
         parts.append(ring_svg(cls, states))
-        letters = _slab_letters(cls)
+        letters = slab_names(cls)
         for slab in cls.slabs[:max_slabs]:
             parts.append(
                 slab_svg(
