@@ -165,3 +165,56 @@ def test_clause_citations_in_pages_link_to_their_anchor(html: Path) -> None:
     assert hrefs, "the slab explanation cites no clause"
     for href, clause in hrefs:
         assert href.endswith(f"#{clause.lower()}"), (href, clause)
+
+
+def _mini_build(tmp_path: Path, page: str) -> subprocess.CompletedProcess[str]:
+    """Build a one-page project with the docs' extension over a one-clause spec."""
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "spec" / "04-slab.md").write_text(
+        "# Slab\n\n### SLAB-001 [MUST] A clause\n\nText citing SLAB-001.\n", encoding="utf-8"
+    )
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(DOCS / '_ext')!r})\n"
+        "extensions = ['myst_parser', 'memslice_docs']\nnitpicky = True\n"
+        "suppress_warnings = ['myst.header']\n",
+        encoding="utf-8",
+    )
+    (src / "index.md").write_text(
+        f"# Home\n\n{page}\n\n```{{toctree}}\nreference/spec/index\n```\n", encoding="utf-8"
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "-n",
+            "-E",
+            "-q",
+            "-b",
+            "html",
+            str(src),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_build_rejects_a_citation_of_a_missing_clause(tmp_path: Path) -> None:
+    """Test the tester: citing a clause the spec lacks fails the -W -n build."""
+    result = _mini_build(tmp_path, "See {clause}`SLAB-002`.")
+    assert result.returncode != 0
+    assert "slab-002" in (result.stdout + result.stderr).lower()
+
+
+def test_the_build_accepts_a_citation_of_an_existing_clause(tmp_path: Path) -> None:
+    """...and the same project citing a clause that exists builds, with the anchor."""
+    result = _mini_build(tmp_path, "See {clause}`SLAB-001`.")
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert 'href="reference/spec/04-slab.html#slab-001"' in page
