@@ -150,3 +150,25 @@ def test_reload_sizes_equal_the_thresholds() -> None:
     assert figures[112].new_slabs == tuple(range(0, 60, per112))
     # 60 blocks of 112 need 5 reloads of 14 = 70 chunks = 9 slabs: accu 2 -> 11.
     assert figures[208].colours[0] == colour(GLIB_START_ACCU + 9, 208)
+
+
+def test_every_row_of_the_size_class_table() -> None:
+    """SIZE-008, SIZE-010, SLAB-003, COLOR-002: for all 63 classes, three slabs' worth
+    of allocations in one thread.  Every class's stride, chunks per slab and
+    colours (one global accumulator, starting at 2) match the formulas on
+    GLib, and the reference places every block alike.  Class 96 is the one
+    class GLib touched at load (CONF-018), so only the equality covers it."""
+    chunks = [GEOMETRY.p2alignment * (ix + 1) for ix in range(63)]
+    counts = {chunk: 3 * GEOMETRY.chunks_per_slab(chunk) for chunk in chunks}
+    trace = [Alloc("t", chunk) for chunk in chunks for _ in range(counts[chunk])]
+    glib = assert_same_layout([ThreadStart("t"), *trace, ThreadExit("t")])
+    accu, start = GLIB_START_ACCU, 0
+    for chunk in chunks:
+        blocks = glib[start : start + counts[chunk]]
+        start += counts[chunk]
+        if chunk == 96:
+            # Slab 1 of class 96 has 3 free chunks, then new slabs: 2 + reloads.
+            accu += -(-(-(-counts[96] // 17) * 17 - 3) // GEOMETRY.chunks_per_slab(96))
+            continue
+        placements, accu = predict_fresh_class_run(chunk, counts[chunk], accu)
+        assert [(b.slab, b.offset) for b in blocks] == placements, f"class {chunk}"
