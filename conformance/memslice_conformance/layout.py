@@ -521,6 +521,11 @@ def normalise(
 ) -> tuple[NormBlock, ...]:
     """Map an observation to per-block placements that do not depend on glibc.
 
+    Malloc blocks keep only their route: where glibc puts them (32 bytes
+    apart for 8-byte blocks under always-malloc, where slabs give 16) is the
+    C library's business, not the slice allocator's (LARGE-004), and a model
+    with its own heap neither can nor should reproduce it.
+
     Slab identity is the page address: a slab page that is released and later
     re-created at the same address counts as the same slab.  In the traces
     used here slabs are released only by thread exit (EXIT-002), and the

@@ -18,9 +18,11 @@ This is the small self-contained stand-in for the conformance worker
 from __future__ import annotations
 
 import ctypes
+import os
 
 # Load first: nothing else may touch GLib before its constructors have run here.
-_GLIB = ctypes.CDLL("libglib-2.0.so.0")
+# (MEMSLICE_GLIB_LIBRARY exists so a test can prove a missing library fails loudly.)
+_GLIB = ctypes.CDLL(os.environ.get("MEMSLICE_GLIB_LIBRARY", "libglib-2.0.so.0"))
 
 import json  # noqa: E402
 import sys  # noqa: E402

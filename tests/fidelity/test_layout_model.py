@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 
 import pytest
-from fidelity_support import run_glib, run_reference, single_thread_traces
+from fidelity_support import GlibRunError, run_glib, run_reference, single_thread_traces
 from hypothesis import given, settings
 
 import memslice
@@ -198,3 +198,11 @@ def test_comparison_rejects_unfaithful_configurations(
         allocator.close()
     problems = layout.compare(glib, layout.normalise(TRACE, observation))
     assert any(symptom in p for p in problems), problems
+
+
+def test_a_missing_glib_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fidelity tests never skip: without libglib the runner fails with the
+    loader's error, and run_glib raises it."""
+    monkeypatch.setenv("MEMSLICE_GLIB_LIBRARY", "libglib-does-not-exist.so.0")
+    with pytest.raises(GlibRunError, match="libglib-does-not-exist"):
+        run_glib([Alloc(MAIN, 8)])
