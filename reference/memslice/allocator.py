@@ -243,10 +243,13 @@ class Allocator:
         self._settings = settings
         self._magazine_limit = geometry.largest_slab_request if fast else 0
 
+    def _require_open(self) -> None:
+        if self._closed:
+            raise SliceUsageError("the allocator is closed (PY-022)")
+
     def _thread_memory(self) -> ThreadMemory:
         """``thread_memory_from_self``: initialise if needed, then this thread's magazines."""
-        if self._closed:
-            raise SliceUsageError("the allocator is closed")
+        self._require_open()
         try:
             memory: ThreadMemory = self._tls.memory
             return memory
@@ -359,6 +362,7 @@ class Allocator:
 
     def _free1(self, mem_size: object, mem_block: object) -> None:
         """The full ``g_slice_free1`` in GLib's order (API-017, MAG-006)."""
+        self._require_open()
         size = _check_size(mem_size)
         block = _check_address(mem_block, "mem_block")
         if not block:
@@ -399,6 +403,7 @@ class Allocator:
         or, with debug-blocks, not allocated with this size) raises before
         any node is freed (PY-006, DEBUG-002).
         """
+        self._require_open()
         size = _check_size(mem_size)
         head = _check_address(mem_chain, "mem_chain")
         offset = _require_int(next_offset, "next_offset")
@@ -504,7 +509,7 @@ class Allocator:
         return 0
 
     def get_config_state(self, ckey: SliceConfig | int, address: int) -> list[int] | None:
-        """``g_slice_get_config_state``: ``[chunk size, contention, threshold]`` (CONF-010, CONT-006).
+        """``g_slice_get_config_state``: ``[chunk, contention, threshold]`` (CONF-010, CONT-006).
 
         Only CONTENTION_COUNTER answers; any other key gives None.  GLib does
         not bounds-check ``address`` and crashes under always-malloc; the
@@ -534,6 +539,7 @@ class Allocator:
     # -------------------------------------------------------------- block access
     def view(self, address: int, size: int) -> memoryview:
         """A writable view of ``size`` bytes at ``address`` inside this allocator's memory."""
+        self._require_open()
         start = _check_address(address)
         length = _check_size(size)
         if self._arena.contains(start, length):
@@ -574,7 +580,7 @@ class Allocator:
         self._magazines.retire(memory)
 
     def close(self) -> None:
-        """Release the arena; the allocator refuses every later call (PY-021)."""
+        """Release the arena; the allocator refuses every later call (PY-022)."""
         self._closed = True
         self._magazine_limit = 0
         self._arena.close()
@@ -596,6 +602,7 @@ class Allocator:
 
     def snapshot(self) -> AllocatorSnapshot:
         """A consistent copy of every layer's state (INTRO-001, INTRO-002)."""
+        self._require_open()
         settings = self._ensure_initialised()
         with self._depot_lock.lock, self._slab_lock:
             classes = []
@@ -693,6 +700,7 @@ class Allocator:
         no chunk is lost: every allocated chunk is either cached or held
         (INTRO-003).
         """
+        self._require_open()
         if not self.initialised:
             return
         settings = self._ensure_initialised()

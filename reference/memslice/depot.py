@@ -3,7 +3,7 @@
 Rules and theory of operation
 -----------------------------
 When a thread's two magazines are both full it hands one to the depot; when
-both are empty it takes one back (MAG-006, MAG-007).  The depot is, per size
+both are empty it takes one back (MAG-005, MAG-006).  The depot is, per size
 class, a circular ring of full magazines, newest at the head (DEPOT-001)::
 
     head (newest)                                           tail (oldest)

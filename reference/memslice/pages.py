@@ -68,6 +68,8 @@ class Arena:
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
         # One extra run of slack, so that ``size`` bytes starting at a
         # MAX_BLOCK-aligned address always fit: mmap only promises OS-page alignment.
+        self.capacity: Final = size
+        """Bytes of slab pages the arena can hold, whatever the mapping's alignment."""
         size += 1 << MAX_BLOCK_ORDER
         try:
             self._map = mmap.mmap(-1, size, flags=flags)
@@ -150,9 +152,12 @@ class BuddyPageSource:
             raise SliceMemoryError(f"page source cannot supply {page_size}-byte pages")
         found = next((k for k in range(order, MAX_BLOCK_ORDER + 1) if self._free[k]), None)
         if found is None:
-            if self._next_run + (1 << MAX_BLOCK_ORDER) > self.arena.size:
+            if (
+                self._next_run + (1 << MAX_BLOCK_ORDER)
+                > self.arena.aligned_offset + self.arena.capacity
+            ):
                 raise SliceMemoryError(
-                    f"arena of {self.arena.size} bytes exhausted (PAGE-004, PY-005): "
+                    f"arena of {self.arena.capacity} bytes exhausted (PAGE-004, PY-005): "
                     f"cannot supply a {page_size}-byte page"
                 )
             self._free[MAX_BLOCK_ORDER].append(self._next_run)

@@ -10,6 +10,7 @@ import pytest
 from memslice import (
     Allocator,
     ForeignPointerError,
+    SliceConfig,
     SliceMemoryError,
     SliceTypeError,
     SliceUsageError,
@@ -148,12 +149,22 @@ def test_views_are_live_memory(allocator: Allocator) -> None:
 
 
 def test_closed_allocator_refuses_calls() -> None:
-    """PY-021: after close() every call raises SliceUsageError."""
+    """PY-022: after close() every call raises SliceUsageError."""
     allocator = Allocator(environ={})
     allocator.alloc(40)
+    block = allocator.alloc(40)
     allocator.close()
-    with pytest.raises(SliceUsageError):
-        allocator.alloc(40)
+    for call in (
+        lambda: allocator.alloc(40),
+        lambda: allocator.free1(40, block),
+        lambda: allocator.free_chain_with_offset(40, block, 0),
+        lambda: allocator.read(block, 8),
+        allocator.snapshot,
+        allocator.check,
+    ):
+        with pytest.raises(SliceUsageError, match="closed"):
+            call()
+    assert allocator.get_config(SliceConfig.WORKING_SET_MSECS) == 15000
 
 
 def test_thirty_two_bit_profile_is_geometry_only() -> None:
@@ -165,7 +176,7 @@ def test_thirty_two_bit_profile_is_geometry_only() -> None:
 
 
 def test_repr_and_context_manager() -> None:
-    """PY-021: the allocator is a context manager that closes itself."""
+    """PY-022: the allocator is a context manager that closes itself."""
     with Allocator(environ={}) as allocator:
         assert "not initialised" in repr(allocator)
         allocator.alloc(1)
