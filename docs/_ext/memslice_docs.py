@@ -117,7 +117,9 @@ def generate_spec(app: Sphinx) -> None:
     if readme.exists():
         intro, _ = render_spec_file(readme.read_text(encoding="utf-8"), existing)
         intro = intro.replace("# The memslice specification", "", 1)
-    toc = "\n".join(p.stem for p in files)
+    levels = {c: level for c, level, _ in (r for r in _clause_rows(files))}
+    (out / "traceability.md").write_text(traceability(src.parent, levels), encoding="utf-8")
+    toc = "\n".join([*(p.stem for p in files), "traceability"])
     (out / "index.md").write_text(
         "# The specification\n\n"
         "Rendered at build time from `spec/*.md`. Every clause has a stable anchor: "
@@ -130,6 +132,75 @@ def generate_spec(app: Sphinx) -> None:
     app.env.memslice_clause_ids = all_ids  # type: ignore[attr-defined]
     (src / "_generated").mkdir(exist_ok=True)
     (src / "_generated" / "clause-ids.txt").write_text("\n".join(all_ids) + "\n")
+
+
+def _clause_rows(files: list[Path]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    for path in files:
+        rows += render_spec_file(path.read_text(encoding="utf-8"), set())[1]
+    return rows
+
+
+TRACE_SOURCES: tuple[tuple[str, str, str], ...] = (
+    # (column, folder relative to the checkout, file pattern)
+    ("Reference", "reference/memslice", "*.py"),
+    ("Tests", "tests", "**/*.py"),
+    ("Conformance", "conformance/memslice_conformance", "**/*"),
+)
+
+
+def citations(root: Path) -> dict[str, dict[str, dict[str, int]]]:
+    """``{column: {clause: {file: count}}}`` for every clause ID cited in the sources."""
+    found: dict[str, dict[str, dict[str, int]]] = {}
+    for column, folder, pattern in TRACE_SOURCES:
+        table = found.setdefault(column, {})
+        for path in sorted((root / folder).glob(pattern)):
+            if not path.is_file() or path.suffix not in {".py", ".c", ".json", ".md"}:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            name = str(path.relative_to(root / folder))
+            for clause in CLAUSE_ID.findall(text):
+                files = table.setdefault(clause, {})
+                files[name] = files.get(name, 0) + 1
+    return found
+
+
+def traceability(root: Path, levels: dict[str, str]) -> str:
+    """A Markdown page: for each clause, the files of each kind that cite it."""
+    found = citations(root)
+    columns = [c for c, _, _ in TRACE_SOURCES]
+    lines = [
+        "# Traceability",
+        "",
+        "For every clause, the files that cite it: the reference code that implements it,",
+        "the project's tests, and the conformance suite's checks. Computed at build time by",
+        "scanning the sources for clause IDs, so it is only as good as the citations;",
+        "a MUST clause with an empty column is a gap worth a look.",
+        "",
+    ]
+    must = [c for c, level in levels.items() if level == "MUST"]
+    for column in columns:
+        missing = [c for c in must if c not in found[column]]
+        lines.append(
+            f"- {column}: {len(must) - len(missing)} of {len(must)} MUST clauses cited"
+            + (
+                f" (not yet: {', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''})"
+                if missing
+                else ""
+            )
+        )
+    lines += [
+        "",
+        f"| Clause | Level | {' | '.join(columns)} |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for clause, level in levels.items():
+        cells = []
+        for column in columns:
+            files = found[column].get(clause, {})
+            cells.append(", ".join(f"`{f}`" for f in sorted(files)) or "-")
+        lines.append(f"| {{clause}}`{clause}` | {level} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
 
 
 def clause_role(
