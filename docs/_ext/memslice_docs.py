@@ -131,6 +131,14 @@ def generate_spec(app: Sphinx) -> None:
     )
     app.env.memslice_clause_ids = all_ids  # type: ignore[attr-defined]
     (src / "_generated").mkdir(exist_ok=True)
+    # The wire protocol's JSON Schema, shown on the plug-in page when it exists.
+    schema = src.parent / "conformance" / "memslice_conformance" / "schema" / "protocol-v1.json"
+    (src / "_generated" / "protocol-v1.json").write_text(
+        schema.read_text(encoding="utf-8")
+        if schema.exists()
+        else '{"$comment": "not written yet"}\n',
+        encoding="utf-8",
+    )
     (src / "_generated" / "clause-ids.txt").write_text("\n".join(all_ids) + "\n")
 
 
@@ -372,6 +380,31 @@ def _wipe_generated(app: Sphinx) -> None:
     _RUNS.clear()
 
 
+def link_docstring_clauses(
+    app: Sphinx, what: str, name: str, obj: object, options: Any, lines: list[str]
+) -> None:
+    """Make clause IDs in API docstrings links to their clauses (checked like any ref).
+
+    IDs inside ````literals```` and inside ``::`` literal blocks are left alone.
+    """
+    literal_indent: int | None = None
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None:
+            if line.strip() and indent <= literal_indent:
+                literal_indent = None
+            else:
+                continue
+        parts = line.split("``")
+        for j in range(0, len(parts), 2):
+            parts[j] = CLAUSE_ID.sub(
+                lambda m: f":ref:`{m.group(1)} <{m.group(1).lower()}>`", parts[j]
+            )
+        lines[i] = "``".join(parts)
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+
+
 def _always_redraw(
     app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]
 ) -> list[str]:
@@ -384,6 +417,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _wipe_generated, priority=100)
     app.connect("builder-inited", generate_spec, priority=500)
     app.add_role("clause", clause_role)
+    app.connect("autodoc-process-docstring", link_docstring_clauses)
     app.add_directive("memslice-figure", MemsliceFigure)
     app.add_directive("memslice-step", MemsliceStep)
     return {"version": "1", "parallel_read_safe": False, "parallel_write_safe": True}
