@@ -417,6 +417,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _wipe_generated, priority=100)
     app.connect("builder-inited", generate_spec, priority=500)
     app.add_role("clause", clause_role)
+    app.setup_extension("sphinx.ext.autodoc")  # the event below is autodoc's
     app.connect("autodoc-process-docstring", link_docstring_clauses)
     app.add_directive("memslice-figure", MemsliceFigure)
     app.add_directive("memslice-step", MemsliceStep)
