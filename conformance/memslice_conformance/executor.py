@@ -14,7 +14,7 @@ Invariants:
 
 * items submitted to one name run in submission order, on one OS thread,
   until that name's ``exit_thread``; the next submission to the name starts
-  a fresh OS thread (so "reuse after a thread exited" is exercised: EXIT-002);
+  a fresh OS thread (so "reuse after a thread exited" is exercised: EXIT-005);
 * ``exit_thread`` completes only once the OS thread has ended (joined), so
   the implementation's own thread-end hooks (thread-local destructors) have
   run before the next op is issued;

@@ -43,6 +43,7 @@ __all__ = [
     "GLIB_MODES",
     "Implementation",
     "make_local",
+    "python_impl",
     "resolve",
 ]
 
@@ -157,6 +158,16 @@ def _glib_env(mode: str | None) -> dict[str, str]:
     if mode is not None:
         env["G_SLICE"] = mode
     return env
+
+
+def python_impl(factory: Factory, name: str | None = None) -> Implementation:
+    """An in-process implementation from a factory (a class or callable).
+
+    For library users and tests that hold the object rather than an import
+    path; the result can be passed to ``run_conformance`` directly.
+    """
+    label = name or getattr(factory, "__name__", "python")
+    return _in_process(f"py:{label}", _as_factory(factory, label), label)
 
 
 def resolve(spec: str) -> Implementation:

@@ -17,7 +17,7 @@ re-reads every live block after every step::
     free_chain                     links + chain free        API-008
     recycle                        alloc,write,free,alloc0   API-002 (dirty memory)
     zero_size / null_frees         size 0, NULL frees        API-001 API-007
-    exit_thread                    thread_exit               EXIT-001 EXIT-002
+    exit_thread                    thread_exit               EXIT-001 EXIT-005
     config_shape                   get_config(_state)        CONF-004 CONF-010 CONF-011
 
 Sizes cover every slab class edge on 64-bit (16k and 16k+1 up to 1008/1009),

@@ -79,6 +79,7 @@ CLAUSES: Final[dict[str, tuple[str, ...]]] = {
     "chain_null": ("API-007",),
     "thread_exit": ("EXIT-001",),
     "get_config": ("CONF-010",),
+    "get_config_known": ("CONF-002",),
     "get_config_state": ("CONF-011",),
     "set_config_late": ("CONF-004",),
     # Added dynamically: a free from another thread than the allocating one,
@@ -274,7 +275,7 @@ class Checker:
             return requests
         if kind == "thread_exit":
             return [{**base, "op": "thread_exit"}]
-        if kind == "get_config":
+        if kind in ("get_config", "get_config_known"):
             return [{**base, "op": "get_config", "key": op["key"]}]
         if kind == "get_config_state":
             return [{**base, "op": "get_config_state", "key": op["key"], "address": op["address"]}]
@@ -376,6 +377,11 @@ class Checker:
                     raise Violation(
                         clauses, f"get_config({op['key']}) returned {answers[0]!r}, expected 0"
                     )
+            elif kind == "get_config_known":
+                if not isinstance(answers[0], int) or isinstance(answers[0], bool):
+                    raise Violation(
+                        clauses, f"get_config({op['key']}) returned {answers[0]!r}, not an integer"
+                    )
             elif kind == "get_config_state":
                 if answers[0] is not None:
                     raise Violation(
@@ -403,22 +409,27 @@ class Checker:
         clauses: tuple[str, ...],
     ) -> None:
         label = f"{kind}({size}) on thread {thread}"
+        # Cite the clause broken, plus the thread context that led there.
+        context = tuple(c for c in clauses if not c.startswith("API-00"))
         if not isinstance(addr, int) or isinstance(addr, bool):
-            raise Violation(clauses, f"{label} returned {addr!r}, not an address")
+            raise Violation(("API-001", *context), f"{label} returned {addr!r}, not an address")
         if size == 0:
             if addr != 0:
-                raise Violation(clauses, f"{label} returned {addr:#x}, not NULL")
+                raise Violation(("API-001", *context), f"{label} returned {addr:#x}, not NULL")
             return
         if addr == 0:
-            raise Violation(clauses, f"{label} returned NULL for a nonzero size")
+            raise Violation(("API-001", *context), f"{label} returned NULL for a nonzero size")
         if addr % ALIGNMENT:
             raise Violation(
-                clauses, f"{label} returned {addr:#x}, not aligned to sizeof(void*) = {ALIGNMENT}"
+                ("API-006", *context),
+                f"{label} returned {addr:#x}, not aligned to sizeof(void*) = {ALIGNMENT}",
             )
         other = self._overlapping(addr, size)
         if other is not None:
+            if other.exited_owner:
+                context = (*context, *CLAUSES["after_exit"])
             raise Violation(
-                clauses,
+                ("API-004", *tuple(dict.fromkeys(context))),
                 f"{label} returned [{addr:#x}, {addr + size:#x}), which overlaps live block "
                 f"{other.handle} [{other.addr:#x}, {other.addr + other.size:#x}) "
                 f"from {other.origin}",
@@ -488,7 +499,7 @@ class Checker:
                 )
             got = bytes.fromhex(cast(str, answer.get("result")))
             if block.expect_fresh is not None:
-                fresh_clauses = CLAUSES["alloc0" if block.origin.startswith("alloc0") else "copy"]
+                fresh_clauses = ("API-002",) if block.origin.startswith("alloc0") else ("API-003",)
                 if got != block.expect_fresh:
                     what = "zero" if block.origin.startswith("alloc0") else "a copy of its source"
                     first = next(
@@ -505,7 +516,18 @@ class Checker:
 
 
 def failure_of(exc: BaseException) -> StepFailure:
-    """Classify an exception raised by :meth:`Checker.step`."""
+    """Classify an exception raised by :meth:`Checker.step`.
+
+    Hypothesis wraps failures that did not reproduce identically (a race in
+    a thread program, say) in an exception group; the first real finding
+    inside it is reported, marked as flaky.
+    """
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(inner, tuple):
+        for candidate in inner:
+            found = failure_of(candidate)
+            if found.clauses:
+                return StepFailure(found.clauses, f"(flaky) {found.message}", found.kind)
     if isinstance(exc, Violation):
         return StepFailure(exc.clauses, exc.message, "violation")
     clauses = tuple(getattr(exc, "clauses", ()))

@@ -54,7 +54,7 @@ CHECKS: Final[dict[str, CheckInfo]] = {
         CheckInfo(
             "edges",
             "core",
-            ("API-001", "API-007", "CONF-004", "CONF-010", "CONF-011"),
+            ("API-001", "API-007", "CONF-002", "CONF-004", "CONF-010", "CONF-011"),
             "sweep",
             "size 0, NULL frees and NULL chains, the config API's shape",
         ),
@@ -77,7 +77,7 @@ CHECKS: Final[dict[str, CheckInfo]] = {
             "core",
             (
                 "API-001", "API-002", "API-003", "API-004", "API-005", "API-006",
-                "API-007", "API-008", "API-009", "EXIT-001", "EXIT-002",
+                "API-007", "API-008", "API-009", "EXIT-001", "EXIT-005",
                 "CONF-004", "CONF-010", "CONF-011",
             ),
             "machine",
@@ -86,14 +86,14 @@ CHECKS: Final[dict[str, CheckInfo]] = {
         CheckInfo(
             "threads",
             "core",
-            ("API-004", "API-005", "API-009", "EXIT-001", "EXIT-002"),
+            ("API-004", "API-005", "API-009", "EXIT-001", "EXIT-005"),
             "threads",
             "concurrent per-thread programs with hand-offs and exits",
         ),
         CheckInfo(
             "thread_churn",
             "core",
-            ("API-009", "EXIT-001", "EXIT-002", "API-005"),
+            ("API-009", "EXIT-001", "EXIT-005", "API-005"),
             "sweep",
             "generations of threads that allocate, hand over, exit and are replaced",
         ),

@@ -25,8 +25,9 @@ example database: the same seed gives the same run.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,6 +43,7 @@ from .machine import Recorder, build_machine
 from .model import Checker, StepFailure, failure_of
 from .profiles import CHECKS, PROFILES, expand_profiles
 from .session import Session, SessionFactory
+from .spec import Spec, SpecError, load_spec
 from .sweeps import run_sweep
 from .threads import Program, programs, run_program
 from .trace import Trace, replay, save_trace
@@ -57,6 +59,8 @@ __all__ = [
 #: Examples of the state machine per run by default (threads get a quarter).
 DEFAULT_MAX_EXAMPLES: Final = 60
 STEPS_PER_EXAMPLE: Final = 40
+#: Seconds Hypothesis may spend shrinking one failure of the machine / threads.
+SHRINK_SECONDS: Final = {"machine": 12.0, "threads": 6.0}
 _FIRST_DEADLINE: Final = 10.0
 _AFTER_HANG_DEADLINE: Final = 3.0
 
@@ -115,38 +119,75 @@ def _suite_version() -> str:
 
 def _spec_clauses() -> dict[str, tuple[str, str]] | None:
     """clause id -> (level, title), or None when the spec cannot be read."""
-    try:
-        from .spec import load_spec
-    except ImportError:
-        return None
-    try:
-        spec = load_spec()
-    except Exception:
+    spec = _load_spec()
+    if spec is None:
         return None
     return {cid: (c.level, c.title) for cid, c in spec.clauses.items()}
+
+
+def _load_spec() -> Spec | None:
+    try:
+        return load_spec()
+    except (SpecError, OSError):
+        return None
+
+
+#: Core MUST clauses that belong to another profile's checks.
+_NOT_CORE_PREFIXES: Final = ("DEBUG",)
 
 
 def _profile_clauses(
     profile: str, spec: dict[str, tuple[str, str]] | None
 ) -> dict[str, tuple[str, str]]:
+    """The clauses a profile answers for: from the spec, plus what its checks cite."""
     info = PROFILES[profile]
     cited = {c for name in info.checks for c in CHECKS[name].clauses}
     if spec is None:
         return {c: ("MUST", "") for c in sorted(cited)}
     chosen: dict[str, tuple[str, str]] = {}
-    for cid, (level, title) in spec.items():
-        prefix = cid.split("-")[0]
-        if profile == "core":
-            # The core contract: every core MUST clause (plus whatever the
-            # core checks cite, e.g. SHOULD/MAY clauses they respect).
-            if level == "MUST" and prefix != "PY" and prefix != "INTRO":
+    if profile == "core":
+        loaded = _load_spec()
+        assert loaded is not None
+        for clause in loaded.core_must_clauses():
+            if clause.prefix not in _NOT_CORE_PREFIXES:
+                chosen[clause.id] = (clause.level, clause.title)
+    else:
+        for cid, (level, title) in spec.items():
+            if level in info.levels or cid.split("-")[0] in info.prefixes:
                 chosen[cid] = (level, title)
-        elif level in info.levels or prefix in info.prefixes:
-            chosen[cid] = (level, title)
     for cid in cited:
         if cid in spec:
             chosen[cid] = spec[cid]
-    return dict(sorted(chosen.items()))
+    return dict(sorted(chosen.items(), key=lambda kv: _clause_order(kv[0])))
+
+
+def _clause_order(cid: str) -> tuple[str, int]:
+    prefix, _, number = cid.partition("-")
+    return prefix, int(number) if number.isdigit() else 0
+
+
+@contextlib.contextmanager
+def _shrink_budget(seconds: float) -> Iterator[None]:
+    """Cap Hypothesis's shrinking time for one run.
+
+    Every shrink attempt against a worker costs a fresh process, so the
+    default cap (minutes) would blow the 60 s budget of a run.  Hypothesis
+    has no public setting for it; its engine reads the module constant
+    ``MAX_SHRINKING_SECONDS`` when shrinking starts, so it is set for the
+    duration of the run and restored after.  If a future Hypothesis drops
+    the constant, shrinking simply keeps its own default.
+    """
+    from hypothesis.internal.conjecture import engine
+
+    previous = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if previous is None:
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = previous
 
 
 class _Run:
@@ -191,9 +232,11 @@ class _Run:
             if info.kind == "sweep":
                 run_sweep(name, factory, self.seed)
             elif info.kind == "machine":
-                self._run_machine(factory, recorder)
+                with _shrink_budget(SHRINK_SECONDS["machine"]):
+                    self._run_machine(factory, recorder)
             else:
-                self._run_threads(factory, recorder)
+                with _shrink_budget(SHRINK_SECONDS["threads"]):
+                    self._run_threads(factory, recorder)
         except HangAbort as abort:
             failure = failure_of(abort.hang)
             checker = recorder.last
@@ -270,10 +313,12 @@ def run_conformance(
     trace_dir: Path | None = None,
     progress: Callable[[str, str], None] | None = None,
     checks: Sequence[str] | None = None,
+    deadline: float = _FIRST_DEADLINE,
 ) -> Report:
     """Check ``impl`` against ``profiles``; never raises for a bad implementation.
 
-    Raises :class:`ImplUnavailable` when the implementation cannot be loaded
+    ``deadline`` is the seconds an exchange may take before the
+    implementation counts as hung.  Raises :class:`ImplUnavailable` when the implementation cannot be loaded
     and ``ValueError`` for unknown profiles or checks.
     """
     started = time.monotonic()
@@ -285,6 +330,7 @@ def run_conformance(
         if unknown:
             raise ValueError(f"unknown checks: {', '.join(unknown)}")
     run = _Run(resolved, examples, seed, trace_dir, progress)
+    run.deadline = deadline
     results: list[CheckResult] = []
     for profile in wanted:
         if profile not in resolved.profiles:
@@ -334,10 +380,8 @@ def run_conformance(
 
 
 def _spec_version() -> str:
-    try:
-        from . import spec as spec_module
-    except ImportError:
-        return "unknown"
+    from . import spec as spec_module
+
     return str(getattr(spec_module, "SPEC_VERSION", _suite_version()))
 
 

@@ -84,7 +84,8 @@ def sizes_sweep(checker: Checker, seed: int) -> None:
 
 
 def edges(checker: Checker, seed: int) -> None:
-    """Size 0, NULL frees and chains, config API shape (API-001, API-007, CONF-*)."""
+    """Size 0, NULL frees and chains, config API shape (API-001, API-007, CONF-002,
+    CONF-004, CONF-010, CONF-011)."""
     for thread in ("main", "t1"):
         checker.step([{"op": "alloc_zero", "thread": thread}])
     checker.step(
@@ -99,6 +100,7 @@ def edges(checker: Checker, seed: int) -> None:
     _fill(checker, handles)
     checker.step(
         [{"op": "get_config", "key": k} for k in (0, 7, 8, 99)]
+        + [{"op": "get_config_known", "key": k} for k in range(1, 7)]
         + [
             {"op": "get_config_state", "key": k, "address": a}
             for k in (0, 1, 2, 3, 4, 5, 7)
@@ -200,7 +202,9 @@ SweepFn = Callable[[Checker, int], None]
 
 #: name -> (function, clauses it is the check for, verify every block each step)
 SWEEPS: Final[dict[str, tuple[SweepFn, tuple[str, ...], bool]]] = {
-    "edges": (edges, ("API-001", "API-007", "CONF-004", "CONF-010", "CONF-011"), True),
+    "edges": (
+        edges, ("API-001", "API-007", "CONF-002", "CONF-004", "CONF-010", "CONF-011"), True
+    ),
     "sizes_sweep": (
         sizes_sweep,
         ("API-001", "API-002", "API-003", "API-004", "API-005", "API-006", "API-013"),
@@ -208,7 +212,7 @@ SWEEPS: Final[dict[str, tuple[SweepFn, tuple[str, ...], bool]]] = {
     ),
     "chain_sweep": (chain_sweep, ("API-008", "API-005", "API-009"), True),
     "hammer": (hammer, ("API-020", "API-004", "API-005"), True),
-    "thread_churn": (thread_churn, ("API-009", "EXIT-001", "EXIT-002", "API-005"), True),
+    "thread_churn": (thread_churn, ("API-009", "EXIT-001", "EXIT-005", "API-005"), True),
 }
 
 

@@ -19,7 +19,7 @@ by the :class:`~memslice_conformance.model.Checker` after every batch: no
 block handed out while another overlapping block was live (API-004), no live
 block's bytes changed (API-005), frees from other threads and from threads
 that outlived their allocator thread (API-009, EXIT-001), fresh threads
-under reused names (EXIT-002).
+under reused names (EXIT-005).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .model import Checker, Op, pattern
 
 __all__ = ["CLAUSES", "Program", "Round", "ThreadTurn", "programs", "run_program"]
 
-CLAUSES: Final = ("API-004", "API-005", "API-009", "EXIT-001", "EXIT-002")
+CLAUSES: Final = ("API-004", "API-005", "API-009", "EXIT-001", "EXIT-005")
 _NAMES: Final = ("p1", "p2", "p3", "p4")
 
 

@@ -1,0 +1,98 @@
+"""``validate-protocol``: does a program speak ``memslice-jsonl`` v1?
+
+Rules and theory of operation
+-----------------------------
+Before running checks against a ``cmd:`` implementation (written in any
+language), its author can ask only whether the *wire format* is right::
+
+    hello ─► alloc 24 ─► write ─► read ─► free1 ─► alloc 0 ─► bad op ─► shutdown
+
+Every request sent and every response received is validated against the
+published JSON Schema (``schema/protocol-v1.json``); the responses must come
+back in request order with matching ids, carry results of the right type
+(address, hex, null, list), and an unknown op must be answered with
+``ok: false`` rather than by dying.  Semantics are the conformance run's job.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import cast
+
+from .impls import resolve
+from .jsonl import JSONValue, Request
+from .worker import WorkerClient, worker_argv
+
+__all__ = ["load_schema", "validate_protocol"]
+
+
+def load_schema() -> dict[str, JSONValue]:
+    text = files("memslice_conformance").joinpath("schema/protocol-v1.json").read_text()
+    return cast(dict[str, JSONValue], json.loads(text))
+
+
+def validate_protocol(impl: str) -> list[str]:
+    """Return the protocol problems found (empty: valid)."""
+    import jsonschema  # a declared dependency; an ImportError here is loud
+
+    schema = load_schema()
+    defs = cast(dict[str, JSONValue], schema["$defs"])
+
+    def check(value: JSONValue, definition: str) -> str | None:
+        validator = jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{definition}"})
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+        return errors[0].message if errors else None
+
+    resolved = resolve(impl)
+    argv = resolved.argv if resolved.kind == "worker" else tuple(worker_argv(impl))
+    client = WorkerClient(argv, resolved.env or None)
+    client.start()
+    problems: list[str] = []
+    try:
+        script: list[Request] = [{"op": "hello"}, {"op": "alloc", "size": 24}]
+        responses = client.exchange(script)
+        addr = responses[1].get("result")
+        if not isinstance(addr, int) or addr == 0:
+            problems.append(f"alloc(24) answered {responses[1]!r}")
+            addr = 0
+        more: list[Request] = [
+            {"op": "write", "addr": addr, "data": "00112233445566778899aabbccddeeff0011223344556677"},
+            {"op": "read", "addr": addr, "size": 24},
+            {"op": "get_config", "key": 0},
+            {"op": "get_config_state", "key": 1, "address": 0},
+            {"op": "free1", "size": 24, "addr": addr, "thread": "other"},
+            {"op": "thread_exit", "thread": "other"},
+            {"op": "alloc", "size": 0},
+            {"op": "no-such-op"},
+        ]
+        script += more
+        responses += client.exchange(more)
+        for index, (request, response) in enumerate(zip(script, responses, strict=True)):
+            op = str(request["op"])
+            message = check(response, "response")
+            if message:
+                problems.append(f"response to {op}: {message}")
+                continue
+            if op == "no-such-op":
+                if response.get("ok") is not False:
+                    problems.append("an unknown op must be answered with ok: false")
+                continue
+            if not response.get("ok"):
+                problems.append(f"{op} failed: {response.get('error')!r}")
+                continue
+            if f"result_{op}" in defs:
+                message = check(response.get("result"), f"result_{op}")
+                if message:
+                    problems.append(f"result of {op}: {message}")
+            if op == "read" and response.get("result") != script[index - 1].get("data"):
+                problems.append("read did not return the bytes just written")
+    except Exception as exc:
+        problems.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        client.close()
+    for request in script:
+        message = check({**request, "id": 1}, "request")
+        if message and request["op"] != "no-such-op":
+            problems.append(f"suite request {request['op']} fails the schema: {message}")
+    return problems
