@@ -369,3 +369,19 @@ def test_show_refuses_a_size_without_a_class(tmp_path: Path) -> None:
             ["show", "--workload", "mixed", "--size", "2000", "--out", str(tmp_path / "x.svg")]
         )
     assert code == 2
+
+
+def test_contention_workload_grows_and_shrinks_the_threshold() -> None:
+    """cc contended reloads give threshold max(51, cc * 64 / 16); 12 quiet ones take one off.
+
+    (CONT-002, CONT-004; the base threshold 51 of 16-byte chunks is GLib's appendix row 0.)
+    """
+    _, (grow, shrink) = run_workload("contention")
+    assert grow.after.classes[0].contention_counter == 20
+    assert grow.after.classes[0].threshold == max(51, 20 * 64 // 16)
+    loaded, _ = grow.after.threads[0].magazines[0]
+    assert loaded.count == grow.after.classes[0].threshold - 1  # one reload, one pop
+    assert shrink.after.classes[0].contention_counter == 18
+    assert any(line.startswith("contention: class 0") for line in grow.narration)
+    root = parse(magazines_svg(grow.after, 0))
+    assert "threshold 80" in "".join(root.itertext())

@@ -351,7 +351,9 @@ class MemsliceStep(_FigureBase):
             raise self.error(f"no step {step_text!r} in workload {workload!r}") from exc
         self.options["workload"], self.options["step"] = workload, step
         out: list[nodes.Node] = []
-        code = nodes.literal_block(result.step.code, result.step.code, language="c")
+        # Steps are C statements from GLib's examples, or a sentence when no C applies.
+        language = "c" if "(" in result.step.code else "text"
+        code = nodes.literal_block(result.step.code, result.step.code, language=language)
         out.append(code)
         para = nodes.paragraph()
         para += nodes.strong(text="What each layer did (live reference):")

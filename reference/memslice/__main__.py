@@ -37,6 +37,7 @@ from typing import Final
 
 from . import typed
 from .allocator import Allocator
+from .config import SliceConfig
 from .snapshot import AllocatorSnapshot
 from .tunables import PROFILES, Tunables
 from .visualise import (
@@ -76,11 +77,13 @@ class FixedClock:
 
 @dataclass
 class WorkloadContext:
-    """What steps share: the allocator, its clock and the blocks held by name."""
+    """What steps share: the allocator, its clock, the blocks held by name, and
+    whether depot-lock acquisitions are currently declared contended (CONT-005)."""
 
     allocator: Allocator
     clock: FixedClock
     held: dict[str, list[int]] = field(default_factory=dict)
+    contended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,27 @@ def _each(
 _MIXED: Final = (24, 50, 100, 500, 1000)
 
 
+def _contended_reloads(
+    on: bool, size: int, until: Callable[[int], bool]
+) -> Callable[[WorkloadContext], None]:
+    """Allocate ``size``-byte blocks, with the depot lock contended or not, until
+    ``until(counter)`` holds for the class's contention counter."""
+
+    def action(ctx: WorkloadContext) -> None:
+        ctx.contended = on
+        a = ctx.allocator
+        ix = a.geometry.class_index(a.geometry.p2align(size))
+        blocks = ctx.held.setdefault(f"c{size}", [])
+        for _ in range(100_000):  # a bound, never reached: each reload moves the counter
+            state = a.get_config_state(SliceConfig.CONTENTION_COUNTER, ix)
+            if state is not None and until(state[1]):
+                break
+            blocks.append(a.alloc(size))
+        ctx.contended = False
+
+    return action
+
+
 def _tick(ms: int) -> Callable[[WorkloadContext], None]:
     def action(ctx: WorkloadContext) -> None:
         ctx.clock.now += ms
@@ -297,6 +321,22 @@ WORKLOADS: Final[dict[str, Workload]] = {
             ),
         ),
         Workload(
+            "contention",
+            "Reloads of 16-byte chunks find the depot lock contended, then stop finding it so.",
+            (
+                Step(
+                    "20 contended reloads",
+                    "threads collide on the depot lock while reloading 16-byte magazines",
+                    _contended_reloads(True, 16, lambda cc: cc >= 20),
+                ),
+                Step(
+                    "The collisions stop: 24 quiet reloads",
+                    "reloads now find the depot lock free",
+                    _contended_reloads(False, 16, lambda cc: cc <= 18),
+                ),
+            ),
+        ),
+        Workload(
             "mixed",
             "Blocks of several sizes, including a large one that goes to the system malloc.",
             (
@@ -325,8 +365,17 @@ def run_workload(
     if isinstance(workload, str):
         workload = WORKLOADS[workload]
     clock = FixedClock()
-    allocator = Allocator(tunables or PROFILES["glib-2.74"], environ={}, clock=clock)
+    flag: list[WorkloadContext] = []
+    # The probe only forces contention when a step asks for it; otherwise the
+    # lock is tried as usual, so other workloads behave exactly as without it.
+    allocator = Allocator(
+        tunables or PROFILES["glib-2.74"],
+        environ={},
+        clock=clock,
+        contention=lambda ix: bool(flag) and flag[0].contended,
+    )
     ctx = WorkloadContext(allocator, clock)
+    flag.append(ctx)
     results = []
     before = allocator.snapshot()
     for step in workload.steps:
