@@ -43,6 +43,7 @@ from memslice.visualise import (
     size_class_table_svg,
     slab_svg,
     snapshot_html,
+    totals_svg,
 )
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -270,7 +271,7 @@ def test_snapshot_html_holds_every_busy_class() -> None:
     assert text.startswith("<!DOCTYPE html>")
     assert 'id="class-6"' in text
     svgs = re.findall(r"<svg .*?</svg>", text, flags=re.S)
-    assert len(svgs) == 1 + 2 + 1 + 1  # ring, two slabs, magazines, table
+    assert len(svgs) == 1 + 1 + 2 + 1 + 1  # totals, ring, two slabs, magazines, table
     for svg in svgs:
         parse(svg)
 
@@ -385,3 +386,17 @@ def test_contention_workload_grows_and_shrinks_the_threshold() -> None:
     assert any(line.startswith("contention: class 0") for line in grow.narration)
     root = parse(magazines_svg(grow.after, 0))
     assert "threshold 80" in "".join(root.itertext())
+
+
+def test_totals_bar_is_to_scale_and_adds_up() -> None:
+    """Slab segments add up to the bytes in slab pages (INTRO-002), widths proportional."""
+    snap = hand_snapshot()
+    root = parse(totals_svg(snap))
+    segments = {(e.get("class") or "").split()[1]: e for e in with_class(root, "segment")}
+    sizes = {name: int(e.get("data-bytes", "")) for name, e in segments.items()}
+    slab_parts = ("in-use", "in-magazines", "in-depot", "free-in-slabs", "overhead")
+    assert sum(sizes[n] for n in slab_parts) == snap.totals.in_slabs == 2048
+    width_per_byte = {
+        n: float(segments[n].get("width", "")) / sizes[n] for n in slab_parts if sizes[n]
+    }
+    assert max(width_per_byte.values()) == pytest.approx(min(width_per_byte.values()), rel=0.01)

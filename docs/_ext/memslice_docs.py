@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 CLAUSE_HEADING = re.compile(r"^### ([A-Z]+-\d{3}) \[([A-Za-z0-9.\-]+)\] (.+)$")
 CLAUSE_ID = re.compile(r"(?<![\w{`-])([A-Z]{2,6}-\d{3})(?![\w-])")
 MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
-PICTURES = ("ring", "slab", "magazines", "table")
+PICTURES = ("ring", "slab", "magazines", "table", "totals")
 
 # Figures and workloads are computed once per Sphinx process.
 _RUNS: dict[tuple[str, str], tuple[WorkloadContext, list[StepResult]]] = {}
@@ -265,6 +265,8 @@ def _draw(picture: str, workload: str, step: int, size: int | None, profile: str
         return visualise.ring_svg(cls, states)
     if picture == "magazines":
         return visualise.magazines_svg(snap, ix)
+    if picture == "totals":
+        return visualise.totals_svg(snap)
     if not cls.slabs:
         raise ValueError(f"{workload} step {step}: class {ix} has no slab to draw")
     head = cls.slabs[0]

@@ -63,6 +63,7 @@ __all__ = [
     "slab_names",
     "slab_svg",
     "snapshot_html",
+    "totals_svg",
 ]
 
 
@@ -90,6 +91,8 @@ PALETTE: Final[Mapping[str, str]] = {
     "ink": "#222222",
     "faint": "#777777",
     "paper": "#ffffff",
+    "large": "#d55e00",
+    "unmapped": "#fafafa",
 }
 """Fill colours by chunk state and page region; one palette for every picture."""
 
@@ -718,6 +721,75 @@ def magazines_svg(
 
 
 # --------------------------------------------------------------------- size-class table
+def totals_svg(snapshot: AllocatorSnapshot, *, width: float = 760, title: str | None = None) -> str:
+    """Where the bytes are, as one bar to scale (INTRO-002).
+
+    The slab pages split into chunks in use, chunks cached in magazines and in
+    the depot, chunks free in their slabs, and per-slab overhead (colour,
+    tail, SlabInfo); page-source memory not currently in a slab and live
+    system-malloc blocks follow.  The slab segments add up to ``in_slabs``.
+    """
+    t = snapshot.totals
+    segments = [
+        ("in-use", ChunkState.IN_USE.value, t.handed_out, "in use"),
+        ("in-magazines", ChunkState.MAGAZINE.value, t.in_magazines, "magazines"),
+        ("in-depot", ChunkState.DEPOT.value, t.in_depot, "depot"),
+        ("free-in-slabs", ChunkState.FREE.value, t.free_in_slabs, "free in slabs"),
+        ("overhead", "slab-info", t.slab_overhead, "slab overhead"),
+        ("not-in-slabs", "unmapped", max(t.mapped - t.in_slabs, 0), "pages not in slabs"),
+        ("large", "large", t.large_live, "large blocks"),
+    ]
+    total = sum(size for _, _, size, _ in segments)
+    heading = title or (
+        f"Where the bytes are: {t.in_slabs} B in slab pages, {t.large_live} B in "
+        f"{t.large_blocks} large block(s)"
+    )
+    left, top, bar_w, bar_h = 16.0, 34.0, width - 32, 30.0
+    # Lay the captions out first, so the picture is exactly as tall as its rows.
+    placed: list[tuple[float, int]] = []
+    cursor, row = left, 0
+    for _, _, size, caption in segments:
+        w = 16 + 6.6 * len(f"{caption}: {size} B") + 16
+        if cursor + w > width - 8:
+            cursor, row = left, row + 1
+        placed.append((cursor, row))
+        cursor += w
+    height = top + bar_h + 18 + (row + 1) * 18
+    svg = Svg(width, height, heading, "Allocator memory by where it is, to scale.")
+    svg.text(16, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
+    scale = bar_w / total if total else 0.0
+    x = left
+    svg.rect(
+        left, top, bar_w, bar_h, fill=PALETTE["paper"], stroke=PALETTE["ink"], class_="outline"
+    )
+    for name, colour, size, _ in segments:
+        svg.rect(
+            x,
+            top,
+            size * scale,
+            bar_h,
+            fill=PALETTE[colour],
+            stroke=PALETTE["ink"],
+            stroke_width="0.5",
+            class_=f"segment {name}",
+            data_bytes=size,
+        )
+        x += size * scale
+    for (name, colour, size, caption), (cx, r) in zip(segments, placed, strict=True):
+        y = top + bar_h + 18 + r * 18
+        svg.rect(
+            cx,
+            y - 10,
+            12,
+            12,
+            fill=PALETTE[colour],
+            stroke=PALETTE["faint"],
+            class_=f"legend {name}",
+        )
+        svg.text(cx + 16, y, f"{caption}: {size} B", size=11, fill=PALETTE["ink"])
+    return str(svg)
+
+
 def size_class_table_svg(
     geometry: Geometry,
     *,
@@ -961,6 +1033,7 @@ def snapshot_html(
         for k, v in _totals_rows(snapshot)
     ]
     parts.append("</table>")
+    parts.append(totals_svg(snapshot))
     busy = [
         c
         for c in snapshot.classes
