@@ -13,6 +13,7 @@ The build takes a few seconds, so it is part of the default run.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -54,9 +55,28 @@ def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import myst_parser  # noqa: F401
     import sphinx  # noqa: F401 -- fail loudly here when the docs extra is missing
 
-    out = tmp_path_factory.mktemp("docs") / "html"
+    # Build from a copy, so the build's generated folders never touch the checkout
+    # (two test runs at once, e.g. tox -p, cannot race on docs/_generated).
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(DOCS, root / "docs", ignore=shutil.ignore_patterns("_build", "_generated"))
+    shutil.rmtree(root / "docs" / "reference" / "spec", ignore_errors=True)
+    for name in ("spec", "reference", "tests", "conformance"):
+        (root / name).symlink_to(ROOT / name, target_is_directory=True)
+    out = root / "html"
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "-n", "-E", "-q", "-b", "html", str(DOCS), str(out)],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "-n",
+            "-E",
+            "-q",
+            "-b",
+            "html",
+            str(root / "docs"),
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
