@@ -13,7 +13,9 @@ Sphinx build draws the same pictures as users do, INTRO-001)::
                                    ├──▶ slab_svg(slab, states)   one page to scale
                                    ├──▶ ring_svg(class, states)  a class's slab ring
                                    ├──▶ magazines_svg(snap, ix)  threads' magazines + depot
+                                   ├──▶ totals_svg(snap)         where the bytes are
                                    └──▶ snapshot_html(snap)      all of it, one page
+    two snapshots ─────────────────────▶ explain(before, after)  what each layer did, in words
     Geometry ──────────────────────────▶ size_class_table_svg()  the size-class table
 
 Terms.  A chunk of a slab is in exactly one of four places (the states of
