@@ -15,8 +15,10 @@ into blocks and C code can scan them) and reports where its bytes are::
     name                 what                                        space from
     reference            memslice.Allocator, default mode            snapshot totals
     reference-malloc     memslice.Allocator, G_SLICE=always-malloc    snapshot totals
+    reference-nocolour   memslice.Allocator, COLOR_INCREMENT 0 (W7)   snapshot totals
     glib                 libglib-2.0 g_slice_* through ctypes         mallinfo2 delta
     bare-ctypes          two ctypes calls that allocate nothing       (time floor only)
+    python-pair          two Python method calls that do nothing      (time floor only)
     malloc               libc malloc/free through ctypes              mallinfo2 delta
     naive                one lock, one free list per size, mmap pages own accounting
     gmemchunk-2.8        model of GLib 2.8's GMemChunk (one lock)     model accounting
@@ -24,7 +26,7 @@ into blocks and C code can scan them) and reports where its bytes are::
 Invariants: ``Space.mapped`` counts bytes taken from the OS (or from malloc,
 for peers that sit on it) for this peer only; ``Space.source`` says how it was
 obtained, because ``mallinfo2`` deltas also see the interpreter's own heap.
-``allocates`` is False only for the bare-ctypes floor, which workloads that
+``allocates`` is False only for the two time floors, which workloads that
 need real memory skip.  Clauses: API-001, API-013, API-014, INTRO-002.
 """
 
@@ -36,8 +38,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "EXTRA_PEERS",
     "PEER_NAMES",
     "Peer",
+    "PythonPairPeer",
     "Space",
     "make_peer",
     "walk_chain",
@@ -93,6 +97,32 @@ class Peer(Protocol):
         ...
 
 
+class PythonPairPeer:
+    """The floor of any pure-Python allocator: two method calls that do nothing."""
+
+    name = "python-pair"
+    allocates = False
+    threadsafe = True
+
+    def alloc(self, size: int) -> int:
+        return 0x1000
+
+    def free(self, size: int, address: int) -> None:
+        return None
+
+    def free_chain(self, size: int, head: int, next_offset: int) -> None:
+        return None
+
+    def space(self) -> Space:
+        return Space(mapped=0, source="none: this peer allocates nothing")
+
+    def expire(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 def walk_chain(free: Callable[[int, int], None], size: int, head: int, next_offset: int) -> None:
     """Free a chain one node at a time, reading each link before the node goes."""
     while head:
@@ -112,6 +142,10 @@ def make_peer(name: str) -> Peer:
         from .reference import ReferencePeer
 
         return ReferencePeer(always_malloc=True)
+    if name == "reference-nocolour":
+        from .reference import ReferencePeer
+
+        return ReferencePeer(colour=False)
     if name == "glib":
         from .native import GLibPeer
 
@@ -120,6 +154,8 @@ def make_peer(name: str) -> Peer:
         from .native import BareCtypesPeer
 
         return BareCtypesPeer()
+    if name == "python-pair":
+        return PythonPairPeer()
     if name == "malloc":
         from .native import MallocPeer
 
@@ -132,7 +168,7 @@ def make_peer(name: str) -> Peer:
         from .gmemchunk import GMemChunkPeer
 
         return GMemChunkPeer()
-    raise ValueError(f"unknown peer {name!r}; choose from {', '.join(PEER_NAMES)}")
+    raise ValueError(f"unknown peer {name!r}; choose from {', '.join(PEER_NAMES + EXTRA_PEERS)}")
 
 
 PEER_NAMES: tuple[str, ...] = (
@@ -140,7 +176,10 @@ PEER_NAMES: tuple[str, ...] = (
     "reference-malloc",
     "glib",
     "bare-ctypes",
+    "python-pair",
     "malloc",
     "naive",
     "gmemchunk-2.8",
 )
+EXTRA_PEERS: tuple[str, ...] = ("reference-nocolour",)
+"""Peers that only the workloads naming them (``Workload.only_peers``) run."""
