@@ -1,0 +1,144 @@
+"""``memslice-bench``: run workloads on peers, write JSON, draw SVG plots, print targets.
+
+Rules and theory of operation
+-----------------------------
+::
+
+    memslice-bench [--workloads W1,W4] [--peers reference,glib] [--rounds N]
+                   [--quick] [--out results.json] [--plots DIR] [--list]
+
+``--quick`` runs every workload at tiny sizes with one round: a smoke test
+that exercises every code path in seconds (the test suite uses it).  The
+default is the full parameters with 5 rounds.  The JSON document is the one
+:func:`memslice_bench.harness.run` returns; the table printed at the end is
+the issue 6 targets with measured figure, bound and margin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from . import harness
+from .peers import PEER_NAMES
+from .workloads import WORKLOADS
+
+__all__ = ["main"]
+
+
+def _csv(value: str, allowed: Sequence[str], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})"
+        )
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memslice-bench", description="Benchmark memslice against its peers (issue 6)."
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda v: _csv(v, list(WORKLOADS), "workload"),
+        default=list(WORKLOADS),
+        help="comma-separated subset of W1..W8 (default: all)",
+    )
+    parser.add_argument(
+        "--peers",
+        type=lambda v: _csv(v, PEER_NAMES, "peer"),
+        default=list(PEER_NAMES),
+        help=f"comma-separated subset of {','.join(PEER_NAMES)} (default: all)",
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5; quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke run")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON document here")
+    parser.add_argument(
+        "--plots", type=Path, default=None, help="draw SVG figures into this folder"
+    )
+    parser.add_argument("--list", action="store_true", help="list workloads and peers, then exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def _summary_table(doc: dict[str, object]) -> Table:
+    table = Table(title="median ns/op (time ratio to the reference)")
+    workloads = doc["workloads"]
+    assert isinstance(workloads, dict)
+    peers: list[str] = []
+    for entry in workloads.values():
+        peers += [p for p in entry["peers"] if p not in peers]
+    table.add_column("workload")
+    for peer in peers:
+        table.add_column(peer, justify="right")
+    for key, entry in workloads.items():
+        cells = []
+        for peer in peers:
+            result = entry["peers"].get(peer)
+            ratio = entry["time_ratio_to_reference"].get(peer)
+            if result is None:
+                cells.append("-")
+            else:
+                median = result["ns_per_op"]["median"]
+                cells.append(f"{median:,.0f}" + (f" ({ratio:.2f})" if ratio is not None else ""))
+        table.add_row(key, *cells)
+    return table
+
+
+def _targets_table(doc: dict[str, object]) -> Table:
+    table = Table(title="issue 6 targets for the reference")
+    for column in ("target", "measured", "bound", "met", "margin"):
+        table.add_column(column)
+    targets = doc["targets"]
+    assert isinstance(targets, list)
+    for t in targets:
+        table.add_row(
+            t["name"],
+            f"{t['measured']:.3f}",
+            f"{'>=' if t['higher_is_better'] else '<='} {t['bound']}",
+            "yes" if t["met"] else "NO",
+            f"{t['margin']:+.1%}",
+        )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    if args.list:
+        for key, workload in WORKLOADS.items():
+            print(f"{key}  {workload.title}")
+        print("peers:", ", ".join(PEER_NAMES))
+        return 0
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
+    if rounds < 1:
+        console.print("--rounds must be at least 1")
+        return 2
+    progress = None if args.quiet else (lambda line: console.print(f"[dim]{line}[/dim]"))
+    doc = harness.run(
+        args.workloads, args.peers, rounds=rounds, quick=args.quick, progress=progress
+    )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    if args.plots is not None:
+        from .plots import draw_all
+
+        for path in draw_all(doc, args.plots):
+            console.print(f"wrote {path}")
+    out = Console(file=sys.stdout, width=200)
+    out.print(_summary_table(doc))
+    out.print(_targets_table(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
