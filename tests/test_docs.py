@@ -238,3 +238,46 @@ def test_the_build_accepts_a_citation_of_an_existing_clause(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert 'href="reference/spec/04-slab.html#slab-001"' in page
+
+
+PY_BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+
+
+@pytest.mark.parametrize(
+    "page",
+    sorted(
+        str(p.relative_to(DOCS))
+        for p in DOCS.rglob("*.md")
+        if "```python" in p.read_text(encoding="utf-8")
+        and "_generated" not in p.parts
+        and not p.is_relative_to(DOCS / "reference" / "spec")
+    ),
+)
+def test_python_examples_in_the_docs_run(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ```python block of a page runs, in order, in one namespace.
+
+    ``# raises NAME`` after a block's last statement means that statement must
+    raise ``memslice.errors.NAME``; a ``print(...)  # TEXT`` comment means TEXT
+    must appear in what the block printed.
+    """
+    import contextlib
+    import io
+
+    import memslice.errors
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    for block in PY_BLOCK.findall((DOCS / page).read_text(encoding="utf-8")):
+        raises = re.search(r"^# raises (\w+)", block, flags=re.M)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            if raises:
+                error = getattr(memslice.errors, raises.group(1))
+                with pytest.raises(error):
+                    exec(compile(block, page, "exec"), namespace)
+            else:
+                exec(compile(block, page, "exec"), namespace)
+        for promised in re.findall(r"print\(.*\)\s+# (.+)$", block, flags=re.M):
+            assert promised.strip() in out.getvalue(), (page, promised, out.getvalue())
