@@ -274,6 +274,8 @@ def test_snapshot_html_holds_every_busy_class() -> None:
     assert len(svgs) == 1 + 1 + 2 + 1 + 1  # totals, ring, two slabs, magazines, table
     for svg in svgs:
         parse(svg)
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids)), "element ids repeat across the inlined pictures"
 
 
 # ---------------------------------------------------------------- live allocator

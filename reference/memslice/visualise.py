@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import enum
 import html
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 from xml.sax.saxutils import escape, quoteattr
@@ -108,6 +109,7 @@ _LEGEND: Final = (
     ("slab-info", "SlabInfo"),
 )
 
+_DOCUMENT_IDS: Final = itertools.count(1)
 _FONT: Final = "DejaVu Sans, Verdana, Arial, sans-serif"
 _MONO: Final = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 
@@ -128,6 +130,11 @@ class Svg:
     def __init__(self, width: float, height: float, title: str, desc: str = "") -> None:
         self.width = width
         self.height = height
+        # Unique per document, so several pictures inlined in one HTML page do not
+        # share (and fight over) one element id.
+        self.marker_id = f"arrow-{next(_DOCUMENT_IDS)}"
+        self.arrow = f"url(#{self.marker_id})"
+        """Value for ``marker_end=`` that draws an arrow head."""
         self._parts: list[str] = [f"<title>{escape(title)}</title>"]
         if desc:
             self._parts.append(f"<desc>{escape(desc)}</desc>")
@@ -210,7 +217,7 @@ class Svg:
             f'font-family="{_FONT}">'
         )
         arrow = (
-            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" '
+            f'<defs><marker id="{self.marker_id}" viewBox="0 0 10 10" refX="9" refY="5" '
             'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
             f'<path d="M 0 0 L 10 5 L 0 10 z" fill="{PALETTE["ink"]}"/></marker></defs>'
         )
@@ -479,7 +486,7 @@ def ring_svg(
                 y + 22,
                 left + bar_w / 2,
                 y + row_h,
-                marker_end="url(#arrow)",
+                marker_end=svg.arrow,
                 class_="next",
                 stroke_width="1.2",
             )
@@ -510,7 +517,7 @@ def ring_svg(
                 y + bar_h,
                 left + bar_w / 2,
                 y + row_h,
-                marker_end="url(#arrow)",
+                marker_end=svg.arrow,
                 class_="next",
                 stroke_width="1.2",
             )
@@ -520,7 +527,7 @@ def ring_svg(
         svg.path(
             f"M {_num(right)} {_num(last_y)} H {_num(right + 30)} V {_num(top + bar_h / 2)} "
             f"H {_num(right + 4)}",
-            marker_end="url(#arrow)",
+            marker_end=svg.arrow,
             class_="ring-back",
             stroke_width="1.2",
         )
