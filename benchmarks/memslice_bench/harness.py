@@ -23,15 +23,17 @@ round.
 from __future__ import annotations
 
 import datetime
+import multiprocessing
 import platform
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from pytest_benchmark.stats import Stats
 
-from .peers import EXTRA_PEERS, PEER_NAMES, make_peer
+from .peers import PEER_NAMES, make_peer
 from .workloads import WORKLOADS, Outcome, Workload
 
 __all__ = [
@@ -40,27 +42,62 @@ __all__ = [
     "evaluate_targets",
     "peers_for",
     "run",
+    "run_once",
     "run_workload",
     "summarise",
 ]
 
 BASELINE = "reference"
+TIME_FLOORS = ("bare-ctypes", "python-pair")
+PROCESS_GLOBAL = ("glib", "malloc")
 JSONDict = dict[str, object]
 
 
 def peers_for(workload: Workload, chosen: Sequence[str]) -> list[str]:
-    """The peers ``workload`` runs on, out of ``chosen``, in a stable order."""
-    names = []
-    for name in [*chosen, *EXTRA_PEERS]:
-        if name in names or (name in EXTRA_PEERS and BASELINE not in chosen):
-            continue
-        peer_allocates = name not in ("bare-ctypes", "python-pair")
-        if workload.only_peers is not None and name in EXTRA_PEERS:
-            if name in workload.only_peers:
-                names.append(name)
-        elif name not in EXTRA_PEERS and workload.applies_to(name, peer_allocates):
-            names.append(name)
+    """The peers ``workload`` runs on: the chosen ones it applies to, then its extras.
+
+    Extra peers (variants of the reference) run only with the reference itself.
+    """
+    names = [
+        name for name in dict.fromkeys(chosen) if workload.applies_to(name, name not in TIME_FLOORS)
+    ]
+    if BASELINE in chosen:
+        names += [name for name in workload.extra_peers if name not in names]
     return names
+
+
+def _run_isolated(
+    key: str, peer_name: str, params: dict[str, int]
+) -> tuple[int, int, dict[str, float]]:
+    """Child-process entry point: one workload on one fresh process-global peer."""
+    peer = make_peer(peer_name)
+    try:
+        outcome = WORKLOADS[key].run(peer, params)
+    finally:
+        peer.close()
+    return outcome.elapsed_ns, outcome.ops, dict(outcome.metrics)
+
+
+def run_once(workload: Workload, peer_name: str, params: Mapping[str, int]) -> Outcome:
+    """One round of one workload on a fresh peer.
+
+    GLib's slice allocator and glibc's heap are per process: their caches
+    survive from one peer object to the next, so a space figure taken in this
+    process would include earlier rounds.  For workloads that measure space
+    those peers run in a freshly spawned interpreter instead.
+    """
+    if workload.space and peer_name in PROCESS_GLOBAL:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            elapsed, ops, metrics = pool.submit(
+                _run_isolated, workload.key, peer_name, dict(params)
+            ).result()
+        return Outcome(elapsed, ops, metrics)
+    peer = make_peer(peer_name)
+    try:
+        return workload.run(peer, params)
+    finally:
+        peer.close()
 
 
 def summarise(samples: Sequence[float]) -> dict[str, float]:
@@ -96,11 +133,7 @@ def run_workload(
         for name in [*peers[shift:], *peers[:shift]]:
             if progress is not None:
                 progress(f"{workload.key} round {r + 1}/{rounds}: {name}")
-            peer = make_peer(name)
-            try:
-                outcomes[name].append(workload.run(peer, params))
-            finally:
-                peer.close()
+            outcomes[name].append(run_once(workload, name, params))
     results: JSONDict = {}
     for name, runs in outcomes.items():
         summary = summarise([outcome.ns_per_op for outcome in runs])
@@ -232,6 +265,14 @@ def evaluate_targets(doc: Mapping[str, object]) -> list[Target]:
         u_layout = _metric(w4, BASELINE, "U_layout")
         if u is not None and u_layout:
             targets.append(_target("W4 U / GLib 2.74 layout limit U", u / u_layout, 0.99, True))
+        u_glib = _metric(w4, "glib", "U")
+        if u is not None and u_glib:
+            targets.append(_target("W4 U / U of the real GLib (mallinfo2)", u / u_glib, 0.99, True))
+        u_eager = _metric(w4, "reference-eager", "U")
+        if u_eager is not None and u_layout:
+            targets.append(
+                _target("W4 U (working set 0) / layout limit U", u_eager / u_layout, 0.99, True)
+            )
         peak = _metric(w4, BASELINE, "peak_ratio")
         if peak is not None:
             targets.append(_target("W4 peak mapped / peak live", peak, 1.25, False))

@@ -16,6 +16,7 @@ into blocks and C code can scan them) and reports where its bytes are::
     reference            memslice.Allocator, default mode            snapshot totals
     reference-malloc     memslice.Allocator, G_SLICE=always-malloc    snapshot totals
     reference-nocolour   memslice.Allocator, COLOR_INCREMENT 0 (W7)   snapshot totals
+    reference-eager      memslice.Allocator, WORKING_SET_MSECS 0 (W4) snapshot totals
     glib                 libglib-2.0 g_slice_* through ctypes         mallinfo2 delta
     bare-ctypes          two ctypes calls that allocate nothing       (time floor only)
     python-pair          two Python method calls that do nothing      (time floor only)
@@ -142,6 +143,10 @@ def make_peer(name: str) -> Peer:
         from .reference import ReferencePeer
 
         return ReferencePeer(always_malloc=True)
+    if name == "reference-eager":
+        from .reference import ReferencePeer
+
+        return ReferencePeer(working_set_msecs=0)
     if name == "reference-nocolour":
         from .reference import ReferencePeer
 
@@ -181,5 +186,5 @@ PEER_NAMES: tuple[str, ...] = (
     "naive",
     "gmemchunk-2.8",
 )
-EXTRA_PEERS: tuple[str, ...] = ("reference-nocolour",)
-"""Peers that only the workloads naming them (``Workload.only_peers``) run."""
+EXTRA_PEERS: tuple[str, ...] = ("reference-nocolour", "reference-eager")
+"""Variants of the reference that only the workloads naming them (``extra_peers``) run."""

@@ -27,7 +27,9 @@ from memslice.tunables import GLIB_2_74
 
 from . import Space
 
-__all__ = ["ReferencePeer", "SkewClock"]
+__all__ = ["LARGE_BLOCK_OVERHEAD", "ReferencePeer", "SkewClock"]
+
+LARGE_BLOCK_OVERHEAD = 16
 
 
 class SkewClock:
@@ -49,7 +51,13 @@ class ReferencePeer:
     allocates = True
     threadsafe = True
 
-    def __init__(self, *, always_malloc: bool = False, colour: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        always_malloc: bool = False,
+        colour: bool = True,
+        working_set_msecs: int | None = None,
+    ) -> None:
         self.name = "reference-malloc" if always_malloc else "reference"
         self.clock = SkewClock()
         environ = {"G_SLICE": "always-malloc"} if always_malloc else {}
@@ -57,6 +65,9 @@ class ReferencePeer:
         if not colour:
             self.name += "-nocolour"
             self.allocator.set_config(SliceConfig.COLOR_INCREMENT, 0)
+        if working_set_msecs is not None:
+            self.name += "-eager" if working_set_msecs == 0 else f"-ws{working_set_msecs}"
+            self.allocator.set_config(SliceConfig.WORKING_SET_MSECS, working_set_msecs)
         self.alloc = self.allocator.alloc
         self.free = self.allocator.free1
 
@@ -67,9 +78,12 @@ class ReferencePeer:
         totals = self.allocator.snapshot().totals
         depot = getattr(self.allocator, "_depot", None)
         trips = depot.trips if depot is not None else 0
+        # Large blocks live in libc's heap: estimate their footprint as glibc's
+        # (one 8-byte header word, 16-byte granules: about 16 bytes per block).
+        large = totals.large_live + LARGE_BLOCK_OVERHEAD * totals.large_blocks
         return Space(
-            mapped=totals.mapped + totals.large_live,
-            source="Allocator.snapshot().totals (large blocks at their requested size)",
+            mapped=totals.mapped + large,
+            source="Allocator.snapshot().totals; large blocks at size + 16 (glibc estimate)",
             handed_out=totals.handed_out + totals.large_live,
             breakdown={
                 "magazines": totals.in_magazines,
@@ -77,6 +91,7 @@ class ReferencePeer:
                 "free_chunks": totals.free_in_slabs,
                 "slab_overhead": totals.slab_overhead,
                 "os_page_slack": max(0, totals.mapped - totals.in_slabs),
+                "malloc_headers": LARGE_BLOCK_OVERHEAD * totals.large_blocks,
             },
             trips=trips,
         )
