@@ -86,6 +86,8 @@ def free(allocator: Allocator, ctype: type[T], obj: T | None) -> None:
 def free_chain(allocator: Allocator, ctype: type[T], head: T | None, field: str) -> None:
     """``g_slice_free_chain``: release a list linked through pointer field ``field`` (PY-008)."""
     size = _size_of(ctype)
+    if not isinstance(field, str):
+        raise SliceTypeError(f"the field name must be a str, not {type(field).__name__} (PY-001)")
     descriptor = getattr(ctype, field, None)
     offset = getattr(descriptor, "offset", None)
     field_size = getattr(descriptor, "size", None)

@@ -309,12 +309,6 @@ TestGarbagePlain = PlainGarbageMachine.TestCase
 TestGarbagePlain.settings = settings(max_examples=40, stateful_step_count=40)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="typed.free_chain passes the field name to getattr unchecked: a bare TypeError "
-    "escapes instead of SliceTypeError (PY-001, PY-008); reported to the lead",
-)
 def test_typed_free_chain_rejects_a_non_string_field_name() -> None:
     """PY-001, PY-008: a field name that is not a string raises SliceTypeError."""
     allocator = Allocator(environ={})
