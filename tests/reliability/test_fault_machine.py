@@ -106,7 +106,13 @@ class FaultMachine(RuleBasedStateMachine):
         self.live[address] = (size, content)
 
     def _clock_faults_during(self, label: str, failures_before: int) -> None:
-        for _ in range(self.clock.failures - failures_before):
+        failures = self.clock.failures - failures_before
+        if failures and label != "initialisation":
+            # Had the clock answered, would this push have trimmed the depot (DEPOT-007)?
+            stale = self.clock.now - self.allocator.snapshot().last_stamp
+            if stale >= self.allocator.settings.working_set_msecs:
+                label += ", a depot trim was due"
+        for _ in range(failures):
             self._count(f"clock: {label}")
 
     # -- the machine -------------------------------------------------------------
@@ -386,8 +392,14 @@ def test_faults_are_survived(
     run_state_machine_as_test(
         machine, settings=settings(max_examples=examples, stateful_step_count=steps)
     )
-    missing = points - set(machine.tally)
-    assert not missing, f"points of failure never reached: {sorted(missing)}"
+    assert not unreached(points, machine.tally)
+
+
+def unreached(points: set[str], tally: Counter[str]) -> list[str]:
+    """The points no tallied label starts with (labels may add ", a depot trim was due")."""
+    return sorted(
+        point for point in points if not any(map(str.startswith, tally, [point] * len(tally)))
+    )
 
 
 def _run_briefly(machine: type[FaultMachine]) -> None:
@@ -446,3 +458,25 @@ def test_the_machine_catches_a_refill_that_is_not_rewound(
     monkeypatch.setattr(Depot, "_fresh_magazine", unrewound)
     with pytest.raises(AssertionError):
         _run_briefly(GlibFaults)
+
+
+@pytest.mark.slow
+def test_fault_tally() -> None:
+    """PY-005, PY-019, PY-020: long runs of every machine; print faults survived by point."""
+    total: Counter[str] = Counter()
+    for machine, examples, steps in [
+        (MinimalFaults, 400, 80),
+        (SlabOnlyFaults, 150, 60),
+        (GlibFaults, 200, 60),
+        (GlibDebugFaults, 100, 60),
+    ]:
+        machine.tally = Counter()
+        run_state_machine_as_test(
+            machine, settings=settings(max_examples=examples, stateful_step_count=steps)
+        )
+        total.update(machine.tally)
+    print("\nfaults injected and survived, by point of failure:")
+    for point, count in sorted(total.items()):
+        print(f"  {count:6d}  {point}")
+    print(f"  {sum(total.values()):6d}  in all")
+    assert not unreached(POINTS_MINIMAL, total)
