@@ -6,6 +6,7 @@ Rules and theory of operation
 
     memslice-bench [--workloads W1,W4] [--peers reference,glib] [--rounds N]
                    [--quick] [--out results.json] [--plots DIR] [--list]
+                   [--glib-threads ROUNDS]
 
 ``--quick`` runs every workload at tiny sizes with one round: a smoke test
 that exercises every code path in seconds (the test suite uses it).  The
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--list", action="store_true", help="list workloads and peers, then exit")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--glib-threads",
+        type=int,
+        default=None,
+        metavar="ROUNDS",
+        help="also reproduce GSlice 2.74's two-thread slowdown in C (hammer rounds, e.g. 2000)",
+    )
     return parser
 
 
@@ -110,6 +118,23 @@ def _targets_table(doc: dict[str, object]) -> Table:
     return table
 
 
+def _threads_table(doc: dict[str, object]) -> Table:
+    table = Table(title="GSlice 2.74 in C: GLib's hammer with 1 and 2 threads (each does it all)")
+    for column in ("G_SLICE", "threads", "seconds", "voluntary switches", "max contention cc"):
+        table.add_column(column)
+    runs = doc["glib_threads"]
+    assert isinstance(runs, list)
+    for r in runs:
+        table.add_row(
+            r["mode"],
+            str(r["threads"]),
+            f"{r['seconds']:.3f}",
+            str(r["voluntary_switches"]),
+            str(r["max_contention_counter"]),
+        )
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
@@ -126,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = harness.run(
         args.workloads, args.peers, rounds=rounds, quick=args.quick, progress=progress
     )
+    if args.glib_threads:
+        from dataclasses import asdict
+
+        from .threads_native import reproduce
+
+        doc["glib_threads"] = [asdict(r) for r in reproduce(rounds=args.glib_threads)]
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -137,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(file=sys.stdout, width=200)
     out.print(_summary_table(doc))
     out.print(_targets_table(doc))
+    if "glib_threads" in doc:
+        out.print(_threads_table(doc))
     return 0
 
 

@@ -145,3 +145,18 @@ def test_trace_conversion() -> None:
     assert events == ['["a",16,0]', '["f",16,0]', '["a",24,1]', '["f",24,1]']
     assert '"unmatched_frees_dropped": 1' in header
     assert '"threads": 2' in header
+
+
+def test_native_thread_hammer_runs_every_configuration() -> None:
+    """The C reproduction of GSlice's two-thread slowdown builds and runs (tiny rounds)."""
+    from memslice_bench.threads_native import reproduce
+
+    runs = reproduce(rounds=5, repeats=1)
+    assert [(r.mode, r.threads) for r in runs] == [
+        ("default", 1),
+        ("default", 2),
+        ("always-malloc", 1),
+        ("always-malloc", 2),
+    ]
+    assert all(r.seconds > 0 and r.voluntary_switches >= 0 for r in runs)
+    assert all(r.max_contention_counter == 0 for r in runs if r.mode == "always-malloc")
