@@ -205,6 +205,7 @@ class _Run:
         self.trace_dir = trace_dir
         self.progress = progress or (lambda check, status: None)
         self.deadline = _FIRST_DEADLINE
+        self.shrink = dict(SHRINK_SECONDS)
 
     def _settings(self, examples: int) -> settings:
         return settings(
@@ -232,10 +233,10 @@ class _Run:
             if info.kind == "sweep":
                 run_sweep(name, factory, self.seed)
             elif info.kind == "machine":
-                with _shrink_budget(SHRINK_SECONDS["machine"]):
+                with _shrink_budget(self.shrink["machine"]):
                     self._run_machine(factory, recorder)
             else:
-                with _shrink_budget(SHRINK_SECONDS["threads"]):
+                with _shrink_budget(self.shrink["threads"]):
                     self._run_threads(factory, recorder)
         except HangAbort as abort:
             failure = failure_of(abort.hang)
@@ -314,11 +315,13 @@ def run_conformance(
     progress: Callable[[str, str], None] | None = None,
     checks: Sequence[str] | None = None,
     deadline: float = _FIRST_DEADLINE,
+    shrink_seconds: float | None = None,
 ) -> Report:
     """Check ``impl`` against ``profiles``; never raises for a bad implementation.
 
     ``deadline`` is the seconds an exchange may take before the
-    implementation counts as hung.  Raises :class:`ImplUnavailable` when the implementation cannot be loaded
+    implementation counts as hung; ``shrink_seconds`` caps Hypothesis's
+    shrinking per check (default :data:`SHRINK_SECONDS`).  Raises :class:`ImplUnavailable` when the implementation cannot be loaded
     and ``ValueError`` for unknown profiles or checks.
     """
     started = time.monotonic()
@@ -331,6 +334,8 @@ def run_conformance(
             raise ValueError(f"unknown checks: {', '.join(unknown)}")
     run = _Run(resolved, examples, seed, trace_dir, progress)
     run.deadline = deadline
+    if shrink_seconds is not None:
+        run.shrink = {kind: shrink_seconds for kind in SHRINK_SECONDS}
     results: list[CheckResult] = []
     for profile in wanted:
         if profile not in resolved.profiles:

@@ -1,0 +1,57 @@
+"""Fixtures for testing the conformance suite: test implementations, C builds.
+
+The Python test implementations live in ``impls/pyimpls.py`` (importable as
+``pyimpls``, also through ``--impl py:pyimpls:NAME``); the C one is
+``impls/cslice.c``, compiled here once per session with gcc in each variant.
+A missing compiler fails these tests loudly: it is never a skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+IMPLS = Path(__file__).parent / "impls"
+if str(IMPLS) not in sys.path:
+    sys.path.insert(0, str(IMPLS))
+
+pytest_plugins = ["pytester"]
+
+#: C variants: -D flag -> what it plants.
+C_VARIANTS = (
+    "CORRECT",
+    "BUG_OVERLAP",
+    "BUG_ALLOC0_DIRTY",
+    "BUG_SEGV",
+    "BUG_ABORT",
+    "BUG_HANG",
+    "BUG_CHAIN_OFFSET0",
+)
+
+
+@pytest.fixture(scope="session")
+def clib(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """Compile ``impls/cslice.c`` in a variant; returns the ``lib:`` spec."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.fail("gcc is required to build the C test implementations")
+    out = tmp_path_factory.mktemp("cslice")
+    built: dict[str, str] = {}
+
+    def build(variant: str) -> str:
+        if variant not in built:
+            target = out / f"libcslice_{variant.lower()}.so"
+            subprocess.run(
+                [gcc, "-O1", "-Wall", "-Werror", "-shared", "-fPIC", f"-D{variant}",
+                 "-o", str(target), str(IMPLS / "cslice.c"), "-lpthread"],
+                check=True,
+            )
+            built[variant] = f"lib:{target}"
+        return built[variant]
+
+    return build
