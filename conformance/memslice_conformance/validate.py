@@ -40,7 +40,10 @@ def validate_protocol(impl: str) -> list[str]:
     defs = cast(dict[str, JSONValue], schema["$defs"])
 
     def check(value: JSONValue, definition: str) -> str | None:
-        validator = jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{definition}"})
+        # Only the named definition: the top-level oneOf must not apply too.
+        validator = jsonschema.Draft202012Validator(
+            {"$defs": defs, "$ref": f"#/$defs/{definition}"}
+        )
         errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
         return errors[0].message if errors else None
 

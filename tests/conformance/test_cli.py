@@ -1,0 +1,75 @@
+"""The command line: exit statuses, reports, traces and replay."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from memslice_conformance.cli import main
+
+
+def test_run_conforming_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    status = main(["run", "--impl", "malloc", "--check", "edges", "--quiet",
+                   "--report", str(report), "--junit", str(junit)])
+    assert status == 0
+    data = json.loads(report.read_text())
+    assert data["conforming"] is True
+    assert data["impl"] == "malloc" and data["profiles"] == ["core"] and data["seed"] == 0
+    assert set(data["versions"]) >= {"spec", "suite"}
+    statuses = {c["id"]: c["status"] for c in data["clauses"]}
+    assert statuses["API-007"] == "pass"
+    # Clauses only other checks cover were not run here: never "pass".
+    assert statuses["API-008"] == "not-checked"
+    root = ET.fromstring(junit.read_text())
+    assert root.find(".//testcase") is not None
+    assert "conforming" in capsys.readouterr().out
+
+
+def test_run_failing_writes_a_trace_that_replays(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    traces = tmp_path / "traces"
+    status = main(["run", "--impl", "py:pyimpls:FourAligned", "--check", "machine", "--quiet",
+                   "--max-examples", "10", "--report", str(report), "--trace-dir", str(traces)])
+    assert status == 1
+    data = json.loads(report.read_text())
+    assert data["conforming"] is False
+    [failed] = [c for c in data["clauses"] if c["status"] == "fail"]
+    assert failed["id"] == "API-006"
+    trace_file = Path(failed["failures"][0]["trace_file"])
+    assert trace_file.exists()
+    # The trace fails again on the broken implementation, not on a correct one.
+    assert main(["replay", str(trace_file)]) == 1
+    assert main(["replay", str(trace_file), "--impl", "malloc"]) == 0
+
+
+def test_unloadable_implementation_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--impl", "lib:/no/such/lib.so", "--quiet"]) == 2
+    assert main(["run", "--impl", "malloc", "--profile", "nonsense", "--quiet"]) == 2
+    assert main(["replay", "/no/such/trace.json"]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--bogus-flag"])
+    assert info.value.code == 2
+
+
+def test_list_shows_profiles_checks_and_impls(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("core", "glib-2.74", "machine", "lib:PATH", "API-004"):
+        assert word in out
+
+
+def test_unclaimed_profiles_are_never_passed(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    main(["run", "--impl", "malloc", "--check", "edges", "--profile", "core",
+          "--profile", "glib-2.74", "--quiet", "--report", str(report)])
+    data = json.loads(report.read_text())
+    glib = [c for c in data["clauses"] if c["profile"] == "glib-2.74"]
+    assert glib and all(c["status"] == "not-claimed" for c in glib)
+
+
+def test_validate_protocol_command() -> None:
+    assert main(["validate-protocol", "--impl", "malloc"]) == 0
