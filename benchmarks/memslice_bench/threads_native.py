@@ -8,7 +8,8 @@ workload, with some 275,000 voluntary context switches, while
 ``always-malloc`` scaled perfectly.  No Python peer can show this (the GIL
 serialises them), so this module compiles a small C program (written here
 from the hammer's description, API-020: LCG sizes ``rand % 1021``, 10000 live
-blocks, the even half replaced per round) and runs it against the installed
+blocks, the even half replaced per round, everything freed, then bursts of
+100 blocks of one size) and runs it against the installed
 GLib in a fresh process per configuration::
 
     for mode in (default, always-malloc):  for threads in (1, 2):
@@ -80,6 +81,15 @@ static void *hammer (void *data) {
     }
   for (int i = 0; i < N_BLOCKS; i++)
     g_slice_free1 (sizes[i], blocks[i]);
+  /* Step 4: bursts of 100 blocks of one random size, allocated then freed. */
+  for (int r = 0; r < rounds; r++) {
+    x = 1664525u * x + 1013904223u;
+    gsize size = x % PRIME;
+    for (int i = 0; i < 100; i++)
+      blocks[i] = g_slice_alloc (size);
+    for (int i = 0; i < 100; i++)
+      g_slice_free1 (size, blocks[i]);
+  }
   return NULL;
 }
 
