@@ -20,10 +20,18 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 __all__ = ["draw_all"]
+
+
+def _save(fig: Figure, out: Path, stem: str, fmt: str) -> Path:
+    path = out / f"{stem}.{fmt}"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def _workloads(doc: Mapping[str, object]) -> Mapping[str, Mapping[str, object]]:
@@ -38,7 +46,7 @@ def _peers(entry: Mapping[str, object]) -> Mapping[str, Mapping[str, Mapping[str
     return peers
 
 
-def _time_figure(key: str, entry: Mapping[str, object], out: Path) -> Path:
+def _time_figure(key: str, entry: Mapping[str, object], out: Path, fmt: str) -> Path:
     peers = _peers(entry)
     names = list(peers)
     medians = [peers[n]["ns_per_op"]["median"] for n in names]
@@ -52,13 +60,12 @@ def _time_figure(key: str, entry: Mapping[str, object], out: Path) -> Path:
     ax.set_xlabel("ns per operation (median over rounds, log scale)")
     ax.set_title(f"{key}: {entry['title']}")
     fig.tight_layout()
-    path = out / f"time-{key}.svg"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out, f"time-{key}", fmt)
 
 
-def _utilisation_figure(workloads: Mapping[str, Mapping[str, object]], out: Path) -> Path | None:
+def _utilisation_figure(
+    workloads: Mapping[str, Mapping[str, object]], out: Path, fmt: str
+) -> Path | None:
     rows: list[tuple[str, str, float]] = []
     for key, metric in (("W4", "U"), ("W8", "U_mean")):
         if key not in workloads:
@@ -80,47 +87,48 @@ def _utilisation_figure(workloads: Mapping[str, Mapping[str, object]], out: Path
     ax.set_xlabel("U = live requested bytes / bytes mapped, at peak live")
     ax.set_title("Space utilisation")
     fig.tight_layout()
-    path = out / "utilisation.svg"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out, "utilisation", fmt)
 
 
-def _breakdown_figure(workloads: Mapping[str, Mapping[str, object]], out: Path) -> Path | None:
+def _breakdown_figure(
+    workloads: Mapping[str, Mapping[str, object]], out: Path, fmt: str
+) -> Path | None:
     if "W4" not in workloads:
         return None
     peers = _peers(workloads["W4"])
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    drawn = False
-    for row, name in enumerate(peers):
-        metrics = peers[name]["metrics"]
+    rows: dict[str, dict[str, float]] = {}
+    for name, result in peers.items():
+        metrics = result["metrics"]
         if "mapped_at_peak" not in metrics or not name.startswith(("reference", "naive", "gmem")):
             continue
-        live = metrics["mapped_at_peak"] * metrics["U"]
-        parts = [("live", live)] + [
-            (k.removeprefix("waste."), v)
-            for k, v in metrics.items()
-            if k.startswith("waste.") and k != "waste.areas" and k != "waste.tree_comparisons"
-        ]
-        left = 0.0
-        for label, value in parts:
-            ax.barh(name, value, left=left, label=label if row == 0 else None)
-            left += value
-        drawn = True
-    if not drawn:
-        plt.close(fig)
+        parts = {"live": metrics["mapped_at_peak"] * metrics["U"]}
+        for key, value in metrics.items():
+            label = key.removeprefix("waste.")
+            if key.startswith("waste.") and label not in ("areas", "tree_comparisons") and value:
+                parts[label] = value
+        rows[name] = parts
+    if not rows:
         return None
-    ax.set_xlabel("bytes at W4's peak live")
+    categories = list(dict.fromkeys(k for parts in rows.values() for k in parts))
+    colours = plt.get_cmap("tab20")
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    left = [0.0] * len(names)
+    for i, category in enumerate(categories):
+        widths = [rows[n].get(category, 0.0) / 2**20 for n in names]
+        ax.barh(names, widths, left=left, label=category, color=colours(i))
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("MiB at W4's peak live (live first, then where the rest is)")
     ax.set_title("W4: where the bytes are")
-    ax.legend(fontsize="small", ncol=2)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    path = out / "breakdown-W4.svg"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out, "breakdown-W4", fmt)
 
 
-def _release_figure(workloads: Mapping[str, Mapping[str, object]], out: Path) -> Path | None:
+def _release_figure(
+    workloads: Mapping[str, Mapping[str, object]], out: Path, fmt: str
+) -> Path | None:
     if "W6" not in workloads:
         return None
     peers = _peers(workloads["W6"])
@@ -134,19 +142,19 @@ def _release_figure(workloads: Mapping[str, Mapping[str, object]], out: Path) ->
     ax.set_title("W6: release after the working set expires")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    path = out / "release-W6.svg"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out, "release-W6", fmt)
 
 
-def draw_all(doc: Mapping[str, object], out: Path) -> list[Path]:
-    """Every figure the document has data for; returns the files written."""
+def draw_all(doc: Mapping[str, object], out: Path, fmt: str = "svg") -> list[Path]:
+    """Every figure the document has data for; returns the files written.
+
+    ``fmt`` is any format matplotlib writes (``svg`` for the docs, ``png`` to look).
+    """
     out.mkdir(parents=True, exist_ok=True)
     workloads = _workloads(doc)
-    paths = [_time_figure(key, entry, out) for key, entry in workloads.items()]
+    paths = [_time_figure(key, entry, out, fmt) for key, entry in workloads.items()]
     for maker in (_utilisation_figure, _breakdown_figure, _release_figure):
-        path = maker(workloads, out)
+        path = maker(workloads, out, fmt)
         if path is not None:
             paths.append(path)
     return paths
