@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from .failures import ImplUnavailable
 from .impls import BUILTIN, resolve
@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", action="append", dest="profiles",
                      help="profile to check (repeatable; 'all' for every profile; default core)")
     run.add_argument("--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES,
-                     help=f"Hypothesis examples for the state machine (default {DEFAULT_MAX_EXAMPLES})")
+                     help="Hypothesis examples for the state machine "
+                     f"(default {DEFAULT_MAX_EXAMPLES})")
     run.add_argument("--seed", type=int, default=0, help="seed (default 0: deterministic)")
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument("--junit", type=Path, help="write JUnit XML here")
@@ -87,7 +88,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
         console=console, disable=args.quiet or not console.is_terminal, transient=True,
     ) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report_progress(check: str, status: str) -> None:
             if check not in tasks:
@@ -178,9 +179,9 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 
         spec = _spec_clauses()
         console.print("[bold]clauses[/]")
-        for profile in PROFILES:
-            for cid, (level, title) in _profile_clauses(profile, spec).items():
-                console.print(f"  {profile:13} {cid:10} [{level}] {title}", highlight=False)
+        for name in PROFILES:
+            for cid, (level, title) in _profile_clauses(name, spec).items():
+                console.print(f"  {name:13} {cid:10} [{level}] {title}", highlight=False)
     return EXIT_OK
 
 

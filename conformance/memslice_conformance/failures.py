@@ -18,7 +18,15 @@ crash or hang is a failure of that check, never of the suite.
 
 from __future__ import annotations
 
-__all__ = ["HangAbort", "ImplCrash", "ImplError", "ImplFailure", "ImplHang", "ImplUnavailable", "Violation"]
+__all__ = [
+    "HangAbort",
+    "ImplCrash",
+    "ImplError",
+    "ImplFailure",
+    "ImplHang",
+    "ImplUnavailable",
+    "Violation",
+]
 
 
 class ImplFailure(Exception):

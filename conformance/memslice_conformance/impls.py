@@ -166,7 +166,7 @@ def python_impl(factory: Factory, name: str | None = None) -> Implementation:
     For library users and tests that hold the object rather than an import
     path; the result can be passed to ``run_conformance`` directly.
     """
-    label = name or getattr(factory, "__name__", "python")
+    label = name or str(getattr(factory, "__name__", "python"))
     return _in_process(f"py:{label}", _as_factory(factory, label), label)
 
 

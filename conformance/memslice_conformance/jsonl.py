@@ -78,7 +78,7 @@ __all__ = [
 PROTOCOL_NAME: Final = "memslice-jsonl"
 PROTOCOL_VERSION: Final = 1
 
-JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 Request: TypeAlias = dict[str, JSONValue]
 
 #: op -> the integer arguments it takes (``write`` also takes ``data``).

@@ -42,6 +42,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from .failures import HangAbort, ImplHang
+from .jsonl import JSONValue
 from .model import Block, Checker, Op, pattern
 from .session import SessionFactory
 
@@ -283,7 +284,7 @@ def build_machine(
                     [
                         {
                             "op": "free_chain",
-                            "blocks": handles,
+                            "blocks": list[JSONValue](handles),
                             "next_offset": 8 * ((size - 8) // 16),
                             "thread": free_thread,
                         }

@@ -330,7 +330,7 @@ class Checker:
     def _apply(self, plan: list[tuple[Op, int, int]], results: list[list[JSONValue]]) -> None:
         # Frees first: memory released in this step may legitimately be
         # handed out again by an allocation in the same step.
-        for (op, _, _), answers in zip(plan, results, strict=True):
+        for op, _, _ in plan:
             kind = op["op"]
             if kind == "free1":
                 self._remove(self._block(op))
@@ -351,7 +351,9 @@ class Checker:
                     self._compare(self._block(op, "src"), src_bytes, 0, clauses)
                 self._new_block(op, kind, thread, size, addr, src_bytes, clauses)
             elif kind == "alloc_zero":
-                for name, value in zip(("alloc(0)", "alloc0(0)", "copy(0, NULL)"), answers):
+                for name, value in zip(
+                    ("alloc(0)", "alloc0(0)", "copy(0, NULL)"), answers, strict=True
+                ):
                     if value not in (0, None):
                         raise Violation(clauses, f"{name} returned {value!r}, not NULL")
             elif kind == "write":
@@ -502,9 +504,8 @@ class Checker:
                 fresh_clauses = ("API-002",) if block.origin.startswith("alloc0") else ("API-003",)
                 if got != block.expect_fresh:
                     what = "zero" if block.origin.startswith("alloc0") else "a copy of its source"
-                    first = next(
-                        i for i, (g, e) in enumerate(zip(got, block.expect_fresh)) if g != e
-                    )
+                    pairs = zip(got, block.expect_fresh, strict=False)
+                    first = next(i for i, (g, e) in enumerate(pairs) if g != e)
                     raise Violation(
                         fresh_clauses,
                         f"{block.origin} at {block.addr:#x} is not {what}: byte {first} is "

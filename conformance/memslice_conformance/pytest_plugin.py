@@ -91,7 +91,9 @@ class _Shared:
 class ClauseItem(pytest.Item):
     """One spec clause's verdict for the implementation under test."""
 
-    def __init__(self, *, clause: str, shared: _Shared, xfail: str | None, **kwargs: object) -> None:
+    def __init__(
+        self, *, clause: str, shared: _Shared, xfail: str | None, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.clause = clause
         self.shared = shared

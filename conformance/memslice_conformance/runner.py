@@ -280,7 +280,7 @@ class _Run:
 
     def _run_machine(self, factory: SessionFactory, recorder: Recorder) -> None:
         machine = build_machine(factory, recorder)
-        run_state_machine_as_test(
+        run_state_machine_as_test(  # type: ignore[no-untyped-call]
             hypothesis_seed(self.seed)(machine),
             settings=self._settings(self.max_examples),
         )
@@ -321,7 +321,8 @@ def run_conformance(
 
     ``deadline`` is the seconds an exchange may take before the
     implementation counts as hung; ``shrink_seconds`` caps Hypothesis's
-    shrinking per check (default :data:`SHRINK_SECONDS`).  Raises :class:`ImplUnavailable` when the implementation cannot be loaded
+    shrinking per check (default :data:`SHRINK_SECONDS`).  Raises
+    :class:`ImplUnavailable` when the implementation cannot be loaded
     and ``ValueError`` for unknown profiles or checks.
     """
     started = time.monotonic()
@@ -376,7 +377,11 @@ def run_conformance(
         claimed=tuple(sorted(resolved.profiles)),
         seed=seed,
         max_examples=examples,
-        versions={"suite": _suite_version(), "spec": _spec_version(), "protocol": "memslice-jsonl/1"},
+        versions={
+            "suite": _suite_version(),
+            "spec": _spec_version(),
+            "protocol": "memslice-jsonl/1",
+        },
         checks=tuple(results),
         clauses=tuple(clause_results),
         seconds=time.monotonic() - started,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Protocol
@@ -77,6 +77,9 @@ class InProcessSession:
         self._threads = OpThreads(impl)
         self._dead = False
 
+    def _job(self, request: Request) -> Callable[[], object]:
+        return lambda: _call(self.impl, request)
+
     def run(self, requests: Sequence[Request]) -> list[Response]:
         if self._dead:
             raise ImplHang(self.deadline)
@@ -91,7 +94,7 @@ class InProcessSession:
                 done.set_result(self.hello.to_json())
                 futures.append(done)
             else:
-                futures.append(self._threads.submit(thread, lambda r=request: _call(self.impl, r)))
+                futures.append(self._threads.submit(thread, self._job(request)))
         budget = self.deadline + 0.002 * len(requests)
         limit = time.monotonic() + budget
         responses: list[Response] = []

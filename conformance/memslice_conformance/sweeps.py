@@ -68,7 +68,7 @@ def sizes_sweep(checker: Checker, seed: int) -> None:
     first = _alloc_all(checker, plan, "main")
     second = _alloc_all(checker, [("alloc", s) for s in sizes], "t1")
     _fill(checker, first + second)
-    copies = [
+    copies: list[Op] = [
         {"op": "copy", "size": checker.blocks[h].size, "src": h, "as": checker.new_handle()}
         for h in first[::7]
     ]
@@ -88,8 +88,9 @@ def edges(checker: Checker, seed: int) -> None:
     CONF-004, CONF-010, CONF-011)."""
     for thread in ("main", "t1"):
         checker.step([{"op": "alloc_zero", "thread": thread}])
+    nulls: list[Op] = [{"op": "free_null", "size": s} for s in (0, 1, 16, 1008, 1009, 5000)]
     checker.step(
-        [{"op": "free_null", "size": s} for s in (0, 1, 16, 1008, 1009, 5000)]
+        nulls
         + [
             {"op": "chain_null", "size": s, "next_offset": o}
             for s in (0, 8, 24, 1008, 5000)
@@ -98,8 +99,9 @@ def edges(checker: Checker, seed: int) -> None:
     )
     handles = _alloc_all(checker, [("alloc", 24)], "main")
     _fill(checker, handles)
+    config: list[Op] = [{"op": "get_config", "key": k} for k in (0, 7, 8, 99)]
     checker.step(
-        [{"op": "get_config", "key": k} for k in (0, 7, 8, 99)]
+        config
         + [{"op": "get_config_known", "key": k} for k in range(1, 7)]
         + [
             {"op": "get_config_state", "key": k, "address": a}
@@ -111,7 +113,9 @@ def edges(checker: Checker, seed: int) -> None:
     checker.step([{"op": "free1", "block": handles[0]}])
 
 
-_CHAIN_SIZES: Final = (8, 9, 16, 24, 32, 40, 64, 100, 128, 255, 256, 500, 1000, 1008, 1009, 2000, 5000)
+_CHAIN_SIZES: Final = (
+    8, 9, 16, 24, 32, 40, 64, 100, 128, 255, 256, 500, 1000, 1008, 1009, 2000, 5000,
+)
 
 
 def chain_sweep(checker: Checker, seed: int) -> None:

@@ -16,6 +16,7 @@ back in request order with matching ids, carry results of the right type
 
 from __future__ import annotations
 
+import importlib
 import json
 from importlib.resources import files
 from typing import cast
@@ -34,7 +35,9 @@ def load_schema() -> dict[str, JSONValue]:
 
 def validate_protocol(impl: str) -> list[str]:
     """Return the protocol problems found (empty: valid)."""
-    import jsonschema  # a declared dependency; an ImportError here is loud
+    # A declared dependency (an ImportError here is loud); it ships no type
+    # information, so it is used through an untyped module object.
+    jsonschema = importlib.import_module("jsonschema")
 
     schema = load_schema()
     defs = cast(dict[str, JSONValue], schema["$defs"])
@@ -60,7 +63,7 @@ def validate_protocol(impl: str) -> list[str]:
             problems.append(f"alloc(24) answered {responses[1]!r}")
             addr = 0
         more: list[Request] = [
-            {"op": "write", "addr": addr, "data": "00112233445566778899aabbccddeeff0011223344556677"},
+            {"op": "write", "addr": addr, "data": bytes(range(24)).hex()},
             {"op": "read", "addr": addr, "size": 24},
             {"op": "get_config", "key": 0},
             {"op": "get_config_state", "key": 1, "address": 0},

@@ -41,9 +41,9 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import IO, Final
+from typing import IO, Final, cast
 
 from .executor import MAIN_THREAD, OpThreads
 from .failures import ImplCrash, ImplError, ImplHang, ImplUnavailable
@@ -88,10 +88,14 @@ def _run_op(impl: SliceAllocator, message: Request) -> JSONValue:
     return call_allocator(impl, message)
 
 
+def _job(impl: SliceAllocator, message: Request) -> Callable[[], object]:
+    return lambda: _run_op(impl, message)
+
+
 def serve(impl: SliceAllocator, hello: Hello, inp: IO[bytes], out: IO[bytes]) -> int:
     """Serve the protocol until ``shutdown`` or end of input; return exit status."""
     threads = OpThreads(impl)
-    pending: queue.SimpleQueue[tuple[int | None, Future[object] | None, JSONValue]] = (
+    pending: queue.SimpleQueue[tuple[int | None, Future[object] | None, object]] = (
         queue.SimpleQueue()
     )
     stop = object()
@@ -103,7 +107,7 @@ def serve(impl: SliceAllocator, hello: Hello, inp: IO[bytes], out: IO[bytes]) ->
             if future is None and immediate is stop:
                 return
             if future is None:
-                line = encode(immediate if isinstance(immediate, dict) else {})
+                line = encode(cast(Request, immediate) if isinstance(immediate, dict) else {})
             else:
                 try:
                     result = future.result()
@@ -138,7 +142,7 @@ def serve(impl: SliceAllocator, hello: Hello, inp: IO[bytes], out: IO[bytes]) ->
             except ValueError as exc:
                 pending.put((None, None, _error(ident, exc)))
         else:
-            pending.put((ident, threads.submit(thread, lambda m=message: _run_op(impl, m)), None))
+            pending.put((ident, threads.submit(thread, _job(impl, message)), None))
     pending.put((None, None, stop))
     writer_thread.join()
     threads.close()
@@ -189,7 +193,9 @@ class WorkerClient:
 
     def start(self) -> None:
         """Spawn the process (does not wait for it to be ready)."""
-        self._stderr = tempfile.TemporaryFile()
+        # Kept open for the process's lifetime (closed in close()), so it
+        # cannot be a with-block.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
                 self.argv,
