@@ -179,3 +179,17 @@ def test_a_clock_that_fails_at_initialisation_gives_stamp_zero() -> None:
         allocator.free1(16, block)  # the first unload is the first push
     assert allocator.snapshot().last_stamp == 7_000
     allocator.check(live=[])
+
+
+def test_a_clock_answering_with_a_non_integer_counts_as_failed() -> None:
+    """PY-019: a float (or any non-int) from the clock keeps the last stamp."""
+    answers = iter([3_000, 4_500.5])
+    allocator = Allocator(MINIMAL, environ={}, clock=lambda: next(answers, 9_000))
+    blocks = [allocator.alloc(16) for _ in range(4 * 8 * 2)]
+    for block in blocks[: 4 * 8 + 8]:  # enough unloads for the 8th push to read the clock
+        allocator.free1(16, block)
+    depot = allocator._depot
+    assert depot.clock_failures == 1
+    assert depot.last_clock_error is None  # no exception was raised: a wrong answer
+    assert allocator.snapshot().last_stamp == 3_000
+    allocator.check(live=[(block, 16) for block in blocks[4 * 8 + 8 :]])
