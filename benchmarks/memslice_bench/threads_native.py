@@ -22,7 +22,7 @@ and full serialisation doubles it.  Why GSlice loses: with sizes spread over
 hold only 4 blocks (MAG-004), so a thread trips to the depot every few
 operations; the depot has one mutex for all classes and the slab layer
 another (DEPOT-001, SLAB-001).  Two threads hammering those two locks sleep
-on them (the context switches).  The contention adaptation (CONT-001..)
+on them (the context switches).  The contention adaptation (CONT-001)
 raises a class's threshold only by ``cc * 64 / chunk``, at most 16 for
 1008-byte chunks, and only when a contended pop follows another contended
 pop, so it cannot make these classes' magazines big enough.

@@ -9,9 +9,9 @@ inflates time::
 
     W1 fast path        one size, p = alloc(s); free(s, p)            (API-001, MAG-005)
     W2 build/tear down  N list nodes of 16 and 24 bytes, linked through
-                        their next word, freed one by one or as a chain (API-014)
+                        their next word, freed one by one or as a chain (API-008)
     W3 boundary         bursts of threshold + 2 blocks: every burst reloads
-                        and unloads magazines (MAG-005, MAG-006, DEPOT-003/004)
+                        and unloads magazines (MAG-005, MAG-006, DEPOT-003, DEPOT-004)
     W4 memory hammer    GLib's hammer: LCG sizes rand % 1021, n live blocks,
                         the even half replaced per round, then bursts (API-020)
     W5 producer/consumer  P producer threads allocate, P consumers free (API-009)

@@ -28,7 +28,7 @@ Invariants: ``Space.mapped`` counts bytes taken from the OS (or from malloc,
 for peers that sit on it) for this peer only; ``Space.source`` says how it was
 obtained, because ``mallinfo2`` deltas also see the interpreter's own heap.
 ``allocates`` is False only for the two time floors, which workloads that
-need real memory skip.  Clauses: API-001, API-013, API-014, INTRO-002.
+need real memory skip.  Clauses: API-001, API-008, API-013, INTRO-002.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class Peer(Protocol):
         ...
 
     def free_chain(self, size: int, head: int, next_offset: int) -> None:
-        """Release a linked list of ``size``-byte blocks (API-014)."""
+        """Release a linked list of ``size``-byte blocks (API-008)."""
         ...
 
     def space(self) -> Space:
