@@ -45,11 +45,17 @@ def test_non_positive_atom_sizes_are_rejected(allocator: Allocator, bad: int) ->
 
 
 def test_bad_argument_types_are_typed_errors(allocator: Allocator) -> None:
-    """PY-001: bool and str are not sizes."""
+    """PY-001: bool and str are not sizes; a name must be text; a chunk must be a MemChunk."""
     with pytest.raises(SliceTypeError):
         mc.mem_chunk_new("x", True, 0, 0, allocator=allocator)
     with pytest.raises(SliceTypeError):
         mc.mem_chunk_new("x", "8", 0, 0, allocator=allocator)  # type: ignore[arg-type]
+    with pytest.raises(SliceTypeError):
+        mc.mem_chunk_new(b"x", 8, 0, 0, allocator=allocator)  # type: ignore[arg-type]
+    with pytest.raises(SliceTypeError):
+        mc.mem_chunk_alloc(8)  # type: ignore[arg-type]
+    with pytest.raises(SliceValueError, match="guint"):
+        mc.mem_chunk_new("x", 1 << 32, 0, 0, allocator=allocator)
 
 
 def test_atoms_are_slices_of_the_atom_size(allocator: Allocator) -> None:
@@ -97,8 +103,10 @@ def test_destroy_frees_only_the_header(allocator: Allocator) -> None:
     """API-022: live atoms survive destroy and are never handed out again."""
     chunk = mc.mem_chunk_new("x", 40, 0, 0, allocator=allocator)
     atoms = {chunk.alloc() for _ in range(300)}
+    assert repr(chunk) == "<MemChunk atom_size=40>"
     chunk.destroy()
     assert chunk.destroyed
+    assert repr(chunk) == "<MemChunk destroyed>"
     fresh = {allocator.alloc(48) for _ in range(1200)}
     assert not fresh & atoms
     with pytest.raises(SliceUsageError):
