@@ -145,8 +145,13 @@ def test_a_release_completes_when_the_clock_cannot_be_read() -> None:
     assert allocator.snapshot().last_stamp == 5_100  # the very next push read the time
 
 
-def test_thread_exit_with_the_clock_out_loses_nothing() -> None:
-    """PY-019, EXIT-001, EXIT-002: every magazine reaches the depot or the slabs."""
+@pytest.mark.parametrize("explicit", [True, False], ids=["thread_exit()", "thread-end"])
+def test_thread_exit_with_the_clock_out_loses_nothing(explicit: bool) -> None:
+    """PY-015, PY-019, EXIT-001, EXIT-002: every magazine reaches the depot or the slabs.
+
+    When the thread simply ends, the cleanup runs in a finaliser where no
+    caller could see an error (pytest's unraisable-exception hook would).
+    """
     clock = FailingClock(start=1_000)
     allocator = Allocator(GLIB_2_74, environ={}, clock=clock)
     kept: list[tuple[int, int]] = []
@@ -159,7 +164,8 @@ def test_thread_exit_with_the_clock_out_loses_nothing() -> None:
             else:
                 kept.append((block, size))
         clock.trigger = lambda call: True  # out for the whole cleanup
-        allocator.thread_exit()
+        if explicit:
+            allocator.thread_exit()
 
     thread = threading.Thread(target=body)
     thread.start()
