@@ -262,15 +262,14 @@ def assert_memory_came_back(figures: SoakFigures, *, long_run: bool) -> None:
     The slab pages still mapped at the end are only what the caches may pin
     (``cache_bound``: DEPOT-007 keeps the magazine whose push read the time,
     and the main thread keeps its two) and, in a long run, at most half the
-    peak.  The RSS ends below its peak; in a long run it gives back at least
-    a quarter of its climb (the rest is the Python heap, the C library's heap
-    and those last magazines).
+    peak, and the RSS gives back at least a quarter of its climb (the rest is
+    the Python heap, the C library's heap and those last magazines).
     """
     climb = figures.peak_rss - figures.baseline_rss
     assert climb < 512 << 20, figures.line()
     assert figures.final_mapped <= figures.cache_bound, figures.line()
-    assert figures.final_rss < figures.peak_rss, figures.line()
-    if long_run:
+    if long_run:  # short runs move the RSS by less than the Python heap's noise
+        assert figures.final_rss < figures.peak_rss, figures.line()
         assert figures.final_mapped <= figures.peak_mapped // 2, figures.line()
         assert figures.final_rss - figures.baseline_rss <= climb * 3 // 4, figures.line()
 
