@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: Examples of the state machine per run by default (threads get a quarter).
-DEFAULT_MAX_EXAMPLES: Final = 60
+DEFAULT_MAX_EXAMPLES: Final = 80
 STEPS_PER_EXAMPLE: Final = 40
 #: Seconds Hypothesis may spend shrinking one failure of the machine / threads.
 SHRINK_SECONDS: Final = {"machine": 12.0, "threads": 6.0}
@@ -213,6 +213,9 @@ class _Run:
             stateful_step_count=STEPS_PER_EXAMPLE,
             deadline=None,
             database=None,
+            # Explicit, so a derandomising settings profile loaded by the
+            # caller (the project's "ci" one) cannot override --seed.
+            derandomize=False,
             suppress_health_check=list(HealthCheck),
             phases=[Phase.explicit, Phase.generate, Phase.shrink],
             report_multiple_bugs=False,

@@ -31,7 +31,9 @@ from .session import SessionFactory
 
 __all__ = ["SWEEPS", "chain_sweep", "edges", "hammer", "sizes_sweep", "thread_churn"]
 
-_MALLOC_SIZES: Final = (1500, 2000, 3000, 4095, 4096, 4097, 5000, 8192, 10000, 65536)
+_MALLOC_SIZES: Final = (
+    1500, 2000, 3000, 4095, 4096, 4097, 5000, 8192, 10000, 65536, 131073, 1 << 20,
+)
 
 
 def _alloc_all(checker: Checker, kinds_sizes: list[tuple[str, int]], thread: str) -> list[str]:
@@ -154,8 +156,14 @@ def chain_sweep(checker: Checker, seed: int) -> None:
         checker.step([{"op": "free1", "block": h, "thread": "t1"} for h in again])
 
 
-def hammer(checker: Checker, seed: int, rounds: int = 6, live: int = 1200) -> None:
-    """GLib's memory hammer, scaled: sizes 0..1020 plus large (API-020)."""
+def hammer(checker: Checker, seed: int, rounds: int = 6, live: int = 4000) -> None:
+    """GLib's memory hammer, scaled: sizes 0..1020 plus large (API-020).
+
+    Thousands of live blocks and several MB of fresh memory reach bugs that
+    only show once an arena, a slab list or a table grows.  Every live block
+    is re-read after each round rather than after each step.
+    """
+    checker.verify_all = False
     rng = random.Random(seed)
 
     def size() -> int:
@@ -171,8 +179,10 @@ def hammer(checker: Checker, seed: int, rounds: int = 6, live: int = 1200) -> No
         kinds = [("alloc0" if rng.random() < 0.3 else "alloc", size()) for _ in half]
         fresh = _alloc_all(checker, kinds, thread)
         _fill(checker, fresh, thread)
+        checker.verify()
         handles = keep + fresh
     checker.step([{"op": "free1", "block": h} for h in handles])
+    checker.verify_all = True
 
 
 def thread_churn(checker: Checker, seed: int, generations: int = 10) -> None:
@@ -200,6 +210,32 @@ def thread_churn(checker: Checker, seed: int, generations: int = 10) -> None:
         inherited.extend(reuse)
         checker.step([{"op": "thread_exit", "thread": f"r{generation % 2}"}])
     checker.step([{"op": "free1", "block": h, "thread": "t3"} for h in inherited])
+    # A wave of many simultaneous threads: each allocates, a neighbour frees
+    # half of it, all exit, and the survivors are freed by main.
+    wave = [f"w{i}" for i in range(16)]
+    plan: list[Op] = []
+    owners: dict[str, list[str]] = {}
+    for name in wave:
+        owners[name] = [checker.new_handle() for _ in range(12)]
+        plan.extend(
+            {"op": "alloc", "size": rng.choice((16, 48, 200, 1008, 2000)), "as": h, "thread": name}
+            for h in owners[name]
+        )
+    checker.step(plan)
+    fills: list[Op] = []
+    for name in wave:
+        for h in owners[name]:
+            block = checker.blocks[h]
+            fills.append({"op": "write", "block": h, "offset": 0, "thread": name,
+                          "data": pattern(checker.next_serial(), block.size).hex()})
+    checker.step(fills)
+    frees: list[Op] = []
+    for index, name in enumerate(wave):
+        neighbour = wave[(index + 1) % len(wave)]
+        frees.extend({"op": "free1", "block": h, "thread": neighbour} for h in owners[name][:6])
+    checker.step(frees)
+    checker.step([{"op": "thread_exit", "thread": name} for name in wave])
+    checker.step([{"op": "free1", "block": h} for name in wave for h in owners[name][6:]])
 
 
 SweepFn = Callable[[Checker, int], None]
