@@ -20,7 +20,7 @@ def test_lcg_is_the_numerical_recipes_generator() -> None:
 
 
 def test_layout_limit_by_hand() -> None:
-    """Size classes of the spec's appendix: 16-byte chunks, 13 per 256-byte page (SIZE-007, SIZE-008)."""
+    """Spec appendix: 16-byte chunks, 13 per 256-byte page (SIZE-007, SIZE-008)."""
     assert layout_limit_mapped({16: 13}) == 256
     assert layout_limit_mapped({16: 14}) == 512
     assert layout_limit_mapped({10: 7, 16: 6}) == 256  # 10 rounds to the 16-byte class
