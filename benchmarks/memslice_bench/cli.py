@@ -6,7 +6,7 @@ Rules and theory of operation
 
     memslice-bench [--workloads W1,W4] [--peers reference,glib] [--rounds N]
                    [--quick] [--out results.json] [--plots DIR] [--list]
-                   [--glib-threads ROUNDS]
+                   [--glib-threads ROUNDS] [--gmemchunk-tables]
 
 ``--quick`` runs every workload at tiny sizes with one round: a smoke test
 that exercises every code path in seconds (the test suite uses it).  The
@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list workloads and peers, then exit")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument(
+        "--gmemchunk-tables",
+        action="store_true",
+        help="also rerun the GMemChunk facts' tables 2 and 3 on the 2.8 model and the reference",
+    )
+    parser.add_argument(
         "--glib-threads",
         type=int,
         default=None,
@@ -118,6 +123,21 @@ def _targets_table(doc: dict[str, object]) -> Table:
     return table
 
 
+def _dict_table(title: str, rows: object) -> Table:
+    table = Table(title=title)
+    assert isinstance(rows, list) and rows
+    for column in rows[0]:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(
+            *(
+                f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+                for v in row.values()
+            )
+        )
+    return table
+
+
 def _threads_table(doc: dict[str, object]) -> Table:
     table = Table(title="GSlice 2.74 in C: GLib's hammer with 1 and 2 threads (each does it all)")
     for column in ("G_SLICE", "threads", "seconds", "voluntary switches", "max contention cc"):
@@ -157,6 +177,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .threads_native import reproduce
 
         doc["glib_threads"] = [asdict(r) for r in reproduce(rounds=args.glib_threads)]
+    if args.gmemchunk_tables:
+        from dataclasses import asdict
+
+        from .memchunk_tables import lookup_table, phase_table
+
+        quick = args.quick
+        doc["gmemchunk_lookup"] = [
+            asdict(r)
+            for r in lookup_table(
+                (100, 1_000) if quick else (100, 1_000, 10_000, 100_000),
+                pairs=500 if quick else 20_000,
+            )
+        ]
+        doc["gmemchunk_phases"] = [
+            asdict(r) for r in (phase_table(500, 2, 20) if quick else phase_table())
+        ]
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -170,6 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.print(_targets_table(doc))
     if "glib_threads" in doc:
         out.print(_threads_table(doc))
+    if "gmemchunk_lookup" in doc:
+        out.print(
+            _dict_table(
+                "GMemChunk facts table 3 (tree lookup), model vs reference", doc["gmemchunk_lookup"]
+            )
+        )
+        out.print(
+            _dict_table("GMemChunk facts table 2 (bytes held by phase)", doc["gmemchunk_phases"])
+        )
     return 0
 
 

@@ -199,3 +199,26 @@ def test_peer_shares_one_chunk_per_size_behind_a_lock() -> None:
     peer.free(40, b)
     assert peer.space().handed_out == 0
     peer.close()
+
+
+def test_lookup_table_shape() -> None:
+    """The facts' table 3: 1000 live 16-byte atoms fill 4 areas; lookups grow with log(areas);
+    the first allocation after freeing all drains every freed atom (P1, P2)."""
+    from memslice_bench.memchunk_tables import lookup_table
+
+    small, large = lookup_table((100, 1_000), pairs=200)
+    assert (small.areas, large.areas) == (1, 4)
+    assert small.model_comparisons_per_pair < large.model_comparisons_per_pair
+    assert large.model_drained_by_first_alloc == 1_000
+    assert large.reference_ns_per_pair > 0
+
+
+def test_phase_table_shape() -> None:
+    """The facts' table 2: freeing releases nothing in 2.8; bursts of one size grow it further."""
+    from memslice_bench.memchunk_tables import phase_table
+
+    allocated, churned, freed, bursts = phase_table(300, 2, 30)
+    assert freed.model_bytes == churned.model_bytes  # nothing given back
+    assert bursts.model_bytes > freed.model_bytes
+    assert freed.reference_bytes <= churned.reference_bytes
+    assert allocated.reference_bytes < allocated.model_bytes
