@@ -17,14 +17,31 @@ object's ``profiles``); ``core`` is claimed by everyone::
 Invariant: a profile that is requested but not claimed is reported as
 ``not-claimed`` clause by clause, never as passed; a claimed profile whose
 checks are not shipped yet reports its clauses as ``not-checked``.
+
+New checks slot in with :func:`register_check`: a function that receives the
+resolved implementation, the seed and the example budget, and raises
+:class:`~memslice_conformance.failures.Violation` (or lets an
+``ImplFailure`` through) when the implementation breaks a clause.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["CHECKS", "PROFILES", "CheckInfo", "Profile", "expand_profiles"]
+if TYPE_CHECKING:
+    from .impls import Implementation
+
+__all__ = [
+    "CHECKS",
+    "CUSTOM_RUNNERS",
+    "PROFILES",
+    "CheckInfo",
+    "Profile",
+    "expand_profiles",
+    "register_check",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +51,7 @@ class CheckInfo:
     name: str
     profile: str
     clauses: tuple[str, ...]
-    kind: str  # "sweep" | "machine" | "threads"
+    kind: str  # "sweep" | "machine" | "threads" | "custom"
     description: str
 
 
@@ -124,6 +141,25 @@ PROFILES: Final[dict[str, Profile]] = {
         Profile("reuse", "magazine and depot reuse behaviour", (), ("MAG", "DEPOT"), ()),
     )
 }
+
+
+#: A custom check: (implementation, seed, max_examples) -> None, raising on failure.
+CustomRunner = Callable[["Implementation", int, int], None]
+
+#: check name -> runner, for checks of kind "custom".
+CUSTOM_RUNNERS: Final[dict[str, CustomRunner]] = {}
+
+
+def register_check(info: CheckInfo, runner: CustomRunner) -> None:
+    """Add a custom check to its profile (issue 4's profiles plug in here)."""
+    if info.profile not in PROFILES:
+        raise ValueError(f"unknown profile {info.profile!r}")
+    custom = replace(info, kind="custom")
+    CHECKS[custom.name] = custom
+    CUSTOM_RUNNERS[custom.name] = runner
+    profile = PROFILES[custom.profile]
+    if custom.name not in profile.checks:
+        PROFILES[custom.profile] = replace(profile, checks=(*profile.checks, custom.name))
 
 
 def expand_profiles(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

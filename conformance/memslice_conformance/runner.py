@@ -41,7 +41,7 @@ from .failures import HangAbort, ImplHang, ImplUnavailable
 from .impls import Implementation, resolve
 from .machine import Recorder, build_machine
 from .model import Checker, StepFailure, failure_of
-from .profiles import CHECKS, PROFILES, expand_profiles
+from .profiles import CHECKS, CUSTOM_RUNNERS, PROFILES, expand_profiles
 from .session import Session, SessionFactory
 from .spec import Spec, SpecError, load_spec
 from .sweeps import run_sweep
@@ -235,6 +235,8 @@ class _Run:
         try:
             if info.kind == "sweep":
                 run_sweep(name, factory, self.seed)
+            elif info.kind == "custom":
+                CUSTOM_RUNNERS[name](self.impl, self.seed, self.max_examples)
             elif info.kind == "machine":
                 with _shrink_budget(self.shrink["machine"]):
                     self._run_machine(factory, recorder)

@@ -32,3 +32,43 @@ def test_core_profile_lists_exactly_the_spec_core_clauses() -> None:
     # Anything beyond the MUST clauses is a clause the checks cite.
     cited = {c for name in PROFILES["core"].checks for c in CHECKS[name].clauses}
     assert listed - core <= cited
+
+
+def test_custom_checks_slot_into_a_profile() -> None:
+    """A later profile's check registers itself and is reported per clause;
+    until the implementation claims the profile its clauses are not-claimed."""
+    from memslice_conformance.failures import Violation
+    from memslice_conformance.impls import python_impl
+    from memslice_conformance.profiles import CUSTOM_RUNNERS, CheckInfo, register_check
+    from memslice_conformance.runner import run_conformance
+
+    calls: list[int] = []
+
+    def runner(impl: object, seed: int, max_examples: int) -> None:
+        calls.append(seed)
+        raise Violation(("DEBUG-003",), "double free let through")
+
+    import pyimpls
+
+    class DebugClaiming(pyimpls.ArenaAllocator):
+        name = "claims-debug-blocks"
+        profiles = frozenset({"core", "debug-blocks"})
+
+    saved_checks = dict(CHECKS)
+    saved_profiles = dict(PROFILES)
+    try:
+        register_check(CheckInfo("fake_debug", "debug-blocks", ("DEBUG-003",), "custom", "x"),
+                       runner)
+        report = run_conformance(python_impl(DebugClaiming), profiles=["debug-blocks"], seed=5)
+        assert calls == [5]
+        statuses = {c.id: c.status for c in report.clauses}
+        assert statuses["DEBUG-003"] == "fail"
+        assert not report.conforming
+        unclaimed = run_conformance(python_impl(pyimpls.ArenaAllocator), profiles=["debug-blocks"])
+        assert {c.status for c in unclaimed.clauses} == {"not-claimed"}
+    finally:
+        CHECKS.clear()
+        CHECKS.update(saved_checks)
+        PROFILES.clear()
+        PROFILES.update(saved_profiles)
+        CUSTOM_RUNNERS.pop("fake_debug", None)
