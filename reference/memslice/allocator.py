@@ -126,6 +126,23 @@ def _check_address(value: object, what: str = "address") -> int:
     return address
 
 
+def _read_process_memory(address: int, size: int) -> bytes:
+    """``size`` bytes at ``address``, read by the kernel so bad ranges fail cleanly (PY-023)."""
+    try:
+        fd = os.open("/proc/self/mem", os.O_RDONLY)
+        try:
+            data = os.pread(fd, size, address)
+        finally:
+            os.close(fd)
+    except (OSError, OverflowError) as error:
+        raise ForeignPointerError(
+            f"copy source [{address:#x}, +{size}) is not readable memory (PY-023): {error}"
+        ) from None
+    if len(data) != size:
+        raise ForeignPointerError(f"copy source [{address:#x}, +{size}) is not readable (PY-023)")
+    return data
+
+
 class _ThreadReaper:
     """Lives in a thread's ``threading.local`` state; its death is the thread's exit (PY-015)."""
 
@@ -328,9 +345,10 @@ class Allocator:
                 )
             source: int | bytes = bytes(mem_block[:size])
         else:
-            source = _check_address(mem_block, "mem_block")
-            if size and not source:
+            address = _check_address(mem_block, "mem_block")
+            if size and not address:
                 raise SliceValueError("copy of a NULL block with a nonzero size (API-003)")
+            source = _read_process_memory(address, size) if size else b""
         address = self.alloc(size)
         if address:
             ctypes.memmove(address, source, size)

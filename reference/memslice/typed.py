@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING, TypeVar
 
-from .errors import SliceTypeError, SliceValueError
+from .errors import SliceTypeError
 
 if TYPE_CHECKING:
     from _ctypes import _CData
@@ -92,7 +92,7 @@ def free_chain(allocator: Allocator, ctype: type[T], head: T | None, field: str)
     offset = getattr(descriptor, "offset", None)
     field_size = getattr(descriptor, "size", None)
     if offset is None or field_size != ctypes.sizeof(ctypes.c_void_p):
-        raise SliceValueError(
+        raise SliceTypeError(
             f"{ctype.__name__} has no pointer-sized field {field!r} to chain through (PY-008)"
         )
     allocator.free_chain_with_offset(size, _address_of(ctype, head), offset)

@@ -41,6 +41,8 @@ def test_copy_from_address_and_bytes(allocator: Allocator) -> None:
         allocator.copy(20, b"short")
     with pytest.raises(SliceValueError):
         allocator.copy(8, 0)
+    with pytest.raises(ForeignPointerError, match="not readable"):
+        allocator.copy(64, 8)  # page zero is never mapped: refused, not a crash (PY-023)
     allocator.check(live=[(block, 12), (other, 12)])
 
 

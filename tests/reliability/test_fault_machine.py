@@ -370,8 +370,12 @@ POINTS_MINIMAL = {
     "system malloc: large block refused",
     "clock: initialisation",
     "clock: depot push in free1",
-    "clock: thread-exit cleanup",
 }
+# "clock: thread-exit cleanup" is not required of the short default run: an
+# outage must coincide with the eighth push of a cleanup, and whether the
+# generated program gets there varies with real thread timing (about half
+# the runs).  test_atomicity.py::test_thread_exit_with_the_clock_out_loses_nothing
+# covers that point deterministically, and the slow tally requires it.
 
 
 @pytest.mark.parametrize(
@@ -477,4 +481,4 @@ def test_fault_tally() -> None:
     for point, count in sorted(total.items()):
         print(f"  {count:6d}  {point}")
     print(f"  {sum(total.values()):6d}  in all")
-    assert not unreached(POINTS_MINIMAL, total)
+    assert not unreached(POINTS_MINIMAL | {"clock: thread-exit cleanup"}, total)
