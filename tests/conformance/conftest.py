@@ -20,7 +20,8 @@ IMPLS = Path(__file__).parent / "impls"
 if str(IMPLS) not in sys.path:
     sys.path.insert(0, str(IMPLS))
 
-pytest_plugins = ["pytester"]
+# pytester (for the plugin tests) is loaded by addopts in pyproject.toml:
+# pytest refuses pytest_plugins in a conftest below the rootdir.
 
 #: C variants: -D flag -> what it plants.
 C_VARIANTS = (
