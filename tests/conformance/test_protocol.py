@@ -189,3 +189,15 @@ def test_executor_runs_exit_hooks_on_the_exiting_thread_then_starts_afresh() -> 
     # The name now runs on a new OS thread (identities may be recycled by the
     # OS, so only the hook count is certain): exited once, closed once.
     assert len(impl.exits) == 2 and second is not None
+
+
+EXAMPLE = Path(__file__).parents[2] / "conformance/memslice_conformance/examples/slice_impl.pl"
+
+
+def test_the_perl_example_speaks_the_protocol_and_conforms() -> None:
+    """The how-to's implementation in another language (perl is part of every
+    Debian base system; a missing perl fails here, loudly)."""
+    spec = f"cmd:perl {EXAMPLE}"
+    assert validate_protocol(spec) == []
+    report = run_conformance(spec, max_examples=3, checks=["edges", "chain_sweep"])
+    assert report.conforming, [c.failure for c in report.checks if c.failure]
