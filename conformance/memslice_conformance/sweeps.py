@@ -11,7 +11,8 @@ the same order, the places where bugs hide by construction::
     chain_sweep    chains at every 8-byte field offset up to 120 (and the
                    last word) for sizes on both sides of every route edge
     hammer         GLib's memory-hammer: seeded sizes 0..1020 plus large,
-                   hundreds of live blocks, half replaced per round
+                   thousands of live blocks, half replaced per round; then
+                   600 live blocks of one size, a 300-node chain, recycling
     thread_churn   threads that allocate, hand blocks to others, exit; new
                    threads (and reused names) carry on
 
@@ -26,6 +27,7 @@ import random
 from collections.abc import Callable
 from typing import Final
 
+from .jsonl import JSONValue
 from .model import Checker, Op, pattern
 from .session import SessionFactory
 
@@ -182,6 +184,22 @@ def hammer(checker: Checker, seed: int, rounds: int = 6, live: int = 4000) -> No
         checker.verify()
         handles = keep + fresh
     checker.step([{"op": "free1", "block": h} for h in handles])
+    # Phase two, as GLib's hammer: many blocks of one size at once, so a
+    # class holds hundreds of live chunks (several magazines' worth), then
+    # a long chain and a shuffled cross-thread free bring them back dirty.
+    for size in (16, 48, 1008, 1009, 2000):
+        many = _alloc_all(checker, [("alloc", size)] * 600, "main")
+        _fill(checker, many)
+        rng.shuffle(many)
+        offset = 8 * rng.randrange(0, (size - 8) // 8 + 1) if size < 64 else 8
+        checker.step(
+            [{"op": "free_chain", "blocks": list[JSONValue](many[:300]), "next_offset": offset,
+              "thread": "t1"}]
+        )
+        checker.step([{"op": "free1", "block": h, "thread": "t2"} for h in many[300:]])
+        again = _alloc_all(checker, [("alloc0", size)] * 600, "t3")
+        checker.verify()
+        checker.step([{"op": "free1", "block": h} for h in again])
     checker.verify_all = True
 
 
