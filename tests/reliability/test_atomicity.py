@@ -38,13 +38,13 @@ def twin(profile: Tunables) -> tuple[Allocator, FailingPageSource, FailingMalloc
 
 def offsets(allocator: Allocator, addresses: list[int]) -> list[int]:
     """Addresses relative to the allocator's arena, so twins can be compared."""
-    base = allocator._arena.base
+    base = allocator._arena.base + allocator._arena.aligned_offset  # where pages start
     return [address - base for address in addresses]
 
 
 def snapshot_offsets(allocator: Allocator) -> list[tuple[int, ...]]:
     """Every slab's page, colour, count and free list, as arena offsets (ring order)."""
-    base = allocator._arena.base
+    base = allocator._arena.base + allocator._arena.aligned_offset  # where pages start
     rows = []
     snapshot = comparable(allocator.snapshot())
     for size_class in snapshot.classes:
