@@ -187,17 +187,17 @@ def hammer(checker: Checker, seed: int, rounds: int = 6, live: int = 4000) -> No
     # Phase two, as GLib's hammer: many blocks of one size at once, so a
     # class holds hundreds of live chunks (several magazines' worth), then
     # a long chain and a shuffled cross-thread free bring them back dirty.
-    for size in (16, 48, 1008, 1009, 2000):
-        many = _alloc_all(checker, [("alloc", size)] * 600, "main")
+    for width in (16, 48, 1008, 1009, 2000):
+        many = _alloc_all(checker, [("alloc", width)] * 600, "main")
         _fill(checker, many)
         rng.shuffle(many)
-        offset = 8 * rng.randrange(0, (size - 8) // 8 + 1) if size < 64 else 8
+        offset = 8 * rng.randrange(0, (width - 8) // 8 + 1) if width < 64 else 8
         checker.step(
             [{"op": "free_chain", "blocks": list[JSONValue](many[:300]), "next_offset": offset,
               "thread": "t1"}]
         )
         checker.step([{"op": "free1", "block": h, "thread": "t2"} for h in many[300:]])
-        again = _alloc_all(checker, [("alloc0", size)] * 600, "t3")
+        again = _alloc_all(checker, [("alloc0", width)] * 600, "t3")
         checker.verify()
         checker.step([{"op": "free1", "block": h} for h in again])
     checker.verify_all = True
