@@ -13,6 +13,8 @@ Rules and theory of operation
     glib[:MODE]              worker process       the system libglib-2.0.so.0, G_SLICE=MODE
     malloc                   worker process       libc malloc/calloc/free, slice semantics
     cmd:PROGRAM ARGS         child process        any program speaking memslice-jsonl v1
+    worker:IMPL              worker process       any of the above hosted in a worker (for
+                                                  Python code that may crash the process)
 
 Python implementations run in the suite's process on real threads (fast, and
 a Python bug cannot corrupt the interpreter); native code runs behind a
@@ -29,6 +31,7 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -68,6 +71,7 @@ BUILTIN: Final[Mapping[str, str]] = {
     "lib:PATH": "any shared library exporting the g_slice_* ABI, in a worker",
     "py:module:attr": "a Python object or factory satisfying SliceAllocator",
     "cmd:PROGRAM ARGS": "any program speaking memslice-jsonl v1 on stdin/stdout",
+    "worker:IMPL": "IMPL (e.g. py:module:attr) hosted in a worker process, isolated",
 }
 
 Factory = Callable[[], SliceAllocator]
@@ -175,6 +179,15 @@ def resolve(spec: str) -> Implementation:
     from .worker import worker_argv
 
     head, _, rest = spec.partition(":")
+    if head == "worker":
+        if not rest or rest.startswith(("worker:", "cmd:")):
+            raise ImplUnavailable(f"worker: needs an implementation to host, got {spec!r}")
+        # The hosted code must import in the worker as it does here.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [p for p in sys.path if p] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
+        return _worker(spec, tuple(worker_argv(rest)), env)
     if head == "reference":
         if rest and rest not in GLIB_MODES:
             raise ImplUnavailable(f"unknown reference mode {rest!r}")

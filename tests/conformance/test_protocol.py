@@ -150,7 +150,8 @@ def test_unloadable_implementations_raise_unavailable(tmp_path: Path) -> None:
 
 
 def test_validate_protocol_accepts_the_worker_and_rejects_bad_speakers(tmp_path: Path) -> None:
-    assert validate_protocol("malloc") == []
+    problems = validate_protocol("malloc")
+    assert problems == [], problems
     bad = _script(
         tmp_path,
         HELLO + "    print(json.dumps({'id': m['id'], 'ok': True, 'result': 'oops'}), "
@@ -201,3 +202,13 @@ def test_the_perl_example_speaks_the_protocol_and_conforms() -> None:
     assert validate_protocol(spec) == []
     report = run_conformance(spec, max_examples=3, checks=["edges", "chain_sweep"])
     assert report.conforming, [c.failure for c in report.checks if c.failure]
+
+
+def test_python_implementations_can_be_isolated_in_a_worker() -> None:
+    """``worker:py:...`` hosts Python code out of process (a crash cannot
+    take the suite down); the same broken implementation is still caught."""
+    report = run_conformance("worker:py:pyimpls:FourAligned", max_examples=3,
+                             checks=["sizes_sweep"])
+    assert not report.conforming
+    assert report.checks[0].failure is not None
+    assert report.checks[0].failure.clauses[0] == "API-006"
