@@ -257,7 +257,7 @@ class _Run:
             factory.close()
         examples = max(examples, recorder.examples)
         if failure is not None and failure.kind == "hang":
-            self.deadline = _AFTER_HANG_DEADLINE
+            self.deadline = min(self.deadline, _AFTER_HANG_DEADLINE)
         seconds = time.monotonic() - started
         if failure is None:
             self.progress(name, "pass")

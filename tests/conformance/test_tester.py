@@ -16,7 +16,10 @@ import pytest
 from memslice_conformance.impls import python_impl
 from memslice_conformance.runner import Report, run_conformance
 
-SMALL = 12
+SMALL = 6
+#: The broken ones need no stress run to be caught: every planted bug shows
+#: in these (the slow tests below run everything with the defaults).
+FOCUSED = ("edges", "sizes_sweep", "chain_sweep", "machine", "thread_churn")
 # Shrinking is what makes failures readable, not what finds them; the unit
 # tests cap it to stay fast (the slow default runs shrink normally).
 
@@ -31,7 +34,9 @@ def test_broken_python_implementation_is_rejected_by_its_clause(
 ) -> None:
     """Every planted bug fails the run, and the clause it breaks is among
     the failing ones (API-001..API-009, EXIT-001)."""
-    report = run_conformance(python_impl(cls), max_examples=SMALL, seed=0, shrink_seconds=0.5)
+    report = run_conformance(
+        python_impl(cls), max_examples=SMALL, seed=0, shrink_seconds=0.5, checks=FOCUSED
+    )
     assert not report.conforming
     assert set(cls.BREAKS) <= failed_clauses(report), (cls.BREAKS, failed_clauses(report))
     failing = {c.id for c in report.clauses if c.status == "fail"}
@@ -66,7 +71,7 @@ def test_broken_c_library_is_rejected(variant: str, clib: Callable[[str], str]) 
     clause, kind = C_BROKEN[variant]
     report = run_conformance(
         clib(variant), max_examples=6, seed=0, deadline=2.0, shrink_seconds=0.5,
-        checks=["edges", "sizes_sweep", "chain_sweep", "hammer"],
+        checks=["edges", "sizes_sweep", "chain_sweep"],
     )
     assert not report.conforming
     kinds = {c.failure.kind for c in report.checks if c.failure}
@@ -76,7 +81,7 @@ def test_broken_c_library_is_rejected(variant: str, clib: Callable[[str], str]) 
         signal = "SIGABRT" if variant == "BUG_ABORT" else "SIGSEGV"
         assert any(signal in c.failure.message for c in report.checks if c.failure)
     # The run went on after the failure: every requested check has a verdict.
-    assert len(report.checks) == 4
+    assert len(report.checks) == 3
 
 
 def test_correct_c_library_is_accepted(clib: Callable[[str], str]) -> None:
@@ -93,7 +98,7 @@ def test_builtin_implementations_are_accepted(impl: str) -> None:
 @pytest.mark.glib
 @pytest.mark.parametrize("impl", ["glib", "glib:always-malloc", "glib:debug-blocks"])
 def test_glib_is_accepted(impl: str) -> None:
-    report = run_conformance(impl, max_examples=6, seed=0)
+    report = run_conformance(impl, max_examples=3, seed=0)
     assert report.conforming, [c.failure for c in report.checks if c.failure]
 
 
