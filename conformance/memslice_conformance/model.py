@@ -17,7 +17,7 @@ every answer with the model::
 
 The model: for each live handle, its address, size, allocating thread and
 expected bytes (with a mask of bytes never written: fresh ``alloc`` memory
-may hold anything, API-001).  Invariants checked after every step:
+may hold anything, API-015).  Invariants checked after every step:
 
 * live blocks are pairwise disjoint (API-004) and aligned to at least
   ``sizeof(void*)`` (API-006);
