@@ -128,3 +128,19 @@ def test_default_run_rejects_broken_c(variant: str, clib: Callable[[str], str]) 
     report = run_conformance(clib(variant))
     assert not report.conforming
     assert C_BROKEN[variant][0] in failed_clauses(report)
+
+
+def test_a_hanging_python_implementation_fails_the_check_and_the_run_goes_on() -> None:
+    """In-process hangs are caught by the deadline too (the stuck thread is
+    abandoned); the hang is reported against the clause of the running op."""
+    report = run_conformance(
+        python_impl(pyimpls.HangsOnChains), max_examples=4, seed=0, deadline=1.0,
+        checks=["edges", "chain_sweep", "sizes_sweep"],
+    )
+    kinds = {c.name: (c.status, c.failure.kind if c.failure else None) for c in report.checks}
+    assert kinds == {
+        "edges": ("pass", None),
+        "chain_sweep": ("fail", "hang"),
+        "sizes_sweep": ("pass", None),
+    }
+    assert "API-008" in failed_clauses(report)

@@ -367,3 +367,17 @@ BROKEN: tuple[type[ArenaAllocator], ...] = (
     ExitReleasesLive,
     ChainOffset24Bug,
 )
+
+
+class HangsOnChains(ArenaAllocator):
+    """free_chain never returns (it waits on an event nobody sets)."""
+
+    BREAKS = ("API-008",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._never = threading.Event()
+
+    def free_chain_with_offset(self, size: int, head: int, next_offset: int, /) -> None:
+        if head:
+            self._never.wait()
