@@ -26,6 +26,7 @@ example database: the same seed gives the same run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -395,9 +396,22 @@ def run_conformance(
 
 
 def _spec_version() -> str:
+    """The spec's declared version if it has one, else a digest of its text.
+
+    A digest pins exactly which clause texts a report was checked against.
+    """
     from . import spec as spec_module
 
-    return str(getattr(spec_module, "SPEC_VERSION", _suite_version()))
+    declared = getattr(spec_module, "SPEC_VERSION", None)
+    if declared is not None:
+        return str(declared)
+    spec = _load_spec()
+    if spec is None or spec.directory is None:
+        return "unknown"
+    digest = hashlib.sha256()
+    for path in sorted(spec.directory.glob("*.md")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]} ({len(spec.clauses)} clauses)"
 
 
 __all__ += ["ImplUnavailable"]
