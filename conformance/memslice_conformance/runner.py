@@ -20,7 +20,8 @@ the per-exchange deadline drops, so a hanging implementation cannot eat the
 run's time budget.  Hypothesis runs seeded (``seed``, default 0) with no
 example database: the same seed gives the same run.
 
-``conforming`` is true iff no check of a claimed, requested profile failed.
+``conforming`` is true iff at least one check ran and no check of a
+claimed, requested profile failed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .failures import HangAbort, ImplHang, ImplUnavailable
 from .impls import Implementation, resolve
 from .machine import Recorder, build_machine
 from .model import Checker, StepFailure, failure_of
-from .profiles import CHECKS, CUSTOM_RUNNERS, PROFILES, expand_profiles
+from .profiles import CHECKS, CUSTOM_RUNNERS, PROFILES, NotChecked, expand_profiles
 from .session import Session, SessionFactory
 from .spec import Spec, SpecError, load_spec
 from .sweeps import run_sweep
@@ -72,13 +73,15 @@ class CheckResult:
 
     name: str
     profile: str
-    status: str  # "pass" | "fail"
+    status: str  # "pass" | "fail" | "not-checked"
     seconds: float
     examples: int
     failure: StepFailure | None = None
     trace: Trace | None = None
     reproduced: bool | None = None
     trace_path: str | None = None
+    #: Why a "not-checked" check could not be done.
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +236,7 @@ class _Run:
         failure: StepFailure | None = None
         checker: Checker | None = None
         examples = 1
+        note: str | None = None
         try:
             if info.kind == "sweep":
                 run_sweep(name, factory, self.seed)
@@ -244,6 +248,8 @@ class _Run:
             else:
                 with _shrink_budget(self.shrink["threads"]):
                     self._run_threads(factory, recorder)
+        except NotChecked as reason:
+            note = str(reason)
         except HangAbort as abort:
             failure = failure_of(abort.hang)
             checker = recorder.last
@@ -260,6 +266,9 @@ class _Run:
         if failure is not None and failure.kind == "hang":
             self.deadline = min(self.deadline, _AFTER_HANG_DEADLINE)
         seconds = time.monotonic() - started
+        if note is not None:
+            self.progress(name, "not-checked")
+            return CheckResult(name, info.profile, "not-checked", seconds, 0, note=note)
         if failure is None:
             self.progress(name, "pass")
             return CheckResult(name, info.profile, "pass", seconds, examples)
@@ -267,8 +276,13 @@ class _Run:
         reproduced: bool | None = None
         path: str | None = None
         if checker is not None:
-            trace = Trace(name, self.impl.spec, self.seed, failure, tuple(
-                tuple(step) for step in checker.trace))
+            trace = Trace(
+                name,
+                self.impl.spec,
+                self.seed,
+                failure,
+                tuple(tuple(step) for step in checker.trace),
+            )
             if failure.kind != "hang":
                 again = SessionFactory(self.impl, deadline=self.deadline)
                 try:
@@ -280,8 +294,15 @@ class _Run:
                 path = str(save_trace(trace, self.trace_dir / f"{safe}-{name}.json"))
         self.progress(name, "fail")
         return CheckResult(
-            name, info.profile, "fail", time.monotonic() - started, examples,
-            failure, trace, reproduced, path,
+            name,
+            info.profile,
+            "fail",
+            time.monotonic() - started,
+            examples,
+            failure,
+            trace,
+            reproduced,
+            path,
         )
 
     def _run_machine(self, factory: SessionFactory, recorder: Recorder) -> None:
@@ -357,7 +378,11 @@ def run_conformance(
         claimed = profile in resolved.profiles
         for cid, (level, title) in _profile_clauses(profile, spec).items():
             covering = tuple(
-                r.name for r in results if r.profile == profile and cid in CHECKS[r.name].clauses
+                r.name
+                for r in results
+                if r.profile == profile
+                and r.status != "not-checked"
+                and cid in CHECKS[r.name].clauses
             )
             failed = tuple(
                 r.name
@@ -375,7 +400,7 @@ def run_conformance(
             clause_results.append(
                 ClauseResult(cid, level, title, profile, status, covering, failed)
             )
-    conforming = all(r.status == "pass" for r in results)
+    conforming = all(r.status != "fail" for r in results)
     return Report(
         impl=resolved.spec,
         implementation=resolved.name,

@@ -73,3 +73,12 @@ def test_unclaimed_profiles_are_never_passed(tmp_path: Path) -> None:
 
 def test_validate_protocol_command() -> None:
     assert main(["validate-protocol", "--impl", "malloc"]) == 0
+
+
+def test_a_run_of_only_unclaimed_profiles_does_not_conform(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    status = main(["run", "--impl", "malloc", "--profile", "glib-2.74", "--quiet",
+                   "--report", str(report)])
+    assert status == 1
+    data = json.loads(report.read_text())
+    assert data["conforming"] is False and data["checks"] == []
