@@ -33,7 +33,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import Final, Literal
 
@@ -41,9 +41,12 @@ from .failures import ImplUnavailable
 from .protocol import Described, SliceAllocator
 
 __all__ = [
+    "ALL_PROFILES",
     "BUILTIN",
+    "BUILTIN_CLAIMS",
     "ENTRY_POINT_GROUP",
     "GLIB_MODES",
+    "LIB_CLAIMS",
     "Implementation",
     "make_local",
     "python_impl",
@@ -75,6 +78,19 @@ BUILTIN: Final[Mapping[str, str]] = {
 }
 
 Factory = Callable[[], SliceAllocator]
+
+ALL_PROFILES: Final = frozenset({"core", "concurrency", "glib-2.74", "debug-blocks", "reuse"})
+
+#: What the built-in implementations claim, by ``G_SLICE`` mode (issue 4).  The
+#: default mode is GLib 2.74 itself; debug-blocks keeps its layout (DEBUG-012)
+#: but its reuse timing is not promised; always-malloc and the malloc shim
+#: only promise correctness.  ``lib:`` libraries claim core and concurrency.
+BUILTIN_CLAIMS: Final[Mapping[str, frozenset[str]]] = {
+    "": ALL_PROFILES,
+    "debug-blocks": frozenset({"core", "concurrency", "debug-blocks", "glib-2.74"}),
+    "always-malloc": frozenset({"core", "concurrency"}),
+}
+LIB_CLAIMS: Final = frozenset({"core", "concurrency"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +207,10 @@ def resolve(spec: str) -> Implementation:
     if head == "reference":
         if rest and rest not in GLIB_MODES:
             raise ImplUnavailable(f"unknown reference mode {rest!r}")
-        return _in_process(spec, _reference_factory(rest or None), spec)
+        return replace(
+            _in_process(spec, _reference_factory(rest or None), spec),
+            profiles=BUILTIN_CLAIMS[rest],
+        )
     if head == "py":
         return _in_process(spec, _as_factory(_load_attr(rest), spec), spec)
     if head == "glib":
@@ -249,12 +268,12 @@ def make_local(spec: str) -> tuple[SliceAllocator, str, frozenset[str]]:
             if mode is not None:
                 os.environ["G_SLICE"] = mode
             impl: SliceAllocator = native.LibSliceAllocator(native.GLIB_SONAME, name=spec)
-            return impl, spec, frozenset({"core"})
+            return impl, spec, BUILTIN_CLAIMS[rest]
         if head == "lib":
             impl = native.LibSliceAllocator(rest, name=spec)
-            return impl, spec, frozenset({"core"})
+            return impl, spec, LIB_CLAIMS
         if head == "malloc":
-            return native.MallocSliceAllocator(), "malloc", frozenset({"core"})
+            return native.MallocSliceAllocator(), "malloc", LIB_CLAIMS
     except native.LoadError as exc:
         raise ImplUnavailable(str(exc)) from exc
     resolved = resolve(spec)

@@ -296,7 +296,12 @@ def _read_memory(address: int, length: int) -> bytes | None:
     return data if len(data) == length else None
 
 
-def probe_route(address: int, size: int, geometry: SlabGeometry = X86_64) -> Route:
+def probe_route(
+    address: int,
+    size: int,
+    geometry: SlabGeometry = X86_64,
+    read: Callable[[int, int], bytes | None] = _read_memory,
+) -> Route:
     """Observe, from memory alone, whether ``address`` is a slab chunk for ``size``.
 
     A slab chunk of class ``c`` lies in a page aligned to its page size ``P``
@@ -307,6 +312,8 @@ def probe_route(address: int, size: int, geometry: SlabGeometry = X86_64) -> Rou
     the same page size, ``n_allocated`` is between 1 and the chunks per slab,
     and ``chunks`` is NULL or inside this page's chunk area.  A malloc block
     passes all of that only by an astronomically unlikely coincidence.
+    ``read`` reads another process's memory when the allocator lives there
+    (the conformance glib-2.74 profile reads ``/proc/PID/mem`` of a worker).
     """
     if address == 0:
         return "null"
@@ -318,7 +325,7 @@ def probe_route(address: int, size: int, geometry: SlabGeometry = X86_64) -> Rou
     info = page + page_size - geometry.slab_info_size
     if address + chunk > info:
         return "malloc"
-    raw = _read_memory(info, 32)
+    raw = read(info, 32)
     if raw is None:
         return "malloc"
     chunks = int.from_bytes(raw[0:8], "little")

@@ -77,6 +77,7 @@ def to_json(report: Report) -> dict[str, JSONValue]:
             "seconds": round(c.seconds, 3),
             "examples": c.examples,
             **({"failure": _failure_json(c)} if c.failure is not None else {}),
+            **({"note": c.note} if c.note is not None else {}),
         }
         for c in report.checks
     ]

@@ -217,6 +217,11 @@ class WorkerClient:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The implementation's process id (for reading its memory), if started."""
+        return None if self._proc is None else self._proc.pid
+
     def hello(self) -> Hello:
         """Handshake (cached); a load failure is :class:`ImplUnavailable`."""
         if self._hello is None:
