@@ -1,5 +1,6 @@
 /* A small, correct slice allocator exporting GLib's g_slice_* ABI, with
  * planted bugs selected at compile time (-DBUG_...), for testing the tester.
+ * (BUG_NO_LOCK is thread-unsafe: only the concurrency profile can see it.)
  *
  *   chunk = size rounded up to 16; per-chunk-size LIFO free lists (link word
  *   at offset 0 of a freed chunk) under one mutex; fresh chunks from malloc,
@@ -10,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef BUG_NO_LOCK
+/* The planted bug: the free lists are shared by all threads with no lock. */
+#define pthread_mutex_lock(m) ((void)(m))
+#define pthread_mutex_unlock(m) ((void)(m))
+#endif
 
 typedef struct Node { struct Node *next; } Node;
 #define NCLASS 1024
