@@ -9,7 +9,9 @@ Rules and theory of operation
     py:module:attr           in-process           an object, class or factory (SliceAllocator)
     NAME                     in-process           entry point NAME in group
                                                   memslice_conformance.implementations
-    lib:PATH                 worker process       any library exporting g_slice_* (ctypes)
+    lib:PATH                 worker process       any library exporting g_slice_* (ctypes);
+                                                  claims core, concurrency and what its
+                                                  memslice_conformance_profiles string lists
     glib[:MODE]              worker process       the system libglib-2.0.so.0, G_SLICE=MODE
     malloc                   worker process       libc malloc/calloc/free, slice semantics
     cmd:PROGRAM ARGS         child process        any program speaking memslice-jsonl v1
@@ -255,6 +257,26 @@ def _worker(spec: str, argv: tuple[str, ...], env: Mapping[str, str]) -> Impleme
     )
 
 
+def _lib_claims(path: str) -> frozenset[str]:
+    """:data:`LIB_CLAIMS` plus what a library declares itself.
+
+    A library claims more by exporting ``const char *memslice_conformance_profiles``,
+    a comma-separated list (e.g. ``"reuse,debug-blocks"``); unknown names are
+    ignored rather than trusted.
+    """
+    import ctypes
+
+    from . import native
+
+    try:
+        library = native.load_library(path)
+        declared = ctypes.c_char_p.in_dll(library, "memslice_conformance_profiles")
+    except ValueError:  # the symbol is optional
+        return LIB_CLAIMS
+    names = (declared.value or b"").decode("utf-8", "replace").split(",")
+    return LIB_CLAIMS | (frozenset(n.strip() for n in names) & ALL_PROFILES)
+
+
 def make_local(spec: str) -> tuple[SliceAllocator, str, frozenset[str]]:
     """Build the implementation inside this process (used by the worker)."""
     from . import native
@@ -271,7 +293,7 @@ def make_local(spec: str) -> tuple[SliceAllocator, str, frozenset[str]]:
             return impl, spec, BUILTIN_CLAIMS[rest]
         if head == "lib":
             impl = native.LibSliceAllocator(rest, name=spec)
-            return impl, spec, LIB_CLAIMS
+            return impl, spec, _lib_claims(rest)
         if head == "malloc":
             return native.MallocSliceAllocator(), "malloc", LIB_CLAIMS
     except native.LoadError as exc:

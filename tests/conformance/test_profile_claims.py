@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from memslice_conformance.impls import ALL_PROFILES, resolve
@@ -27,10 +29,8 @@ def test_builtin_claims(spec: str, claims: frozenset[str]) -> None:
     assert resolve(spec).profiles == claims
 
 
-def test_a_lib_claims_core_and_concurrency(clib: object) -> None:
-    build = clib
-    assert callable(build)
-    assert resolve(build("CORRECT")).profiles == CORRECTNESS
+def test_a_lib_claims_core_and_concurrency(clib: Callable[[str], str]) -> None:
+    assert resolve(clib("CORRECT")).profiles == CORRECTNESS
 
 
 def test_python_impls_declare_their_claims() -> None:
@@ -54,3 +54,16 @@ def test_unclaimed_profiles_are_reported_not_claimed_never_passed() -> None:
         assert by_profile[profile] == {"not-claimed"}, profile
     assert "pass" in by_profile["concurrency"]
     assert report.conforming
+
+
+def test_a_lib_declares_more_claims_through_its_exported_string(
+    clib: Callable[[str], str],
+) -> None:
+    """Unknown names in the string are ignored, known ones added."""
+    spec = clib("CLAIMS_REUSE")
+    assert resolve(spec).profiles == CORRECTNESS | {"reuse"}
+    report = run_conformance(spec, profiles=["reuse"], checks=["reuse", "trim"])
+    assert [(c.name, c.status) for c in report.checks] == [
+        ("reuse", "pass"),
+        ("trim", "not-checked"),
+    ]

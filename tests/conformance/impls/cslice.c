@@ -12,6 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef CLAIMS_REUSE
+/* How a C library claims more than core and concurrency. */
+const char *memslice_conformance_profiles = "reuse, no-such-profile";
+#endif
+
 #ifdef BUG_NO_LOCK
 /* The planted bug: the free lists are shared by all threads with no lock. */
 #define pthread_mutex_lock(m) ((void)(m))
