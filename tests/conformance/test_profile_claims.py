@@ -67,3 +67,14 @@ def test_a_lib_declares_more_claims_through_its_exported_string(
         ("reuse", "pass"),
         ("trim", "not-checked"),
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.glib
+@pytest.mark.parametrize("spec", ["reference", "glib"])
+def test_run_profile_all_passes_on_reference_and_glib(spec: str) -> None:
+    """Issue 4's Done-when, end to end (about 15 to 30 s each)."""
+    report = run_conformance(spec, profiles=["all"])
+    assert report.conforming, [c for c in report.checks if c.status == "fail"]
+    ran = {c.profile for c in report.checks if c.status == "pass"}
+    assert ran == ALL_PROFILES
