@@ -3,7 +3,7 @@
 Rules and theory of operation
 -----------------------------
 The reference is the oracle (it is proven equal to GLib 2.74.6 by
-``tests/fidelity``).  Seeded single-thread traces run twice, each time on a
+``tests/fidelity``).  Seeded traces run twice, each time on a
 fresh instance, and their normalised layouts (:func:`layout.normalise`)
 must be equal, together with the configuration answers::
 
@@ -27,8 +27,10 @@ record at the end of the page, SLAB-003).  Normalised layouts pin routes and
 classes (SIZE-003..009), chunk strides and chunks per slab (SLAB-011),
 colours (COLOR-001..004), the order freed chunks come back (MAG-005..007),
 reload sizes (MAG-004, MAG-009, DEPOT-005) and slab order (SLAB-004, SLAB-005).
-Traces are single-threaded: what a new thread reuses after another exits is
-compared by ``tests/fidelity`` (multi-thread traces), not here.  The contention
+Side threads start, allocate, free their own and main's blocks and exit
+one at a time (the trace waits until the worker's OS thread is gone, so its
+exit cleanup has run): what goes to the depot or the slabs at exit and what
+main reuses afterwards is compared too (EXIT-002, DEPOT-003, DEPOT-004).  The contention
 counters are compared only where GLib answers (not under always-malloc,
 where it crashes).
 """
@@ -38,6 +40,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -60,6 +63,7 @@ CLAUSES: Final = (
     "COLOR-001", "COLOR-002", "COLOR-003", "COLOR-004",
     "MAG-004", "MAG-005", "MAG-006", "MAG-007", "MAG-009", "DEPOT-005",
     "CONF-006", "CONF-016", "CONF-018", "CONF-019", "CONF-020", "CONT-006",
+    "EXIT-002", "DEPOT-003", "DEPOT-004",
 )  # fmt: skip
 
 INFO: Final = CheckInfo(
@@ -74,10 +78,15 @@ INFO: Final = CheckInfo(
 _SIZES: Final = (1, 8, 16, 17, 24, 40, 48, 96, 100, 200, 256, 500, 1000, 1008, 1009, 3000)
 _N_CLASSES: Final = layout.X86_64.max_chunk // layout.X86_64.p2alignment
 _LOADER: Final = "loader"
+_SIDE: Final = "side"
 
 
-def random_trace(rng: random.Random, length: int = 120) -> tuple[layout.Op, ...]:
-    """A single-thread trace (on ``main``) with runs, frees and chain frees."""
+def random_trace(
+    rng: random.Random, length: int = 120, side_threads: bool = True
+) -> tuple[layout.Op, ...]:
+    """A trace on ``main`` with runs, frees and chain frees, and (if ``side_threads``)
+    short-lived side threads that allocate, free their own and main's blocks, and
+    exit while some of their blocks stay live."""
     ops: list[layout.Op] = []
     live: list[int] = []
     sizes: list[int] = []
@@ -90,11 +99,11 @@ def random_trace(rng: random.Random, length: int = 120) -> tuple[layout.Op, ...]
                 ops.append(layout.Alloc(layout.MAIN, size))
                 live.append(len(sizes))
                 sizes.append(size)
-        elif roll < 0.9:
+        elif roll < 0.85 or (roll >= 0.93 and not side_threads):
             for _ in range(rng.randrange(1, len(live) + 1)):
                 block = live.pop(rng.randrange(len(live)))
                 ops.append(layout.Free(layout.MAIN, block))
-        else:
+        elif roll < 0.93:
             size = sizes[rng.choice(live)]
             chain = [b for b in live if sizes[b] == size and size >= 8][: rng.randrange(1, 12)]
             if chain:
@@ -102,8 +111,32 @@ def random_trace(rng: random.Random, length: int = 120) -> tuple[layout.Op, ...]
                 for block in chain:
                     live.remove(block)
                 ops.append(layout.FreeChain(layout.MAIN, tuple(chain), 0))
+        else:
+            ops.extend(_side_thread(rng, palette, live, sizes))
     layout.check_trace(ops)
     return tuple(ops)
+
+
+def _side_thread(
+    rng: random.Random, palette: list[int], live: list[int], sizes: list[int]
+) -> list[layout.Op]:
+    """A thread that allocates, frees (its own and main's blocks) and exits (EXIT-002)."""
+    ops: list[layout.Op] = [layout.ThreadStart(_SIDE)]
+    mine: list[int] = []
+    for _ in range(rng.randrange(1, 30)):
+        size = rng.choice(palette)
+        ops.append(layout.Alloc(_SIDE, size))
+        mine.append(len(sizes))
+        sizes.append(size)
+    for block in rng.sample(mine, rng.randrange(0, len(mine) + 1)):
+        ops.append(layout.Free(_SIDE, block))
+        mine.remove(block)
+    for block in rng.sample(live, min(len(live), rng.randrange(0, 8))):
+        ops.append(layout.Free(_SIDE, block))  # cross-thread frees (API-009)
+        live.remove(block)
+    ops.append(layout.ThreadExit(_SIDE))
+    live.extend(mine)
+    return ops
 
 
 def oracle(
@@ -210,8 +243,14 @@ def _run_on(
     read = _reader(session)
     addresses: list[int] = []
     routes: list[layout.Route] = []
+    before_side: set[str] | None = None
     for op in trace:
-        if isinstance(op, layout.Alloc):
+        if isinstance(op, layout.ThreadStart):
+            before_side = _tasks(session)
+        elif isinstance(op, layout.ThreadExit):
+            session.run([{"op": "thread_exit", "thread": op.thread}])
+            _wait_for_tasks(session, before_side)
+        elif isinstance(op, layout.Alloc):
             address = _call(session, {"op": "alloc", "size": op.size, "thread": op.thread})
             if not isinstance(address, int):
                 raise Violation(("API-001",), f"alloc({op.size}) returned {address!r}")
@@ -252,6 +291,32 @@ def _run_on(
     observed = layout.Observation(tuple(addresses), tuple(routes))
     config = layout.observe_config(_SessionConfig(session), _N_CLASSES, contention)
     return layout.normalise(trace, observed), config
+
+
+def _tasks(session: Session) -> set[str] | None:
+    """The worker's OS threads (None in-process, where exit cleanup is synchronous)."""
+    if not isinstance(session, WorkerSession) or session.client.pid is None:
+        return None
+    try:
+        return set(os.listdir(f"/proc/{session.client.pid}/task"))
+    except OSError:
+        return None
+
+
+def _wait_for_tasks(session: Session, before: set[str] | None, timeout: float = 5.0) -> None:
+    """Wait until every OS thread started since ``before`` has gone.
+
+    A joined thread may still be running its thread-specific-data destructors,
+    where GLib's exit cleanup lives (EXIT-002); the next op must come after.
+    """
+    if before is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = _tasks(session)
+        if now is None or not (now - before):
+            return
+        time.sleep(0.0005)
 
 
 class _SessionConfig:

@@ -18,8 +18,10 @@ def test_traces_are_seeded_and_varied() -> None:
     assert one == random_trace(random.Random(3))
     assert one != random_trace(random.Random(4))
     kinds = {type(op) for op in one}
-    assert {layout.Alloc, layout.Free} <= kinds
+    assert {layout.Alloc, layout.Free, layout.ThreadStart, layout.ThreadExit} <= kinds
     layout.check_trace(one)
+    alone = random_trace(random.Random(3), side_threads=False)
+    assert {op.thread for op in alone} == {layout.MAIN}
 
 
 @pytest.mark.glib
