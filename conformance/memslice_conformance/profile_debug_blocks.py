@@ -1,4 +1,4 @@
-"""The ``debug-blocks`` profile: five bad releases, each caught with GLib's exact text.
+"""The ``debug-blocks`` profile: six bad releases, each caught with GLib's exact text.
 
 Rules and theory of operation
 -----------------------------
@@ -17,6 +17,8 @@ its environment, anything else is taken as it is::
                                                          invalid-size=17
     wrong-size-malloc  a = alloc(5000); free1(4999, a)   invalid size: a size=5000
                                                          invalid-size=4999
+    chain-wrong-size   a = alloc(24); *a = NULL;         invalid size: a size=24
+                       free_chain_with_offset(17, a, 0)  invalid-size=17
 
 The never-handed-out address lies inside memory the implementation owns
 (the middle of a large block), so an implementation that lets it through
@@ -72,6 +74,8 @@ class Case:
     #: (block address) -> (free1 size, free1 address, expected message)
     bad: Callable[[int], tuple[int, int, str]]
     free_first: bool = False
+    #: Release through ``free_chain_with_offset`` (a one-node chain) instead of free1.
+    chain: bool = False
 
 
 CASES: Final = (
@@ -90,16 +94,31 @@ CASES: Final = (
         5000,
         lambda a: (4999, a, invalid_size(a, 5000, 4999)),
     ),
+    Case(
+        "chain-wrong-size",
+        ("DEBUG-002", "DEBUG-005"),
+        24,
+        lambda a: (17, a, invalid_size(a, 24, 17)),
+        chain=True,
+    ),
 )
 
-_ALL_CLAUSES: Final = ("DEBUG-003", "DEBUG-004", "DEBUG-005", "DEBUG-006", "DEBUG-007", "DEBUG-008")
+_ALL_CLAUSES: Final = (
+    "DEBUG-002",
+    "DEBUG-003",
+    "DEBUG-004",
+    "DEBUG-005",
+    "DEBUG-006",
+    "DEBUG-007",
+    "DEBUG-008",
+)
 
 INFO: Final = CheckInfo(
     "debug_blocks",
     "debug-blocks",
     _ALL_CLAUSES,
     "custom",
-    "double free, unknown and interior pointers, wrong sizes (slab and malloc path)",
+    "double free, unknown and interior pointers, wrong sizes (slab, malloc, chain)",
 )
 
 
@@ -141,6 +160,16 @@ def _run_case(factory: SessionFactory, case: Case) -> str | None:
         if case.free_first:
             _one(session, {"op": "free1", "size": case.setup_size, "addr": address})
         size, target, expected = case.bad(address)
+        if case.chain:
+            _one(session, {"op": "write", "addr": target, "data": bytes(8).hex()})
+            _one(
+                session,
+                {"op": "free_chain_with_offset", "size": size, "head": target, "next_offset": 0},
+            )
+            return (
+                f"free_chain_with_offset({size}, {target:#x}, 0) went through; "
+                f"expected {expected!r}"
+            )
         _one(session, {"op": "free1", "size": size, "addr": target})
         return f"free1({size}, {target:#x}) went through; expected {expected!r}"
     except _Answered as answered:

@@ -54,7 +54,15 @@ from .session import Session, SessionFactory, WorkerSession
 if TYPE_CHECKING:
     import memslice
 
-__all__ = ["CLAUSES", "INFO", "check_layout", "oracle", "random_trace"]
+__all__ = [
+    "CLAUSES",
+    "INFO",
+    "check_layout",
+    "oracle",
+    "random_trace",
+    "wait_for_worker_threads",
+    "worker_tasks",
+]
 
 #: What an equal normalised layout and configuration pin down (see the module doc).
 CLAUSES: Final = (
@@ -246,10 +254,10 @@ def _run_on(
     before_side: set[str] | None = None
     for op in trace:
         if isinstance(op, layout.ThreadStart):
-            before_side = _tasks(session)
+            before_side = worker_tasks(session)
         elif isinstance(op, layout.ThreadExit):
             session.run([{"op": "thread_exit", "thread": op.thread}])
-            _wait_for_tasks(session, before_side)
+            wait_for_worker_threads(session, before_side)
         elif isinstance(op, layout.Alloc):
             address = _call(session, {"op": "alloc", "size": op.size, "thread": op.thread})
             if not isinstance(address, int):
@@ -293,7 +301,7 @@ def _run_on(
     return layout.normalise(trace, observed), config
 
 
-def _tasks(session: Session) -> set[str] | None:
+def worker_tasks(session: Session) -> set[str] | None:
     """The worker's OS threads (None in-process, where exit cleanup is synchronous)."""
     if not isinstance(session, WorkerSession) or session.client.pid is None:
         return None
@@ -303,8 +311,11 @@ def _tasks(session: Session) -> set[str] | None:
         return None
 
 
-def _wait_for_tasks(session: Session, before: set[str] | None, timeout: float = 5.0) -> None:
-    """Wait until every OS thread started since ``before`` has gone.
+def wait_for_worker_threads(
+    session: Session, before: set[str] | None, timeout: float = 5.0, *, departed: bool = False
+) -> None:
+    """Wait until every OS thread started since ``before`` has gone (or, with
+    ``departed``, until one of the threads in ``before`` has gone).
 
     A joined thread may still be running its thread-specific-data destructors,
     where GLib's exit cleanup lives (EXIT-002); the next op must come after.
@@ -313,8 +324,10 @@ def _wait_for_tasks(session: Session, before: set[str] | None, timeout: float = 
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        now = _tasks(session)
-        if now is None or not (now - before):
+        now = worker_tasks(session)
+        if now is None:
+            return
+        if (before - now) if departed else not (now - before):
             return
         time.sleep(0.0005)
 

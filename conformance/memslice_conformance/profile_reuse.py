@@ -38,6 +38,7 @@ from typing import Final
 from .failures import Violation
 from .impls import Implementation
 from .jsonl import Request
+from .profile_layout import wait_for_worker_threads, worker_tasks
 from .profiles import CheckInfo, NotChecked, register_check
 from .session import Session, SessionFactory
 
@@ -87,7 +88,10 @@ def _probe(session: Session, size: int, freeing: str, probing: str, exit_first: 
     block = _call(session, {"op": "alloc", "size": size, "thread": freeing})
     session.run([{"op": "free1", "size": size, "addr": block, "thread": freeing}])
     if exit_first:
+        before = worker_tasks(session)
         session.run([{"op": "thread_exit", "thread": freeing}])
+        # GLib's exit cleanup runs after the join, in a pthread key destructor.
+        wait_for_worker_threads(session, before, departed=True)
     answers = session.run([{"op": "alloc", "size": size, "thread": probing}] * MAX_PROBE_TRIALS)
     for index, answer in enumerate(answers, 1):
         if answer.get("result") == block:

@@ -11,7 +11,7 @@ object's ``profiles``); ``core`` is claimed by everyone::
                                                     machine, threads, thread_churn, hammer
     concurrency    CONT, the core thread clauses    stress (native driver or Python threads)
     glib-2.74      every glib-2.74 clause            layout (traces vs the reference oracle)
-    debug-blocks   DEBUG                            debug_blocks (five bad releases)
+    debug-blocks   DEBUG                            debug_blocks (six bad releases)
     reuse          MAG, DEPOT                       reuse (bounded reuse), trim (expiry)
 
 The four non-core profiles live in ``profile_concurrency``, ``profile_layout``,

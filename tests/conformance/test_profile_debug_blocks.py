@@ -1,4 +1,4 @@
-"""The debug-blocks profile: GLib and the reference catch all five bad releases with
+"""The debug-blocks profile: GLib and the reference catch all six bad releases with
 GLib's exact text; implementations that let any through fail with the clause named."""
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def test_an_implementation_that_ignores_bad_frees_fails_every_case() -> None:
         "interior",
         "wrong-size-slab",
         "wrong-size-malloc",
+        "chain-wrong-size",
     ):
         assert case in check.failure.message
 
