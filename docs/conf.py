@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
 # The reference is normally installed (pip install -e .); fall back to the tree.
 sys.path.insert(1, str(HERE.parent / "reference"))
+sys.path.insert(2, str(HERE.parent / "benchmarks"))
 
 project = "memslice"
 author = "The memslice developers"
@@ -25,6 +26,7 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "memslice_docs",
+    "memslice_results",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_generated/*.txt", "Thumbs.db", ".DS_Store"]

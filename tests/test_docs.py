@@ -60,7 +60,7 @@ def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checkout")
     shutil.copytree(DOCS, root / "docs", ignore=shutil.ignore_patterns("_build", "_generated"))
     shutil.rmtree(root / "docs" / "reference" / "spec", ignore_errors=True)
-    for name in ("spec", "reference", "tests", "conformance"):
+    for name in ("spec", "reference", "tests", "conformance", "benchmarks"):
         (root / name).symlink_to(ROOT / name, target_is_directory=True)
     out = root / "html"
     result = subprocess.run(
@@ -281,3 +281,81 @@ def test_python_examples_in_the_docs_run(
                 exec(compile(block, page, "exec"), namespace)
         for promised in re.findall(r"print\(.*\)\s+# (.+)$", block, flags=re.M):
             assert promised.strip() in out.getvalue(), (page, promised, out.getvalue())
+
+
+def committed_reports() -> list[dict[str, object]]:
+    """The conformance reports the docs draw from (docs/_data/conformance/*.json)."""
+    import json
+
+    reports = [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((DOCS / "_data" / "conformance").glob("*.json"))
+    ]
+    assert reports, "no committed conformance report: run docs/_data/regenerate.py"
+    return reports
+
+
+def clause_statuses(report: dict[str, object]) -> dict[str, str]:
+    """A report's status per clause.  A clause listed under several profiles
+    (API-005 in core and in concurrency) counts as failed if any entry failed,
+    else passed if any passed, else not-checked if any is, else not-claimed."""
+    order = ["fail", "pass", "not-checked", "not-claimed"]
+    grouped: dict[str, set[str]] = {}
+    for entry in report["clauses"]:  # type: ignore[attr-defined]
+        grouped.setdefault(entry["id"], set()).add(entry["status"])
+    return {clause: min(found, key=order.index) for clause, found in grouped.items()}
+
+
+def test_the_conformance_matrix_shows_each_reports_status_for_every_clause(html: Path) -> None:
+    """One cell per (spec clause, report), titled with the report's own status
+    for that clause, or "absent" when the report does not list it."""
+    svg = ET.parse(html / "_images" / "conformance-matrix.svg").getroot()
+    cells = {}
+    for title in svg.iter("{http://www.w3.org/2000/svg}title"):
+        head, _, status = (title.text or "").rpartition(": ")
+        clause, _, impl = head.partition(" on ")
+        cells[(clause, impl)] = status
+    clauses = [c for ids in spec_clauses().values() for c in ids]
+    expected = {}
+    for report in committed_reports():
+        statuses = clause_statuses(report)
+        for clause in clauses:
+            expected[(clause, str(report["impl"]))] = statuses.get(clause, "absent")
+    assert cells == expected
+    assert "conformance-matrix.svg" in (html / "reference" / "conformance.html").read_text("utf-8")
+
+
+def test_traceability_holds_each_reports_results(html: Path) -> None:
+    """The traceability page has one pass mark per passed (clause, report) pair
+    and one fail mark per failed pair."""
+    page = (html / "reference" / "spec" / "traceability.html").read_text(encoding="utf-8")
+    rows = page[page.index("<tbody") :]
+    clauses = {c for ids in spec_clauses().values() for c in ids}
+    for mark, status in (("✓", "pass"), ("✗", "fail")):
+        want = sum(
+            1
+            for report in committed_reports()
+            for clause, found in clause_statuses(report).items()
+            if found == status and clause in clauses
+        )
+        assert rows.count(f">{mark}<") == want, (mark, want)
+
+
+def test_the_benchmark_page_shows_every_target_and_plot(html: Path) -> None:
+    """Every target of the committed results is listed with its verdict, and
+    every workload's time plot is drawn and shown."""
+    import json
+
+    doc = json.loads((ROOT / "benchmarks" / "results" / "results.json").read_text("utf-8"))
+    page = (html / "reference" / "benchmarks.html").read_text(encoding="utf-8")
+    for target in doc["targets"]:
+        name = target["name"].replace("&", "&amp;")
+        assert name in page, name
+        verdict = "yes" if target["met"] else "<strong>no</strong>"
+        targets = page[page.index("The targets of issue 6") :]
+        row = targets[targets.index(name) :].split("</tr>", 1)[0]
+        assert verdict in row, (name, row)
+    for key in doc["workloads"]:
+        assert (html / "_images" / f"time-{key}.svg").exists(), key
+        assert f"_images/time-{key}.svg" in page, key
+    assert "Why the misses happen" in page and "W1." in page

@@ -118,6 +118,7 @@ def generate_spec(app: Sphinx) -> None:
         intro, _ = render_spec_file(readme.read_text(encoding="utf-8"), existing)
         intro = intro.replace("# The memslice specification", "", 1)
     levels = {c: level for c, level, _ in (r for r in _clause_rows(files))}
+    app.env.memslice_clause_levels = levels  # type: ignore[attr-defined]
     (out / "traceability.md").write_text(traceability(src.parent, levels), encoding="utf-8")
     toc = "\n".join([*(p.stem for p in files), "traceability"])
     (out / "index.md").write_text(
@@ -197,16 +198,28 @@ def traceability(root: Path, levels: dict[str, str]) -> str:
                 else ""
             )
         )
+    # Results on each implementation, from the committed conformance reports
+    # (docs/_data/conformance, drawn by memslice_results; see the matrix page).
+    from memslice_results import result_columns
+
+    headers, results, legend = result_columns(root / "docs")
+    if headers:
+        lines += [
+            "",
+            "The last columns are each implementation's result, from the committed",
+            "conformance reports ({doc}`../conformance`): " + "; ".join(legend) + ".",
+        ]
     lines += [
         "",
-        f"| Clause | Level | {' | '.join(columns)} |",
-        "|---|---|" + "---|" * len(columns),
+        f"| Clause | Level | {' | '.join(columns)} | {' | '.join(headers)} |",
+        "|---|---|" + "---|" * len(columns) + ":-:|" * len(headers),
     ]
     for clause, level in levels.items():
         cells = []
         for column in columns:
             files = found[column].get(clause, {})
             cells.append(", ".join(f"`{f}`" for f in sorted(files)) or "-")
+        cells += results.get(clause, [""] * len(headers))
         lines.append(f"| {{clause}}`{clause}` | {level} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
