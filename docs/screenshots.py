@@ -26,6 +26,10 @@ PAGES: dict[str, tuple[str, int]] = {
     "explanation/depot.html": ("explanation-depot", 2000),
     "reference/size-classes.html": ("reference-size-classes", 2400),
     "reference/spec/04-slab.html": ("spec-slab", 2600),
+    "reference/conformance.html": ("reference-conformance", 2000),
+    "reference/benchmarks.html": ("reference-benchmarks", 7600),
+    "reference/spec/traceability.html": ("spec-traceability", 2400),
+    "howto/any-language.html": ("howto-any-language", 2400),
 }
 WIDTH = 1280
 

@@ -206,20 +206,22 @@ def traceability(root: Path, levels: dict[str, str]) -> str:
     if headers:
         lines += [
             "",
-            "The last columns are each implementation's result, from the committed",
-            "conformance reports ({doc}`../conformance`): " + "; ".join(legend) + ".",
+            "The columns after *Level* are each implementation's result, from the",
+            "committed conformance reports ({doc}`../conformance`):",
+            "",
+            *(f"- {entry}" for entry in legend),
         ]
+    # Results first: short cells that stay on screen; the file lists can run wide.
     lines += [
         "",
-        f"| Clause | Level | {' | '.join(columns)} | {' | '.join(headers)} |",
-        "|---|---|" + "---|" * len(columns) + ":-:|" * len(headers),
+        "| Clause | Level | " + "".join(f"{h} | " for h in headers) + f"{' | '.join(columns)} |",
+        "|---|---|" + ":-:|" * len(headers) + "---|" * len(columns),
     ]
     for clause, level in levels.items():
-        cells = []
+        cells = list(results.get(clause, [""] * len(headers)))
         for column in columns:
             files = found[column].get(clause, {})
             cells.append(", ".join(f"`{f}`" for f in sorted(files)) or "-")
-        cells += results.get(clause, [""] * len(headers))
         lines.append(f"| {{clause}}`{clause}` | {level} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 

@@ -353,10 +353,11 @@ class ConformanceDirective(_MarkdownDirective):
         part = self.arguments[0]
         if part == "summary":
             lines = [
-                "| Implementation | Conforming | Profiles claimed | Checks passed | "
-                "Clauses: pass / fail / not checked / not claimed | Seconds | Spec |",
-                "|---|---|---|---:|---|---:|---|",
+                "| Column | Implementation | Conforming | Profiles claimed | Checks passed | "
+                "Clauses ✓ / ✗ / ○ / – | Seconds | Spec |",
+                "|---|---|---|---|---:|---|---:|---|",
             ]
+            stale: list[str] = []
             for r in reports:
                 d = r.data
                 checks = d.get("checks", [])
@@ -366,14 +367,35 @@ class ConformanceDirective(_MarkdownDirective):
                     for k in ("pass", "fail", "not-checked", "not-claimed")
                 ]
                 spec = str(d.get("versions", {}).get("spec", "?"))
-                fresh = "current" if spec.startswith(current) else f"**stale** (`{spec}`)"
+                if not spec.startswith(current):
+                    stale.append(f"`{r.short}`: `{spec}`")
+                # Long program paths only widen the table: keep each word's last part.
+                shown = " ".join(w.rsplit("/", 1)[-1] for w in r.impl.split())
                 lines.append(
-                    f"| `{r.impl}` ({d.get('implementation', '?')}) | "
+                    f"| `{r.short}` | `{shown}` | "
                     f"{'yes' if d.get('conforming') else '**no**'} | "
                     f"{', '.join(d.get('claimed_profiles', []))} | {passed}/{len(checks)} | "
-                    f"{' / '.join(map(str, counts))} | {d.get('seconds', 0):.1f} | {fresh} |"
+                    f"{' / '.join(map(str, counts))} | {d.get('seconds', 0):.1f} | "
+                    f"{'**stale**' if not spec.startswith(current) else 'current'} |"
                 )
-            lines += ["", f"Current spec text: `{current}`."]
+            lines += [
+                "",
+                "Clauses: ✓ pass, ✗ fail, ○ claimed but not checked, – not claimed. "
+                f"Current spec text: `{current}`"
+                + (f"; stale reports were run against {', '.join(stale)}." if stale else "."),
+            ]
+            failures = [
+                (r, c) for r in reports for c in r.data.get("checks", []) if c.get("failure")
+            ]
+            if failures:
+                lines += ["", "Failed checks, as the reports give them:", ""]
+            for r, check in failures:
+                failure = check["failure"]
+                message = str(failure.get("message", "")).replace("|", "/")
+                lines.append(
+                    f"- `{r.short}`, check `{check['name']}` ({failure.get('kind', '?')}, "
+                    f"clauses {', '.join(failure.get('clauses', []))}): {message}"
+                )
             return self._parse(lines)
         if part == "matrix":
             ids_file = docs / "_generated" / "clause-ids.txt"
