@@ -359,3 +359,20 @@ def test_the_benchmark_page_shows_every_target_and_plot(html: Path) -> None:
         assert (html / "_images" / f"time-{key}.svg").exists(), key
         assert f"_images/time-{key}.svg" in page, key
     assert "Why the misses happen" in page and "W1." in page
+
+
+def test_every_listed_implementation_has_a_committed_report() -> None:
+    """docs/_data/regenerate.py's list and the committed reports agree: each
+    implementation it names has a report, which names that implementation."""
+    import importlib.util
+    import json
+
+    path = DOCS / "_data" / "regenerate.py"
+    spec = importlib.util.spec_from_file_location("regenerate_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for impl in module.IMPLS:
+        report = DOCS / "_data" / "conformance" / f"{module.slug(impl)}.json"
+        assert report.exists(), f"no report for {impl}: python docs/_data/regenerate.py"
+        assert json.loads(report.read_text(encoding="utf-8"))["impl"] == impl
