@@ -35,7 +35,7 @@ from .failures import ImplHang
 from .impls import Implementation
 from .jsonl import PROTOCOL_NAME, PROTOCOL_VERSION, Hello, JSONValue, Request, call_allocator
 from .protocol import SliceAllocator
-from .worker import DEFAULT_DEADLINE, WorkerClient
+from .worker import DEFAULT_DEADLINE, WorkerClient, default_memory_limit
 
 __all__ = ["InProcessSession", "Session", "SessionFactory", "WorkerSession"]
 
@@ -149,7 +149,15 @@ class SessionFactory:
         self.opened = 0
 
     def _spawn(self) -> WorkerClient:
-        client = WorkerClient(self.impl.argv, self.impl.env, deadline=self.deadline)
+        # The reference reserves a large, untouched arena of address space
+        # (PAGE-001); its memory is bounded by that arena, so it gets no cap.
+        hosts_reference = "reference" in self.impl.spec
+        client = WorkerClient(
+            self.impl.argv,
+            self.impl.env,
+            deadline=self.deadline,
+            memory_limit=None if hosts_reference else default_memory_limit(),
+        )
         client.start()
         return client
 

@@ -25,14 +25,21 @@ Client rules:
   of stderr go into :class:`~memslice_conformance.failures.ImplCrash`;
 * requests and responses are exchanged with non-blocking I/O, so pipelining
   a large batch cannot deadlock against a peer that answers one by one;
-* after a crash or hang the client is dead; ``restart()`` spawns afresh.
+* after a crash or hang the client is dead; ``restart()`` spawns afresh;
+* the process's address space is capped (``RLIMIT_AS``, 4 GiB unless
+  ``MEMSLICE_WORKER_MEMORY`` says otherwise, ``0`` for none), so an
+  implementation that eats memory gets NULL from its own allocations or dies,
+  and the verdict names the check that was running, instead of the machine
+  running out of memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
+import resource
 import selectors
 import signal
 import subprocess
@@ -171,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------- client
 
 
+def default_memory_limit() -> int | None:
+    """The worker address-space cap: ``MEMSLICE_WORKER_MEMORY`` bytes, default 4 GiB."""
+    value = int(os.environ.get("MEMSLICE_WORKER_MEMORY", str(4 << 30)))
+    return value or None
+
+
 class WorkerClient:
     """Drive one implementation process speaking ``memslice-jsonl`` v1."""
 
@@ -179,10 +192,12 @@ class WorkerClient:
         argv: Sequence[str],
         env: Mapping[str, str] | None = None,
         deadline: float = DEFAULT_DEADLINE,
+        memory_limit: int | None = None,
     ) -> None:
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
         self.deadline = deadline
+        self.memory_limit = memory_limit
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._buffer = b""
@@ -207,6 +222,13 @@ class WorkerClient:
             )
         except OSError as exc:
             raise ImplUnavailable(f"cannot start {self.argv[0]!r}: {exc}") from exc
+        if self.memory_limit:
+            # From the parent, right after the spawn: preexec_fn is unsafe in a
+            # threaded runner, and the cap only has to stop runaway growth.
+            with contextlib.suppress(ProcessLookupError):
+                resource.prlimit(
+                    self._proc.pid, resource.RLIMIT_AS, (self.memory_limit, self.memory_limit)
+                )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         os.set_blocking(self._proc.stdin.fileno(), False)
         os.set_blocking(self._proc.stdout.fileno(), False)
