@@ -389,7 +389,19 @@ class Allocator:
         route = self._route(chunk_size)
         settings = self._ensure_initialised()
         if settings.debug_blocks:
-            self._memcheck.verify_free(block, size)  # DEBUG-002: first, before any change
+            self._memcheck.claim(block, size)  # DEBUG-002: first, before any change
+            try:
+                self._release(block, size, chunk_size, route, settings)
+            except BaseException:
+                self._memcheck.restore(block, size)  # refused: the block is still live
+                raise
+        else:
+            self._release(block, size, chunk_size, route, settings)
+
+    def _release(
+        self, block: int, size: int, chunk_size: int, route: Route, settings: Settings
+    ) -> None:
+        """Hand one validated block to its route's layer (API-017)."""
         if route is not Route.SYSTEM_MALLOC:
             self._require_in_arena(block, chunk_size)
         if route is Route.MAGAZINES:
@@ -405,9 +417,6 @@ class Allocator:
                 self._slabs.free_chunk(index, block)
         else:
             self._large.free(block, settings.gc_friendly)
-        if settings.debug_blocks:
-            self._memcheck.notify_free(block)
-        return None
 
     def _require_in_arena(self, block: int, length: int) -> None:
         if not self._arena.contains(block, length):
@@ -436,13 +445,13 @@ class Allocator:
         chunk_size = self.geometry.p2align(size)
         route = self._route(chunk_size)
         nodes = self._walk_chain(head, offset, size, chunk_size, route, settings.debug_blocks)
+        if settings.debug_blocks:
+            self._memcheck.claim_all(nodes, size)  # all or none, in one locked step
         if route is Route.MAGAZINES:
             memory = self._thread_memory()
             index = self.geometry.class_index(chunk_size)
             for node in nodes:
                 self._magazines.free(memory, index, node, settings.gc_friendly)
-                if settings.debug_blocks:
-                    self._memcheck.notify_free(node)
         elif route is Route.SLAB_ONLY:
             index = self.geometry.class_index(chunk_size)
             with self._slab_lock:
@@ -450,13 +459,9 @@ class Allocator:
                     if settings.gc_friendly:
                         ctypes.memset(node, 0, chunk_size)
                     self._slabs.free_chunk(index, node)
-                    if settings.debug_blocks:
-                        self._memcheck.notify_free(node)
         else:
             for node in nodes:
                 self._large.free(node, settings.gc_friendly)
-                if settings.debug_blocks:
-                    self._memcheck.notify_free(node)
 
     def _walk_chain(
         self, head: int, offset: int, size: int, chunk_size: int, route: Route, debug: bool

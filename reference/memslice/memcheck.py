@@ -62,7 +62,33 @@ class MemChecker:
         if not address:
             return
         with self._lock:
-            recorded = self.blocks.get(address)
+            self._complain(address, size, self.blocks.get(address))
+
+    def claim(self, address: int, size: int) -> None:
+        """Check and forget a block in one locked step, as GLib's ``smc_notify_free``.
+
+        Forgetting only after the block is released would leave a window in
+        which another thread is handed the same address, records it, and then
+        loses its record to this release (DEBUG-002).
+        """
+        self.claim_all((address,), size)
+
+    def claim_all(self, addresses: tuple[int, ...] | list[int], size: int) -> None:
+        """Check every block first, then forget them all; on a complaint forget none."""
+        with self._lock:
+            for address in addresses:
+                if address:
+                    self._complain(address, size, self.blocks.get(address))
+            for address in addresses:
+                if address:
+                    del self.blocks[address]
+
+    def restore(self, address: int, size: int) -> None:
+        """Record a claimed block again: its release was refused after the claim."""
+        self.notify_alloc(address, size)
+
+    @staticmethod
+    def _complain(address: int, size: int, recorded: int | None) -> None:
         if recorded is None:
             raise NonAllocatedBlockError(
                 "GSlice: MemChecker: attempt to release non-allocated block: "
@@ -79,8 +105,3 @@ class MemChecker:
                 recorded,
             )
 
-    def notify_free(self, address: int) -> None:
-        """Forget a block that :meth:`verify_free` accepted."""
-        if address:
-            with self._lock:
-                del self.blocks[address]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import pytest
 
@@ -78,3 +79,52 @@ def test_always_malloc_with_debug_blocks() -> None:
     allocator.free1(40, block)
     with pytest.raises(NonAllocatedBlockError):
         allocator.free1(40, block)
+
+
+
+class PausingMalloc:
+    """A system malloc that reuses addresses LIFO and can pause inside free().
+
+    It opens, deterministically, the window a real cross-thread race needs: the
+    freeing thread is stopped just after the block went back to "libc", while
+    another thread is handed the very same address.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[int, ctypes.Array[ctypes.c_char]] = {}
+        self._free: list[int] = []
+        self.pause_in_free: threading.Event | None = None
+        self.resume = threading.Event()
+
+    def malloc(self, size: int) -> int:
+        if self._free:
+            return self._free.pop()
+        buffer = ctypes.create_string_buffer(max(size, 4096))
+        self._buffers[ctypes.addressof(buffer)] = buffer
+        return ctypes.addressof(buffer)
+
+    def free(self, address: int) -> None:
+        self._free.append(address)
+        if self.pause_in_free is not None:
+            self.pause_in_free.set()
+            self.resume.wait(5)
+
+
+def test_a_release_never_deletes_the_record_of_the_next_owner() -> None:
+    """DEBUG-002: checking and forgetting a block are one step, before the release, so a
+    thread handed the same address meanwhile keeps its record and can free its block."""
+    source = PausingMalloc()
+    allocator = Allocator(environ={"G_SLICE": "debug-blocks"}, system_malloc=source)
+    first = allocator.alloc(2000)
+    source.pause_in_free = threading.Event()
+    paused = source.pause_in_free
+    releaser = threading.Thread(target=allocator.free1, args=(2000, first))
+    releaser.start()
+    assert paused.wait(5)  # the releaser is inside free(): the address is free again
+    source.pause_in_free = None
+    second = allocator.alloc(2000)
+    assert second == first  # the same address, handed to this thread
+    source.resume.set()
+    releaser.join()
+    allocator.free1(2000, second)  # refused as "non-allocated" before the fix
+    allocator.check(live=[])
