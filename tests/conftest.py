@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
 from memslice import MINIMAL, Allocator
 
 settings.register_profile(
