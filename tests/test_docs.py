@@ -50,6 +50,18 @@ class _Links(HTMLParser):
                 self.targets.append(target)
 
 
+
+def sphinx_strict(source: Path, out: Path, timeout: int) -> subprocess.CompletedProcess[str]:
+    """Build ``source`` as the docs env does: warnings are errors, nitpicky, fresh."""
+    command = [sys.executable, "-m", "sphinx", "-W", "-n", "-E", "-q", "-b", "html"]
+    return subprocess.run(
+        [*command, str(source), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import myst_parser  # noqa: F401
@@ -63,25 +75,7 @@ def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("spec", "reference", "tests", "conformance", "benchmarks"):
         (root / name).symlink_to(ROOT / name, target_is_directory=True)
     out = root / "html"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sphinx",
-            "-W",
-            "-n",
-            "-E",
-            "-q",
-            "-b",
-            "html",
-            str(root / "docs"),
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = sphinx_strict(root / "docs", out, timeout=600)
     assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
     return out
 
@@ -204,25 +198,7 @@ def _mini_build(tmp_path: Path, page: str) -> subprocess.CompletedProcess[str]:
     (src / "index.md").write_text(
         f"# Home\n\n{page}\n\n```{{toctree}}\nreference/spec/index\n```\n", encoding="utf-8"
     )
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sphinx",
-            "-W",
-            "-n",
-            "-E",
-            "-q",
-            "-b",
-            "html",
-            str(src),
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return sphinx_strict(src, tmp_path / "out", timeout=300)
 
 
 def test_the_build_rejects_a_citation_of_a_missing_clause(tmp_path: Path) -> None:
