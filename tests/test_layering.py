@@ -21,6 +21,7 @@ RANKS = {
     "colour": 3,
     "memcheck": 3,
     "contention": 3,
+    "rings": 3,
     "slab": 4,
     "large": 4,
     "depot": 5,

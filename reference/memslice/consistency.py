@@ -170,21 +170,15 @@ def _check_slab(allocator: Layers, slab: Slab, claim: object, problems: list[str
 
 
 def _depot_ring(allocator: Layers, index: int, problems: list[str]) -> list[list[int]]:
-    depot = allocator.depot
-    head = depot.heads[index]
-    if head is None:
+    try:
+        ring = allocator.depot.ring(index)
+    except SliceAssertionError as error:
+        problems.append(str(error))
         return []
-    chains = []
-    magazine = head
-    for _ in range(1_000_000):
+    for magazine in ring:
         if magazine.next.prev is not magazine:
             problems.append(f"class {index}: depot ring next.prev mismatch")
-        chains.append(magazine.chunks)
-        magazine = magazine.next
-        if magazine is head:
-            return chains
-    problems.append(f"class {index}: depot ring does not close")
-    return chains
+    return [magazine.chunks for magazine in ring]
 
 
 def _check_chain(

@@ -43,6 +43,7 @@ import threading
 from collections.abc import Callable
 
 from .contention import ContendedLock
+from .rings import walk
 from .sizeclass import Geometry
 from .slab import SlabLayer
 from .tunables import MAX_STAMP_COUNTER
@@ -275,12 +276,12 @@ class Depot:
 
     def ring(self, index: int) -> list[DepotMagazine]:
         """The magazines of class ``index``, newest first."""
-        head = self.heads[index]
-        if head is None:
-            return []
-        magazines = [head]
-        magazine = head.next
-        while magazine is not head:
-            magazines.append(magazine)
-            magazine = magazine.next
-        return magazines
+        return walk(self.heads[index], _next_magazine, self.magazine_bound(), f"depot ring {index}")
+
+    def magazine_bound(self) -> int:
+        """More magazines than this cannot exist: each holds four chunks of some slab."""
+        return sum(slab.n_chunks for slab in self.slabs.by_page.values()) // 4 + 1
+
+
+def _next_magazine(magazine: DepotMagazine) -> DepotMagazine:
+    return magazine.next

@@ -42,6 +42,7 @@ from __future__ import annotations
 from .colour import ColourAccumulator
 from .errors import ForeignPointerError, SliceAssertionError
 from .pages import Arena, PageSource
+from .rings import walk
 from .sizeclass import Geometry
 
 __all__ = ["Slab", "SlabLayer"]
@@ -203,17 +204,7 @@ class SlabLayer:
 
     def ring(self, index: int) -> list[Slab]:
         """The slabs of class ``index`` in ring order, head first."""
-        head = self.heads[index]
-        if head is None:
-            return []
-        slabs = [head]
-        slab = head.next
-        while slab is not head:
-            slabs.append(slab)
-            slab = slab.next
-            if len(slabs) > len(self.by_page):
-                raise SliceAssertionError(f"slab ring of class {index} does not close")
-        return slabs
+        return walk(self.heads[index], _next_slab, len(self.by_page), f"slab ring of class {index}")
 
     def free_list(self, slab: Slab) -> list[int]:
         """The chunks on a slab's free list, in pop order, read from memory."""
@@ -225,3 +216,7 @@ class SlabLayer:
                 raise SliceAssertionError(f"free list of slab {slab.page:#x} does not end")
             chunk = self.read_word(chunk)
         return chunks
+
+
+def _next_slab(slab: Slab) -> Slab:
+    return slab.next
