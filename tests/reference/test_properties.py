@@ -16,6 +16,7 @@ import threading
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from slice_chains import draw_chain, link_chain
 
 from memslice import MINIMAL, Allocator, SliceConfig
 from memslice.tunables import Tunables
@@ -85,13 +86,11 @@ class AllocatorMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.live) >= 2)
     @rule(data=st.data(), offset=st.sampled_from([0, 8]))
     def free_chain(self, data: st.DataObject, offset: int) -> None:
-        size = data.draw(st.sampled_from(sorted({s for s, _ in self.live.values()})))
-        members = [a for a, (s, _) in self.live.items() if s == size and s >= offset + 8]
-        if not members:
+        drawn = draw_chain(data, self.live, offset)
+        if drawn is None:
             return
-        chain = data.draw(st.lists(st.sampled_from(members), min_size=1, unique=True))
-        for here, following in zip(chain, [*chain[1:], 0], strict=True):
-            self.allocator.write(here + offset, following.to_bytes(8, "little"))
+        size, chain = drawn
+        link_chain(self.allocator, chain, offset)
         self.allocator.free_chain_with_offset(size, chain[0], offset)
         for address in chain:
             del self.live[address]

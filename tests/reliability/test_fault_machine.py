@@ -41,6 +41,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from slice_chains import draw_chain, link_chain
 
 from memslice import GLIB_2_74, MINIMAL, Allocator, SliceConfig, SliceMemoryError
 from memslice.depot import Depot
@@ -245,13 +246,11 @@ class FaultMachine(RuleBasedStateMachine):
     @rule(data=st.data(), offset=st.sampled_from([0, 8]))
     def free_chain(self, data: st.DataObject, offset: int) -> None:
         """PY-019, API-008: every node is freed, clock or no clock."""
-        size = data.draw(st.sampled_from(sorted({s for s, _ in self.live.values()})))
-        members = [a for a, (s, _) in self.live.items() if s == size and s >= offset + 8]
-        if not members:
+        drawn = draw_chain(data, self.live, offset)
+        if drawn is None:
             return
-        chain = data.draw(st.lists(st.sampled_from(members), min_size=1, unique=True))
-        for here, following in zip(chain, [*chain[1:], 0], strict=True):
-            self.allocator.write(here + offset, following.to_bytes(8, "little"))
+        size, chain = drawn
+        link_chain(self.allocator, chain, offset)
         failures = self.clock.failures
         self.allocator.free_chain_with_offset(size, chain[0], offset)
         self._clock_faults_during("depot push in free_chain_with_offset", failures)
