@@ -50,6 +50,7 @@ from typing import Final
 
 __all__ = [
     "BINDING_PREFIXES",
+    "SUITE_PREFIXES",
     "CITATION_RE",
     "CORE_LEVELS",
     "LEVELS",
@@ -82,6 +83,9 @@ PREFIXES: Final = (
     "PY",
     "INTRO",
     "FATAL",
+    "LOAD",
+    "RUN",
+    "COVER",
 )
 """Every clause prefix, in the spec's reading order."""
 
@@ -93,6 +97,9 @@ CORE_LEVELS: Final = frozenset({"MUST", "SHOULD", "MAY"})
 
 BINDING_PREFIXES: Final = frozenset({"PY", "INTRO", "FATAL"})
 """Prefixes whose RFC 2119 clauses bind the Python binding, not the core contract."""
+
+SUITE_PREFIXES: Final = frozenset({"LOAD", "RUN", "COVER"})
+"""Prefixes whose RFC 2119 clauses bind the conformance suite itself, not an allocator."""
 
 SPEC_DIR_ENV: Final = "MEMSLICE_SPEC_DIR"
 
@@ -138,7 +145,11 @@ class Clause:
     @property
     def is_core(self) -> bool:
         """Whether this clause is part of the core contract (MUST/SHOULD/MAY, not binding)."""
-        return self.level in CORE_LEVELS and self.prefix not in BINDING_PREFIXES
+        return (
+            self.level in CORE_LEVELS
+            and self.prefix not in BINDING_PREFIXES
+            and self.prefix not in SUITE_PREFIXES
+        )
 
     @property
     def is_withdrawn(self) -> bool:
@@ -239,7 +250,8 @@ class Spec:
         for clause in self.clauses.values():
             key = clause.level
             if clause.level in CORE_LEVELS:
-                key = f"{clause.level} ({'core' if clause.is_core else 'binding'})"
+                kind = "suite" if clause.prefix in SUITE_PREFIXES else "binding"
+                key = f"{clause.level} ({'core' if clause.is_core else kind})"
             counts[key] = counts.get(key, 0) + 1
         return counts
 
