@@ -54,14 +54,19 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "undoc-members": False}
 
-html_theme = "alabaster"
+# Furo: made for long technical docs. It gives every page previous/next links
+# (in the order of the toctrees, which is the learning path), a readable line
+# length, tables and code blocks that scroll inside their own box, and a dark
+# mode that follows the reader's system setting (with a toggle).
+html_theme = "furo"
 html_title = "memslice"
 html_static_path = ["_static"]
 html_css_files = ["memslice.css"]
 html_theme_options = {
-    "description": "GLib 2.74's slice allocator, specified, implemented and drawn",
-    "page_width": "1180px",
-    "sidebar_width": "230px",
-    "fixed_sidebar": True,
+    "navigation_with_keys": True,
+    "top_of_page_buttons": [],
 }
 html_show_sourcelink = False
+html_copy_source = False
+pygments_style = "sphinx"
+pygments_dark_style = "monokai"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
 from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
@@ -38,10 +39,15 @@ from sphinx.util.docutils import SphinxDirective
 if TYPE_CHECKING:
     from memslice.__main__ import StepResult, WorkloadContext
 
+GLOSSARY_FILE = "00-terms.md"
+TERM_LINE = re.compile(r"^\*\*.+?\*\*")
 CLAUSE_HEADING = re.compile(r"^### ([A-Z]+-\d{3}) \[([A-Za-z0-9.\-]+)\] (.+)$")
 CLAUSE_ID = re.compile(r"(?<![\w{`-])([A-Z]{2,6}-\d{3})(?![\w-])")
 MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 PICTURES = ("ring", "slab", "magazines", "table", "totals")
+
+#: The glossary's terms, read from spec/00-terms.md when the build starts.
+_TERMS: list[str] = []
 
 # Figures and workloads are computed once per Sphinx process.
 _RUNS: dict[tuple[str, str], tuple[WorkloadContext, list[StepResult]]] = {}
@@ -54,6 +60,61 @@ def _link_clauses(line: str) -> str:
     for i in range(0, len(parts), 2):  # even parts are outside code spans
         parts[i] = CLAUSE_ID.sub(r"{clause}`\1`", parts[i])
     return "`".join(parts)
+
+
+def glossary_entries(text: str) -> list[tuple[list[str], str, list[str]]]:
+    """The terms of ``spec/00-terms.md``: ``(names, aside, definition lines)`` per entry.
+
+    An entry is a definition-list item whose term line holds the names in bold
+    (``**chunk**, **chunk size**``), maybe followed by an aside such as
+    ``(`ix`)``; its definition starts with ``: `` and continues indented.
+    """
+    entries: list[tuple[list[str], str, list[str]]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        follows = lines[i + 1] if i + 1 < len(lines) else ""
+        if TERM_LINE.match(line) and follows.startswith(": "):
+            names = [n.strip("`") for n in re.findall(r"\*\*(.+?)\*\*", line)]
+            aside = re.sub(r"\*\*.+?\*\*", "", line).strip(" ,")
+            body = [follows[2:]]
+            i += 2
+            while i < len(lines) and lines[i].startswith("  "):
+                body.append(lines[i].strip())
+                i += 1
+            entries.append((names, aside, body))
+            continue
+        i += 1
+    return entries
+
+
+def glossary_terms(spec_dir: Path) -> list[str]:
+    """Every term name the glossary defines, as written (``SlabInfo``, ``chunk size``)."""
+    path = spec_dir / GLOSSARY_FILE
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return [name for names, _, _ in glossary_entries(text) for name in names]
+
+
+def _as_glossary(text: str) -> str:
+    """The terms chapter with its definition list turned into a Sphinx glossary,
+    so that ``{term}`chunk``` links anywhere in the docs resolve to it."""
+    entries = glossary_entries(text)
+    if not entries:
+        return text
+    first = text.index("**" + entries[0][0][0])
+    # Everything before the first entry (title, picture) stays as written.
+    head = text[: text.rfind("\n", 0, first) + 1]
+    out = [head, "```{glossary}"]
+    for names, aside, body in entries:
+        out += names
+        out.append("  " + (f"{aside} — " if aside else "") + body[0])
+        out += ["  " + line for line in body[1:]]
+        out.append("")
+    out.append("```")
+    return "\n".join(out) + "\n"
 
 
 def render_spec_file(text: str, existing: set[str]) -> tuple[str, list[tuple[str, str, str]]]:
@@ -104,9 +165,13 @@ def generate_spec(app: Sphinx) -> None:
     existing = {p.name for p in files}
     all_ids: list[str] = []
     rows: list[str] = []
+    clause_docs: dict[str, str] = {}
     for path in files:
         text, clauses = render_spec_file(path.read_text(encoding="utf-8"), existing)
+        if path.name == GLOSSARY_FILE:
+            text = _as_glossary(text)
         (out / path.name).write_text(text, encoding="utf-8")
+        clause_docs.update({c: f"reference/spec/{path.stem}" for c, _, _ in clauses})
         all_ids += [c for c, _, _ in clauses]
         rows += [
             f"| {{clause}}`{c}` | {level} | {title.replace('|', '/')} |"
@@ -120,17 +185,22 @@ def generate_spec(app: Sphinx) -> None:
     levels = {c: level for c, level, _ in (r for r in _clause_rows(files))}
     app.env.memslice_clause_levels = levels  # type: ignore[attr-defined]
     (out / "traceability.md").write_text(traceability(src.parent, levels), encoding="utf-8")
-    toc = "\n".join([*(p.stem for p in files), "traceability"])
+    # The terms chapter is the docs' glossary: the home page's toctree holds it.
+    toc = "\n".join([*(p.stem for p in files if p.name != GLOSSARY_FILE), "traceability"])
     (out / "index.md").write_text(
         "# The specification\n\n"
         "Rendered at build time from `spec/*.md`. Every clause has a stable anchor: "
         "clause `SLAB-004` is `#slab-004` on its chapter's page.\n"
         f"{intro}\n"
+        "The terms the clauses use are defined in chapter 00, which these pages also "
+        "use as their {doc}`glossary <00-terms>`.\n\n"
         f"```{{toctree}}\n:maxdepth: 1\n:caption: Chapters\n\n{toc}\n```\n\n"
         "## Every clause\n\n| Clause | Level | Title |\n|---|---|---|\n" + "\n".join(rows) + "\n",
         encoding="utf-8",
     )
     app.env.memslice_clause_ids = all_ids  # type: ignore[attr-defined]
+    app.env.memslice_clause_docs = clause_docs  # type: ignore[attr-defined]
+    _TERMS[:] = glossary_terms(spec_dir)
     (src / "_generated").mkdir(exist_ok=True)
     # The wire protocol's JSON Schema, shown on the plug-in page when it exists.
     schema = src.parent / "conformance" / "memslice_conformance" / "schema" / "protocol-v1.json"
@@ -193,7 +263,10 @@ def traceability(root: Path, levels: dict[str, str]) -> str:
         lines.append(
             f"- {column}: {len(must) - len(missing)} of {len(must)} MUST clauses cited"
             + (
-                f" (not yet: {', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''})"
+                " (not yet: "
+                + ", ".join(f"{{clause}}`{c}`" for c in missing[:12])
+                + (" ..." if len(missing) > 12 else "")
+                + ")"
                 if missing
                 else ""
             )
@@ -214,6 +287,9 @@ def traceability(root: Path, levels: dict[str, str]) -> str:
     # Results first: short cells that stay on screen; the file lists can run wide.
     lines += [
         "",
+        "The table is wider than the page: scroll it sideways to see the files.",
+        "",
+        "::::{container} memslice-trace",
         "| Clause | Level | " + "".join(f"{h} | " for h in headers) + f"{' | '.join(columns)} |",
         "|---|---|" + ":-:|" * len(headers) + "---|" * len(columns),
     ]
@@ -223,6 +299,7 @@ def traceability(root: Path, levels: dict[str, str]) -> str:
             files = found[column].get(clause, {})
             cells.append(", ".join(f"`{f}`" for f in sorted(files)) or "-")
         lines.append(f"| {{clause}}`{clause}` | {level} | {' | '.join(cells)} |")
+    lines.append("::::")
     return "\n".join(lines) + "\n"
 
 
@@ -249,6 +326,106 @@ def clause_role(
     )
     node += nodes.inline(clause, clause, classes=["xref", "std", "std-ref", "clause"])
     return [node], []
+
+
+# ----------------------------------------------------------------------- glossary links
+#: Where a term is never linked: code, headings, existing links, the signatures
+#: of the API pages, and the glossary's own entries.
+_NO_TERM_LINKS = (
+    nodes.FixedTextElement,  # literal blocks, doctest blocks
+    nodes.literal,
+    nodes.title,
+    nodes.subtitle,
+    nodes.rubric,
+    nodes.reference,
+    nodes.term,
+    nodes.raw,
+    nodes.target,
+    addnodes.pending_xref,
+    addnodes.desc_signature,
+    addnodes.toctree,
+)
+
+
+def term_pattern(terms: list[str]) -> re.Pattern[str]:
+    """One pattern for every term, longest first, as whole words with an optional
+    plural (``chunk sizes``), never part of a hyphenated word (``debug-blocks``)."""
+    alternatives = "|".join(
+        re.escape(term).replace(r"\ ", r"\s+") for term in sorted(terms, key=len, reverse=True)
+    )
+    return re.compile(rf"(?<![\w-])({alternatives})(?:e?s)?(?![\w-])", re.IGNORECASE)
+
+
+def _canonical(found: str, terms: list[str]) -> str:
+    words = " ".join(found.split()).lower()
+    for term in sorted(terms, key=len, reverse=True):
+        if words == term.lower() or words.rstrip("s") == term.lower() or (
+            words.endswith("es") and words[:-2] == term.lower()
+        ):
+            return term
+    raise ValueError(found)
+
+
+def _term_xref(term: str, child: nodes.Node, docname: str) -> addnodes.pending_xref:
+    ref = addnodes.pending_xref(
+        "", refdomain="std", reftype="term", reftarget=term, refexplicit=True,
+        refwarn=True, refdoc=docname,
+    )
+    ref += child
+    return ref
+
+
+def link_first_use_of_terms(app: Sphinx, doctree: nodes.document) -> None:
+    """Link the first use of each glossary term on a page to its glossary entry.
+
+    Reading order is document order; a term already linked by hand (``{term}``)
+    counts as used.  Inline code that is exactly a term (`` `SlabInfo` ``) is
+    linked too.  The glossary page itself links nothing.
+    """
+    docname = app.env.docname
+    if not _TERMS or docname == "reference/spec/" + GLOSSARY_FILE[:-3]:
+        return
+    pattern = term_pattern(_TERMS)
+    exact = {term: term for term in _TERMS}
+    used: set[str] = set()
+    for ref in doctree.findall(addnodes.pending_xref):
+        if ref.get("reftype") == "term":
+            used.add(_canonical(str(ref["reftarget"]), _TERMS))
+
+    def excluded(node: nodes.Node) -> bool:
+        parent = node.parent
+        while parent is not None:
+            if isinstance(parent, _NO_TERM_LINKS):
+                return True
+            parent = parent.parent
+        return False
+
+    candidates = [
+        n for n in doctree.findall(lambda n: isinstance(n, (nodes.Text, nodes.literal)))
+    ]
+    for node in candidates:
+        if isinstance(node, nodes.literal):
+            term = exact.get(node.astext())
+            if term and term not in used and not excluded(node) and node.parent is not None:
+                used.add(term)
+                node.parent.replace(node, _term_xref(term, node.deepcopy(), docname))
+            continue
+        if excluded(node) or node.parent is None:
+            continue
+        text = str(node)
+        pieces: list[nodes.Node] = []
+        start = 0
+        for match in pattern.finditer(text):
+            term = _canonical(match.group(0), _TERMS)
+            if term in used:
+                continue
+            used.add(term)
+            pieces.append(nodes.Text(text[start : match.start()]))
+            pieces.append(_term_xref(term, nodes.Text(match.group(0)), docname))
+            start = match.end()
+        if pieces:
+            pieces.append(nodes.Text(text[start:]))
+            node.parent.replace(node, [p for p in pieces if not (isinstance(p, nodes.Text) and not str(p))])
 
 
 # ----------------------------------------------------------------------- live pictures
@@ -394,6 +571,94 @@ class MemsliceStep(_FigureBase):
         return out
 
 
+# ----------------------------------------------------------------------- tables from the code
+def class_rows(sizes: list[int], profile: str = "glib-2.74") -> list[str]:
+    """Markdown table: what each requested size becomes (SIZE-003, SIZE-005, SIZE-007,
+    SIZE-008, MAG-004), computed by the reference's own geometry."""
+    from memslice.sizeclass import geometry_for
+    from memslice.tunables import PROFILES
+
+    geometry = geometry_for(PROFILES[profile])
+    lines = [
+        "| You ask for | Chunk size | Size class | Slab page | Chunks per slab "
+        "| Padding | Magazine threshold |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size in sizes:
+        chunk = geometry.p2align(size)
+        ix = geometry.class_index(chunk)
+        if not 0 <= ix < geometry.n_classes:
+            lines.append(f"| {size} B | – | none: the system `malloc` | – | – | – | – |")
+            continue
+        cls = geometry.classes[ix]
+        lines.append(
+            f"| {size} B | {cls.chunk_size} B | {ix} | {cls.page_size} B | "
+            f"{cls.chunks_per_slab} | {cls.padding} B | {geometry.threshold(ix, 0)} |"
+        )
+    return lines
+
+
+def threshold_rows(profile: str = "glib-2.74") -> list[str]:
+    """Markdown table: every class's magazine threshold (MAG-004) without contention,
+    classes with the same threshold on one row, computed by the reference."""
+    from memslice.sizeclass import geometry_for
+    from memslice.tunables import PROFILES
+
+    geometry = geometry_for(PROFILES[profile])
+    groups: list[tuple[int, list[int]]] = []
+    for cls in geometry.classes:
+        threshold = geometry.threshold(cls.index, 0)
+        if groups and groups[-1][0] == threshold:
+            groups[-1][1].append(cls.chunk_size)
+        else:
+            groups.append((threshold, [cls.chunk_size]))
+    top = geometry.max_page_size
+    lines = [
+        f"| Chunk size *c* | {top} // max(5*c*, 160) | Threshold (at least 4) "
+        "| Bytes in a full magazine |",
+        "|---|---:|---:|---:|",
+    ]
+    for threshold, chunks in groups:
+        first, last = chunks[0], chunks[-1]
+        span = f"{first} B" if first == last else f"{first} to {last} B"
+        raw = sorted({top // max(5 * c, 160) for c in (first, last)})
+        formula = " to ".join(str(r) for r in reversed(raw))
+        held = (
+            f"{threshold * first:,}"
+            if first == last
+            else f"{threshold * first:,} to {threshold * last:,}"
+        )
+        lines.append(f"| {span} | {formula} | **{threshold}** | {held} |")
+    return lines
+
+
+class MemsliceTable(SphinxDirective):
+    """``{memslice-table} classes|thresholds``: a table computed by the reference."""
+
+    required_arguments = 1
+    option_spec: ClassVar[dict[str, Any]] = {
+        "sizes": directives.unchanged,
+        "profile": directives.unchanged,
+    }
+
+    def run(self) -> list[nodes.Node]:
+        profile = self.options.get("profile", "glib-2.74")
+        kind = self.arguments[0]
+        if kind == "classes":
+            try:
+                sizes = [int(s) for s in self.options.get("sizes", "").split(",") if s.strip()]
+            except ValueError as exc:
+                raise self.error(f"bad :sizes: {exc}") from exc
+            lines = class_rows(sizes, profile)
+        elif kind == "thresholds":
+            lines = threshold_rows(profile)
+        else:
+            raise self.error(f"unknown table {kind!r}; one of classes, thresholds")
+        container = nodes.container(classes=["memslice-results", f"memslice-{kind}"])
+        self.state.nested_parse(StringList(lines, source=self.env.docname), 0, container)
+        return [container]
+
+
 def _wipe_generated(app: Sphinx) -> None:
     shutil.rmtree(Path(app.srcdir) / "_generated", ignore_errors=True)
     _RUNS.clear()
@@ -436,8 +701,10 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _wipe_generated, priority=100)
     app.connect("builder-inited", generate_spec, priority=500)
     app.add_role("clause", clause_role)
+    app.connect("doctree-read", link_first_use_of_terms)
     app.setup_extension("sphinx.ext.autodoc")  # the event below is autodoc's
     app.connect("autodoc-process-docstring", link_docstring_clauses)
     app.add_directive("memslice-figure", MemsliceFigure)
     app.add_directive("memslice-step", MemsliceStep)
+    app.add_directive("memslice-table", MemsliceTable)
     return {"version": "1", "parallel_read_safe": False, "parallel_write_safe": True}

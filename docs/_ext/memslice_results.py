@@ -139,52 +139,75 @@ def result_columns(docs: Path) -> tuple[list[str], dict[str, list[str]], list[st
     return headers, table, legend
 
 
-def matrix_svg(reports: list[ConformanceReport], clauses: list[tuple[str, str]]) -> str:
-    """Clause (rows, in bands of columns) x implementation (cells), coloured by status."""
-    bands = 3
-    per_band = -(-len(clauses) // bands)
-    cell, label_w, gap = 15, 74, 26
-    header_h = 96
-    band_w = label_w + cell * len(reports) + gap
-    width = bands * band_w + 10
-    legend_y = header_h + per_band * cell + 24
-    height = legend_y + 20 * len(STATUS) + 10
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, sans-serif" font-size="11">',
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+def cell_detail(report: ConformanceReport, clause: str) -> str:
+    """A matrix cell's hover text: clause, implementation, status, and what decided it."""
+    status = report.statuses.get(clause, "absent")
+    words = STATUS.get(status, ("", "", status))[2]
+    entries = [e for e in report.data.get("clauses", []) if e["id"] == clause]
+    checks = sorted({c for e in entries for c in e.get("checks", [])})
+    failures = [
+        str(c["failure"].get("message", ""))
+        for c in report.data.get("checks", [])
+        if c.get("failure") and clause in c["failure"].get("clauses", [])
     ]
+    detail = f"{clause} on {report.impl}: {status} ({words})"
+    if entries and entries[0].get("title"):
+        detail += f". {entries[0]['title']}"
+    if checks:
+        detail += f". Checks: {', '.join(checks)}"
+    if failures:
+        detail += f". Failure: {failures[0][:300]}"
+    return detail
+
+
+def matrix_html(
+    reports: list[ConformanceReport],
+    clauses: list[tuple[str, str]],
+    href: dict[str, str],
+    bands: int = 3,
+) -> str:
+    """Clause (rows, in ``bands`` side-by-side tables) x implementation (columns).
+
+    Each cell is a link to the clause's anchor (``href[clause]``), coloured by
+    status, with ``data-clause``/``data-impl``/``data-status`` attributes and
+    the detail in its ``title`` (shown on hover).
+    """
+    per_band = -(-len(clauses) // bands)
+    head = "".join(f'<th scope="col" title="{escape(r.impl)}">{escape(r.short)}</th>' for r in reports)
+    out = ['<div class="memslice-matrix-bands">']
     for band in range(bands):
-        x0 = 5 + band * band_w
-        for j, report in enumerate(reports):
-            cx = x0 + label_w + j * cell + cell / 2 + 4
-            out.append(
-                f'<text x="{cx}" y="{header_h - 6}" transform="rotate(-60 {cx} {header_h - 6})"'
-                f">{escape(report.short)}</text>"
-            )
-        for i, (clause, level) in enumerate(clauses[band * per_band : (band + 1) * per_band]):
-            y = header_h + i * cell
-            weight = ' font-weight="bold"' if level == "MUST" else ""
-            out.append(f'<text x="{x0}" y="{y + 11}"{weight}>{clause}</text>')
-            for j, report in enumerate(reports):
-                status = report.statuses.get(clause, "absent")
-                fill = STATUS.get(status, ("?", "#7f3fbf", status))[1]
-                out.append(
-                    f'<rect x="{x0 + label_w + j * cell}" y="{y}" width="{cell - 1}" '
-                    f'height="{cell - 1}" fill="{fill}" stroke="#999" stroke-width="0.5">'
-                    f"<title>{clause} on {escape(report.impl)}: {status}</title></rect>"
-                )
-    for k, (status, (_, fill, words)) in enumerate(STATUS.items()):
-        y = legend_y + k * 20
+        rows = clauses[band * per_band : (band + 1) * per_band]
+        if not rows:
+            continue
         out.append(
-            f'<rect x="5" y="{y}" width="14" height="14" fill="{fill}" stroke="#999"/>'
-            f'<text x="26" y="{y + 11}">{status}: {escape(words)}</text>'
+            '<table class="memslice-matrix"><thead><tr><th></th>' + head + "</tr></thead><tbody>"
         )
-    out.append(
-        f'<text x="{width - 5}" y="{legend_y + 11}" text-anchor="end">'
-        "bold clause IDs are MUST clauses</text>"
+        for clause, level in rows:
+            link = escape(href.get(clause, "#"))
+            must = ' class="must"' if level == "MUST" else ""
+            cells = []
+            for report in reports:
+                status = report.statuses.get(clause, "absent")
+                symbol, _, _ = STATUS.get(status, ("?", "", status))
+                kind = status if status in STATUS else "unknown"
+                cells.append(
+                    f'<td class="memslice-status-{kind}"><a href="{link}" '
+                    f'data-clause="{clause}" data-impl="{escape(report.impl)}" '
+                    f'data-status="{escape(status)}" '
+                    f'title="{escape(cell_detail(report, clause))}">{escape(symbol)}</a></td>'
+                )
+            out.append(
+                f'<tr><th scope="row"{must}><a class="clause" href="{link}">{clause}</a></th>'
+                + "".join(cells)
+                + "</tr>"
+            )
+        out.append("</tbody></table>")
+    out.append("</div>")
+    legend = " ".join(
+        f'<span class="memslice-status memslice-status-{status}"></span>{escape(words)}; '
+        for status, (_, _, words) in STATUS.items()
     )
-    out.append("</svg>")
+    out.append(f'<p class="memslice-matrix-legend">{legend}bold clause IDs are MUST clauses.</p>')
     return "\n".join(out) + "\n"
 
 
@@ -207,6 +230,243 @@ def _number(value: float) -> str:
     if value < 10:
         return f"{value:.2f}"
     return f"{value:,.0f}"
+
+
+class _Figures:
+    """Read numbers from a results document, by workload, peer and metric."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.workloads: dict[str, Any] = doc["workloads"]
+        self.targets: list[dict[str, Any]] = doc.get("targets", [])
+
+    def has(self, workload: str, *peers: str) -> bool:
+        entry = self.workloads.get(workload)
+        return entry is not None and all(p in entry["peers"] for p in peers)
+
+    def ns(self, workload: str, peer: str) -> float:
+        """Median nanoseconds per operation."""
+        return float(self.workloads[workload]["peers"][peer]["ns_per_op"]["median"])
+
+    def ratio(self, workload: str, peer: str) -> float:
+        """The peer's time over the reference's, median of the per-round ratios."""
+        return float(self.workloads[workload]["time_ratio_to_reference"][peer])
+
+    def metric(self, workload: str, peer: str, name: str) -> float:
+        return float(self.workloads[workload]["peers"][peer]["metrics"][name])
+
+    def param(self, workload: str, name: str) -> str:
+        """A workload parameter, written with thousands separators."""
+        value = self.workloads[workload]["params"][name]
+        return f"{value:,}".replace(",", " ") if isinstance(value, int) else str(value)
+
+
+def _ns(value: float) -> str:
+    return f"{_number(value)} ns"
+
+
+def _times(value: float) -> str:
+    """``2.1 times`` / ``1.3 times``: how many times bigger one figure is."""
+    return f"{value:.1f} times"
+
+
+def _speed(ratio: float) -> str:
+    """Words for a time ratio to the reference (peer time / reference time)."""
+    if ratio < 0.95:
+        return f"{_times(1 / ratio)} as fast as the reference"
+    if ratio > 1.05:
+        return f"{_times(ratio)} slower than the reference"
+    return "about as fast as the reference"
+
+
+def bench_story(doc: dict[str, Any]) -> list[str]:
+    """The benchmark page's findings, in words, with every number read from ``doc``.
+
+    Each paragraph is written only when the run holds the peers it needs, and
+    the words that compare (faster, slower, more, less) are chosen from the
+    numbers, so a new run cannot leave the prose saying the opposite of the table.
+    """
+    f = _Figures(doc)
+    out: list[str] = []
+    if f.has("W1", "reference", "glib", "bare-ctypes", "python-pair"):
+        ref, glib = f.ns("W1", "reference"), f.ns("W1", "glib")
+        crossing, floor = f.ns("W1", "bare-ctypes"), f.ns("W1", "python-pair")
+        inside = glib - crossing
+        out += [
+            "### One allocation, one free (W1)",
+            "",
+            f"The simplest program frees each block right after allocating it. The "
+            f"reference needs {_ns(ref)} per operation (one `alloc` or one `free`). "
+            f"GLib's own allocator, written in C and called from Python, needs {_ns(glib)}; "
+            f"but calling *any* C function from Python through `ctypes` costs "
+            f"{_ns(crossing)} (the `bare-ctypes` peer calls C functions that do nothing), "
+            + (
+                f"so GLib's C code itself does its work in about {_ns(inside)}. "
+                if inside > 0
+                else "which is all of GLib's time within the noise of this machine. "
+            )
+            + f"Two Python method calls that do nothing take {_ns(floor)}: no Python "
+            f"allocator can go below that.",
+            "",
+            "What this says: the reference is a Python program written to be read, and "
+            "its nanoseconds are Python's, not the design's. To compare *designs*, compare "
+            "allocators written in the same language (next paragraph), and compare memory "
+            "(further down), which does not depend on the language at all.",
+            "",
+        ]
+    python_peers = [p for p in ("naive", "gmemchunk-2.8") if f.has("W1", "reference", p)]
+    if python_peers:
+        words = {
+            "naive": "the `naive` allocator (one lock and one free list per size, "
+            "memory never given back)",
+            "gmemchunk-2.8": "a model of GLib 2.8's `GMemChunk` (the allocator slices "
+            "replaced)",
+        }
+        sentences = [f"{words[p]} is {_speed(f.ratio('W1', p))}" for p in python_peers]
+        out += [
+            "### Against allocators written in Python too",
+            "",
+            "Two peers are written in Python like the reference, so they pay the same "
+            "interpreter costs. On the one-block loop (W1), "
+            + "; ".join(sentences)
+            + ". The same ratios for every workload are in brackets in the table below.",
+            "",
+        ]
+    if f.has("W4", "reference", "glib", "malloc"):
+        u = {
+            p: f.metric("W4", p, "U")
+            for p in ("reference", "glib", "malloc", "naive", "gmemchunk-2.8")
+            if f.has("W4", p)
+        }
+        layout = f.metric("W4", "reference", "U_layout")
+        best = max(u, key=lambda p: u[p])
+        ranked = ", ".join(f"`{p}` {u[p]:.2f}" for p in sorted(u, key=lambda p: -u[p]))
+        out += [
+            "### Memory: how much of it holds your data (W4)",
+            "",
+            f"GLib's own stress test keeps {f.param('W4', 'blocks')} blocks alive while "
+            "replacing half of them "
+            "over and over. At the busiest moment we ask: of all the bytes the allocator "
+            "has taken from the system, what fraction holds data the program asked for? "
+            "That fraction is *U*, for utilisation; 1.00 would mean no byte wasted. "
+            f"Ranked: {ranked}. The best possible for GLib 2.74's slab layout, if every "
+            f"slab were packed full, is {layout:.2f}.",
+            "",
+            f"`{best}` wastes the least here. "
+            + (
+                "The slab allocators lose memory in three places that `malloc` does not "
+                "have: chunks rounded up to 16 bytes, slabs left part-empty when blocks "
+                "die at random, and freed magazines kept in the depot for 15 seconds in "
+                "case they are wanted again (the *working set*)."
+                if best == "malloc"
+                else "Its slabs and depot cost less than the other peers' headers and "
+                "free lists on this workload."
+            ),
+            "",
+        ]
+        if "gmemchunk-2.8" in u:
+            more = u["reference"] / u["gmemchunk-2.8"]
+            out += [
+                f"Against the allocator slices replaced, the reference's U is "
+                f"{_times(more)} that of the `GMemChunk` model"
+                + (": that waste is the main reason GMemChunk was dropped." if more > 1 else "."),
+                "",
+            ]
+    if f.has("W6", "reference"):
+        returned = {
+            p: f.metric("W6", p, "returned_fraction")
+            for p in ("reference", "glib", "malloc", "naive", "gmemchunk-2.8")
+            if f.has("W6", p)
+        }
+        listed = ", ".join(f"`{p}` {v:.0%}" for p, v in returned.items())
+        out += [
+            "### Giving memory back (W6)",
+            "",
+            f"A worker allocates and frees {f.param('W6', 'blocks')} blocks; then the "
+            "working set expires and "
+            "each size class sees one more free. How much of the freed memory went back to "
+            f"the system? {listed}. The reference gives back a slab as soon as its last "
+            "chunk comes home, and the depot hands back old magazines on the next push "
+            "after the working set. GLib's figure is taken before its real 15-second clock "
+            "has run out, so it still holds what it would give back later.",
+            "",
+        ]
+    if f.has("W7", "reference", "reference-nocolour"):
+        sets_on = f.metric("W7", "reference", "distinct_l1_sets")
+        sets_off = f.metric("W7", "reference-nocolour", "distinct_l1_sets")
+        slower = f.ratio("W7", "reference-nocolour")
+        out += [
+            "### Cache colouring (W7)",
+            "",
+            f"C code reads the first word of {f.param('W7', 'objects')} objects of "
+            f"{f.param('W7', 'size')} bytes, over and over. "
+            f"Without colouring those first words fall into {sets_off:.0f} of the L1 "
+            f"cache's sets and keep evicting each other; with colouring they spread over "
+            f"{sets_on:.0f}. The uncoloured run took {_times(slower)} as long per read.",
+            "",
+        ]
+    if f.has("W5", "reference", "glib", "naive"):
+        ops = {p: f.metric("W5", p, "ops_per_s") for p in ("reference", "naive", "glib")}
+        out += [
+            "### Threads (W5)",
+            "",
+            "Two threads allocate and two others free what they allocated. Per second: "
+            f"reference {ops['reference'] / 1e6:.1f} million operations, `naive` "
+            f"{ops['naive'] / 1e6:.1f} million, GLib {ops['glib'] / 1e6:.1f} million. "
+            "Python runs one thread at a time (the GIL), so the Python peers cannot show "
+            "what magazines buy in C, where threads truly run at once; GLib, whose C code "
+            "runs without the GIL, can.",
+            "",
+        ]
+    return out
+
+
+def miss_reasons(doc: dict[str, Any]) -> list[str]:
+    """One bullet per target this run missed, saying why in words, numbers from ``doc``."""
+    f = _Figures(doc)
+    reasons: dict[str, str] = {}
+    if f.has("W1", "reference", "glib", "bare-ctypes", "python-pair"):
+        reasons["W1 reference / glib"] = (
+            f"The target asks for half of GLib's time, which Python code can hardly reach: "
+            f"GLib's "
+            f"{_ns(f.ns('W1', 'glib'))} per operation include {_ns(f.ns('W1', 'bare-ctypes'))} "
+            f"of crossing from Python into C, and the reference's "
+            f"{_ns(f.ns('W1', 'reference'))} are spent on Python bytecode: looking up the "
+            "thread's magazines, writing the two link words into each freed chunk "
+            "(MAG-002), checking arguments."
+        )
+        reasons["W1 reference / two Python"] = (
+            f"Two empty Python method calls take {_ns(f.ns('W1', 'python-pair'))}; three "
+            "times that is less than any allocator that does real work can spend."
+        )
+    if f.has("W4", "reference"):
+        layout = f.metric("W4", "reference", "U_layout")
+        reasons["W4 U / GLib 2.74 layout limit"] = (
+            f"The limit ({layout:.2f}) assumes every live block sits in a full slab. When "
+            "half the blocks die at random, slabs stay part-empty, and moving blocks to "
+            "fill them is impossible: the program holds their addresses."
+        )
+        reasons["W4 U (working set 0)"] = reasons["W4 U / GLib 2.74 layout limit"]
+        reasons["W4 peak mapped"] = (
+            "At the peak the depot still holds freed magazines, kept for the 15-second "
+            "working set; the rest is the part-empty slabs above."
+        )
+    if f.has("W5", "reference"):
+        reasons["W5 throughput reference / naive"] = (
+            "Under the GIL the threads take turns, so this counts Python work per "
+            "operation: the reference moves whole magazines through the depot, stamps "
+            "and trims them, where `naive` takes one lock and pushes onto one list."
+        )
+    lines: list[str] = []
+    for target in doc.get("targets", []):
+        if target["met"]:
+            continue
+        why = next((w for k, w in reasons.items() if target["name"].startswith(k)), None)
+        lines.append(
+            f"- **{target['name']}** (measured {target['measured']:.2f}, bound "
+            f"{target['bound']:g}): "
+            + (why or "not explained here; see `benchmarks/README.md`.")
+        )
+    return lines or ["Every target was met in this run."]
 
 
 def bench_tables(doc: dict[str, Any], what: str) -> list[str]:
@@ -290,7 +550,36 @@ def bench_tables(doc: dict[str, Any], what: str) -> list[str]:
         count = sum(1 for t in doc["targets"] if t["met"])
         lines += ["", f"{count} of {len(doc['targets'])} targets met in this run."]
         return lines
-    raise ValueError(f"unknown part {what!r}; one of meta, time, space, targets, plots")
+    if what == "story":
+        return bench_story(doc)
+    if what == "misses":
+        return miss_reasons(doc)
+    raise ValueError(
+        f"unknown part {what!r}; one of meta, story, time, space, targets, misses, plots"
+    )
+
+
+def plot_caption(stem: str, doc: dict[str, Any]) -> str:
+    """What a plot of ``memslice_bench.plots`` compares, in words."""
+    rounds = doc["meta"]["rounds"]
+    if stem.startswith("time-"):
+        key = stem[5:]
+        title = doc["workloads"].get(key, {}).get("title", key)
+        return (
+            f"{key} ({title}): time per operation of each peer, the median of {rounds} "
+            "rounds (bar) and the spread of the middle half of the rounds (whiskers). "
+            "The axis is logarithmic: each step to the right is ten times slower."
+        )
+    words = {
+        "utilisation": "U, the share of mapped memory holding live data, at the busiest "
+        "moment of W4 and on average over W8's recorded programs, for each peer, beside "
+        "GLib 2.74's layout limit (higher is better).",
+        "breakdown-W4": "Where the memory of each Python peer is at W4's busiest moment, "
+        "in MiB: the live data first, then each kind of overhead the peer accounts for.",
+        "release-W6": "The share of freed memory each peer gave back to the system after "
+        "W6's working set expired (higher is better).",
+    }
+    return words.get(stem, f"`{stem}`") + " Drawn at build time from `results.json`."
 
 
 class _MarkdownDirective(SphinxDirective):
@@ -330,8 +619,7 @@ class BenchDirective(_MarkdownDirective):
                 f":alt: benchmark plot {path.stem}",
                 ":class: memslice-figure",
                 "",
-                f"`{path.name}`, drawn at build time by `memslice_bench.plots`"
-                " from `results.json`.",
+                plot_caption(path.stem, doc),
                 "```",
                 "",
             ]
@@ -357,7 +645,7 @@ class ConformanceDirective(_MarkdownDirective):
                 "Clauses ✓ / ✗ / ○ / – | Seconds | Spec |",
                 "|---|---|---|---|---:|---|---:|---|",
             ]
-            stale: list[str] = []
+            stale: dict[str, list[str]] = {}
             for r in reports:
                 d = r.data
                 checks = d.get("checks", [])
@@ -368,7 +656,7 @@ class ConformanceDirective(_MarkdownDirective):
                 ]
                 spec = str(d.get("versions", {}).get("spec", "?"))
                 if not spec.startswith(current):
-                    stale.append(f"`{r.short}`: `{spec}`")
+                    stale.setdefault(spec, []).append(f"`{r.short}`")
                 # Long program paths only widen the table: keep each word's last part.
                 shown = " ".join(w.rsplit("/", 1)[-1] for w in r.impl.split())
                 lines.append(
@@ -382,7 +670,14 @@ class ConformanceDirective(_MarkdownDirective):
                 "",
                 "Clauses: ✓ pass, ✗ fail, ○ claimed but not checked, – not claimed. "
                 f"Current spec text: `{current}`"
-                + (f"; stale reports were run against {', '.join(stale)}." if stale else "."),
+                + (
+                    "; stale reports ("
+                    + "; ".join(f"{', '.join(who)} against `{spec}`" for spec, who in stale.items())
+                    + ") were run against an older spec text: regenerate them with "
+                    "`python docs/_data/regenerate.py`."
+                    if stale
+                    else "."
+                ),
             ]
             failures = [
                 (r, c) for r in reports for c in r.data.get("checks", []) if c.get("failure")
@@ -400,23 +695,23 @@ class ConformanceDirective(_MarkdownDirective):
         if part == "matrix":
             ids_file = docs / "_generated" / "clause-ids.txt"
             levels = getattr(self.env, "memslice_clause_levels", {})
+            chapters: dict[str, str] = getattr(self.env, "memslice_clause_docs", {})
             clauses = [(c, levels.get(c, "")) for c in ids_file.read_text().split() if c]
-            folder = docs / "_generated" / "figures"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "conformance-matrix.svg").write_text(
-                matrix_svg(reports, clauses), encoding="utf-8"
-            )
-            return self._parse(
+            builder = self.env.app.builder
+            href = {
+                clause: builder.get_relative_uri(self.env.docname, chapter) + "#" + clause.lower()
+                for clause, chapter in chapters.items()
+            }
+            html = matrix_html(reports, clauses, href)
+            intro = self._parse(
                 [
-                    "```{figure} /_generated/figures/conformance-matrix.svg",
-                    ":alt: conformance matrix: clause by implementation",
-                    ":class: memslice-figure",
-                    "",
-                    "Every spec clause (rows, in three bands) against each implementation "
-                    "(columns), from the committed reports. Hover a cell for its status.",
-                    "```",
+                    "Every spec clause (rows, in three columns of tables) against each "
+                    "implementation (columns), from the committed reports. Each cell links "
+                    "to its clause; hover over it (or focus it with the keyboard) to read "
+                    "the status, the checks that cite the clause and any failure.",
                 ]
             )
+            return [*intro, nodes.raw("", html, format="html")]
         raise self.error(f"unknown part {part!r}; one of summary, matrix")
 
 

@@ -21,7 +21,7 @@ x86_64) have no class: such requests and size 0 go to the system malloc
 ``cc * 64 // c`` (MAG-004, CONT-004).
 
 Everything here is a pure function of :class:`~memslice.tunables.Tunables`;
-:class:`Geometry` caches the per-class table that the spec's appendix lists.
+:class:`Geometry` caches the per-class table that the spec lists (SIZE-010).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def bit_storage(number: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SizeClass:
-    """One row of the size-class table (spec appendix A)."""
+    """One row of the size-class table (SIZE-010)."""
 
     index: int
     chunk_size: int
