@@ -89,7 +89,7 @@ FLAGS = (
 )
 
 # Runs inside the page; returns a JSON-able summary of its layout.
-LAYOUT_PROBE = """
+LAYOUT_PROBE = r"""
 (async () => {
   await Promise.all(Array.from(document.images, img => img.complete ? null :
       new Promise(done => { img.onload = img.onerror = done; })));

@@ -187,13 +187,17 @@ def generate_spec(app: Sphinx) -> None:
     (out / "traceability.md").write_text(traceability(src.parent, levels), encoding="utf-8")
     # The terms chapter is the docs' glossary: the home page's toctree holds it.
     toc = "\n".join([*(p.stem for p in files if p.name != GLOSSARY_FILE), "traceability"])
+    glossary_note = (
+        "The terms the clauses use are defined in chapter 00, which these pages also "
+        "use as their {doc}`glossary <00-terms>`.\n\n"
+        if (spec_dir / GLOSSARY_FILE).exists()
+        else ""
+    )
     (out / "index.md").write_text(
         "# The specification\n\n"
         "Rendered at build time from `spec/*.md`. Every clause has a stable anchor: "
         "clause `SLAB-004` is `#slab-004` on its chapter's page.\n"
-        f"{intro}\n"
-        "The terms the clauses use are defined in chapter 00, which these pages also "
-        "use as their {doc}`glossary <00-terms>`.\n\n"
+        f"{intro}\n{glossary_note}"
         f"```{{toctree}}\n:maxdepth: 1\n:caption: Chapters\n\n{toc}\n```\n\n"
         "## Every clause\n\n| Clause | Level | Title |\n|---|---|---|\n" + "\n".join(rows) + "\n",
         encoding="utf-8",
@@ -400,9 +404,19 @@ def link_first_use_of_terms(app: Sphinx, doctree: nodes.document) -> None:
             parent = parent.parent
         return False
 
-    candidates = [
-        n for n in doctree.findall(lambda n: isinstance(n, (nodes.Text, nodes.literal)))
-    ]
+    # Soft line breaks leave a sentence in several Text nodes: join neighbours, so a
+    # term broken over two source lines ("colour\naccumulator") is still one use.
+    for element in list(doctree.findall(nodes.Element)):
+        merged: list[nodes.Node] = []
+        for child in element.children:
+            if merged and isinstance(child, nodes.Text) and isinstance(merged[-1], nodes.Text):
+                merged[-1] = nodes.Text(str(merged[-1]) + str(child))
+            else:
+                merged.append(child)
+        if len(merged) != len(element.children):
+            element.children = []
+            element.extend(merged)
+    candidates = list(doctree.findall(lambda n: isinstance(n, (nodes.Text, nodes.literal))))
     for node in candidates:
         if isinstance(node, nodes.literal):
             term = exact.get(node.astext())
