@@ -31,6 +31,7 @@ missing browser is an error, never a skip: install it with
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -106,7 +107,10 @@ LAYOUT_PROBE = r"""
     if (box.width === 0 || box.right <= innerWidth + 1) continue;
     let inside = false;
     for (let up = el.parentElement; up && up !== main.parentElement; up = up.parentElement) {
-      if (scrolls(up) && up.getBoundingClientRect().right <= innerWidth + 1) { inside = true; break; }
+      if (scrolls(up) && up.getBoundingClientRect().right <= innerWidth + 1) {
+        inside = true;
+        break;
+      }
     }
     if (!inside) cut.push(name(el) + ' right=' + Math.round(box.right));
   }
@@ -193,7 +197,7 @@ class Browser:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=onto_fds_3_and_4,  # noqa: PLW1509 -- single-threaded caller
+            preexec_fn=onto_fds_3_and_4,  # runs before exec; the caller starts no threads here
             pass_fds=(3, 4),
         )
         os.close(to_browser_r)
@@ -221,20 +225,16 @@ class Browser:
 
     def close(self) -> None:
         """Stop the browser and remove its throw-away profile."""
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.call("Browser.close")
-        except (BrowserError, OSError):
-            pass
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
         for fd in (self._to_browser, self._from_browser):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._profile.cleanup()
 
     # ---------------------------------------------------------------- protocol

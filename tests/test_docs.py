@@ -12,6 +12,7 @@ The build takes a few seconds, so it is part of the default run.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -50,7 +51,6 @@ class _Links(HTMLParser):
                 self.targets.append(target)
 
 
-
 def sphinx_strict(source: Path, out: Path, timeout: int) -> subprocess.CompletedProcess[str]:
     """Build ``source`` as the docs env does: warnings are errors, nitpicky, fresh."""
     command = [sys.executable, "-m", "sphinx", "-W", "-n", "-E", "-q", "-b", "html"]
@@ -61,6 +61,7 @@ def sphinx_strict(source: Path, out: Path, timeout: int) -> subprocess.Completed
         timeout=timeout,
         check=False,
     )
+
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -407,7 +408,7 @@ def test_the_learning_path_links_each_page_to_the_next_and_previous(html: Path) 
     """Home, start here, the tutorial, then the explanations in the order of the
     layers: each page's "next" link is the following page and vice versa."""
     pages = [(html / f"{name}.html").resolve() for name in LEARNING_PATH]
-    for before, after in zip(pages, pages[1:]):
+    for before, after in itertools.pairwise(pages):
         assert _related(before, "next") == after, (before, _related(before, "next"))
         assert _related(after, "prev") == before, (after, _related(after, "prev"))
 
@@ -417,7 +418,7 @@ def glossary_terms() -> list[str]:
     term line (``**chunk**, **chunk size**`` followed by a ``: `` line)."""
     lines = (SPEC / "00-terms.md").read_text(encoding="utf-8").splitlines()
     terms = []
-    for line, follows in zip(lines, lines[1:]):
+    for line, follows in itertools.pairwise(lines):
         if line.startswith("**") and follows.startswith(": "):
             terms += [name.strip("`") for name in re.findall(r"\*\*(.+?)\*\*", line)]
     assert len(terms) >= 20, terms
@@ -429,7 +430,7 @@ class _Article(HTMLParser):
     ``link`` is the href of the enclosing link, ``skip`` is "code", "heading" or
     "" (API signatures and scripts are left out)."""
 
-    SKIPPED = {"script", "style"}
+    SKIPPED = frozenset({"script", "style"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -445,9 +446,11 @@ class _Article(HTMLParser):
         role = ""
         if tag in ("code", "pre", "kbd", "samp"):
             role = "code"
-        elif re.fullmatch(r"h[1-6]", tag) or tag in self.SKIPPED:
-            role = "heading"
-        elif tag == "dt" and "sig" in values.get("class", "").split():
+        elif (
+            re.fullmatch(r"h[1-6]", tag)
+            or tag in self.SKIPPED
+            or (tag == "dt" and "sig" in values.get("class", "").split())
+        ):
             role = "heading"
         elif tag == "a":
             role = "link:" + values.get("href", "")
@@ -506,7 +509,8 @@ def test_every_page_links_each_term_to_the_glossary_the_first_time_it_uses_it(
     pages = [
         p
         for p in html.rglob("*.html")
-        if p.resolve() != glossary and p.name not in ("genindex.html", "search.html")
+        if p.resolve() != glossary
+        and p.name not in ("genindex.html", "search.html")
         and p.name != "py-modindex.html"
     ]
     problems = []
@@ -554,7 +558,8 @@ def test_the_home_page_uses_no_term_before_defining_it(html: Path) -> None:
 def _screenshots_module() -> object:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("memslice_docs_screenshots", DOCS / "screenshots.py")
+    path = DOCS / "screenshots.py"
+    spec = importlib.util.spec_from_file_location("memslice_docs_screenshots", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
@@ -626,14 +631,18 @@ def test_the_layer_summary_says_each_lock_is_global(html: Path) -> None:
     assert "another global lock for all classes" in page
 
 
+CELL = r"<td[^>]*>(.*?)</td>"
+
+
 def _rendered_rows(page: Path, marker: str) -> list[list[str]]:
     """The body rows of the first table after ``marker`` in a page, as cell texts."""
     body = page.read_text(encoding="utf-8")
     table = body[body.index(marker) :]
     table = table[table.index("<tbody") : table.index("</tbody>")]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
     return [
-        [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+        [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in re.findall(CELL, row, re.S)]
+        for row in rows
     ]
 
 
@@ -676,8 +685,12 @@ def test_the_start_page_class_table_is_the_references_geometry(html: Path) -> No
             continue
         cls = geometry.classes[index]
         assert (chunk, ix, page, chunks, padding, threshold) == (
-            f"{cls.chunk_size} B", str(index), f"{cls.page_size} B", str(cls.chunks_per_slab),
-            f"{cls.padding} B", str(geometry.threshold(index, 0)),
+            f"{cls.chunk_size} B",
+            str(index),
+            f"{cls.page_size} B",
+            str(cls.chunks_per_slab),
+            f"{cls.padding} B",
+            str(geometry.threshold(index, 0)),
         ), asked
 
 

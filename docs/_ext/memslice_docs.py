@@ -107,7 +107,12 @@ def _as_glossary(text: str) -> str:
     first = text.index("**" + entries[0][0][0])
     # Everything before the first entry (title, picture) stays as written.
     head = text[: text.rfind("\n", 0, first) + 1]
-    out = [head, "```{glossary}"]
+    note = (
+        "These docs use this chapter as their glossary: every page links a term here "
+        "the first time it uses it, and {doc}`../../start-here` introduces the terms "
+        "one at a time, with pictures.\n"
+    )
+    out = [head, note, "```{glossary}"]
     for names, aside, body in entries:
         out += names
         out.append("  " + (f"{aside} — " if aside else "") + body[0])
@@ -363,8 +368,10 @@ def term_pattern(terms: list[str]) -> re.Pattern[str]:
 def _canonical(found: str, terms: list[str]) -> str:
     words = " ".join(found.split()).lower()
     for term in sorted(terms, key=len, reverse=True):
-        if words == term.lower() or words.rstrip("s") == term.lower() or (
-            words.endswith("es") and words[:-2] == term.lower()
+        if (
+            words == term.lower()
+            or words.rstrip("s") == term.lower()
+            or (words.endswith("es") and words[:-2] == term.lower())
         ):
             return term
     raise ValueError(found)
@@ -372,10 +379,15 @@ def _canonical(found: str, terms: list[str]) -> str:
 
 def _term_xref(term: str, child: nodes.Node, docname: str) -> addnodes.pending_xref:
     ref = addnodes.pending_xref(
-        "", refdomain="std", reftype="term", reftarget=term, refexplicit=True,
-        refwarn=True, refdoc=docname,
+        "",
+        refdomain="std",
+        reftype="term",
+        reftarget=term,
+        refexplicit=True,
+        refwarn=True,
+        refdoc=docname,
     )
-    ref += child
+    ref.append(child)
     return ref
 
 
@@ -439,7 +451,8 @@ def link_first_use_of_terms(app: Sphinx, doctree: nodes.document) -> None:
             start = match.end()
         if pieces:
             pieces.append(nodes.Text(text[start:]))
-            node.parent.replace(node, [p for p in pieces if not (isinstance(p, nodes.Text) and not str(p))])
+            kept = [p for p in pieces if not (isinstance(p, nodes.Text) and not str(p))]
+            node.parent.replace(node, kept)
 
 
 # ----------------------------------------------------------------------- live pictures

@@ -173,7 +173,9 @@ def matrix_html(
     the detail in its ``title`` (shown on hover).
     """
     per_band = -(-len(clauses) // bands)
-    head = "".join(f'<th scope="col" title="{escape(r.impl)}">{escape(r.short)}</th>' for r in reports)
+    head = "".join(
+        f'<th scope="col" title="{escape(r.impl)}">{escape(r.short)}</th>' for r in reports
+    )
     out = ['<div class="memslice-matrix-bands">']
     for band in range(bands):
         rows = clauses[band * per_band : (band + 1) * per_band]
@@ -318,8 +320,7 @@ def bench_story(doc: dict[str, Any]) -> list[str]:
         words = {
             "naive": "the `naive` allocator (one lock and one free list per size, "
             "memory never given back)",
-            "gmemchunk-2.8": "a model of GLib 2.8's `GMemChunk` (the allocator slices "
-            "replaced)",
+            "gmemchunk-2.8": "a model of GLib 2.8's `GMemChunk` (the allocator slices replaced)",
         }
         sentences = [f"{words[p]} is {_speed(f.ratio('W1', p))}" for p in python_peers]
         out += [
@@ -463,8 +464,7 @@ def miss_reasons(doc: dict[str, Any]) -> list[str]:
         why = next((w for k, w in reasons.items() if target["name"].startswith(k)), None)
         lines.append(
             f"- **{target['name']}** (measured {target['measured']:.2f}, bound "
-            f"{target['bound']:g}): "
-            + (why or "not explained here; see `benchmarks/README.md`.")
+            f"{target['bound']:g}): " + (why or "not explained here; see `benchmarks/README.md`.")
         )
     return lines or ["Every target was met in this run."]
 
