@@ -390,6 +390,8 @@ LEARNING_PATH = (
     "explanation/depot",
     "explanation/contention",
     "explanation/thread-exit",
+    # The step-through page (docs-pictures) follows thread exit wherever it exists.
+    *(["explanation/step-through"] if (DOCS / "explanation" / "step-through.md").exists() else []),
     "explanation/large-blocks",
     "explanation/debug-blocks",
     "explanation/gmemchunk",

@@ -170,13 +170,13 @@ def generate_spec(app: Sphinx) -> None:
     existing = {p.name for p in files}
     all_ids: list[str] = []
     rows: list[str] = []
-    clause_docs: dict[str, str] = {}
+    clause_files: dict[str, str] = {}
     for path in files:
         text, clauses = render_spec_file(path.read_text(encoding="utf-8"), existing)
         if path.name == GLOSSARY_FILE:
             text = _as_glossary(text)
         (out / path.name).write_text(text, encoding="utf-8")
-        clause_docs.update({c: f"reference/spec/{path.stem}" for c, _, _ in clauses})
+        clause_files.update({c: path.stem for c, _, _ in clauses})
         all_ids += [c for c, _, _ in clauses]
         rows += [
             f"| {{clause}}`{c}` | {level} | {title.replace('|', '/')} |"
@@ -208,7 +208,8 @@ def generate_spec(app: Sphinx) -> None:
         encoding="utf-8",
     )
     app.env.memslice_clause_ids = all_ids  # type: ignore[attr-defined]
-    app.env.memslice_clause_docs = clause_docs  # type: ignore[attr-defined]
+    # clause -> the stem of its spec chapter (the step-through page uses it too)
+    app.env.memslice_clause_files = clause_files  # type: ignore[attr-defined]
     _TERMS[:] = glossary_terms(spec_dir)
     (src / "_generated").mkdir(exist_ok=True)
     # The wire protocol's JSON Schema, shown on the plug-in page when it exists.

@@ -433,7 +433,7 @@ def miss_reasons(doc: dict[str, Any]) -> list[str]:
             f"of crossing from Python into C, and the reference's "
             f"{_ns(f.ns('W1', 'reference'))} are spent on Python bytecode: looking up the "
             "thread's magazines, writing the two link words into each freed chunk "
-            "(MAG-002), checking arguments."
+            "({clause}`MAG-002`), checking arguments."
         )
         reasons["W1 reference / two Python"] = (
             f"Two empty Python method calls take {_ns(f.ns('W1', 'python-pair'))}; three "
@@ -695,12 +695,14 @@ class ConformanceDirective(_MarkdownDirective):
         if part == "matrix":
             ids_file = docs / "_generated" / "clause-ids.txt"
             levels = getattr(self.env, "memslice_clause_levels", {})
-            chapters: dict[str, str] = getattr(self.env, "memslice_clause_docs", {})
+            chapters: dict[str, str] = getattr(self.env, "memslice_clause_files", {})
             clauses = [(c, levels.get(c, "")) for c in ids_file.read_text().split() if c]
             builder = self.env.app.builder
             href = {
-                clause: builder.get_relative_uri(self.env.docname, chapter) + "#" + clause.lower()
-                for clause, chapter in chapters.items()
+                clause: builder.get_relative_uri(self.env.docname, f"reference/spec/{stem}")
+                + "#"
+                + clause.lower()
+                for clause, stem in chapters.items()
             }
             html = matrix_html(reports, clauses, href)
             intro = self._parse(
