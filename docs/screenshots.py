@@ -45,40 +45,40 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-PAGES: dict[str, tuple[str, int]] = {
-    # page (relative to the HTML root): (screenshot name, window height in px)
-    "index.html": ("index", 900),
-    "start-here.html": ("start-here", 900),
-    "reference/spec/00-terms.html": ("glossary", 900),
-    "tutorial/index.html": ("tutorial-index", 900),
-    "tutorial/first-example.html": ("tutorial-first-example", 900),
-    "tutorial/second-example.html": ("tutorial-second-example", 900),
-    "tutorial/threads-and-time.html": ("tutorial-threads-and-time", 900),
-    "explanation/index.html": ("explanation-index", 900),
-    "explanation/slab.html": ("explanation-slab", 900),
-    "explanation/colour.html": ("explanation-colour", 900),
-    "explanation/magazines.html": ("explanation-magazines", 900),
-    "explanation/depot.html": ("explanation-depot", 900),
-    "explanation/contention.html": ("explanation-contention", 900),
-    "explanation/thread-exit.html": ("explanation-thread-exit", 900),
-    "explanation/large-blocks.html": ("explanation-large-blocks", 900),
-    "explanation/debug-blocks.html": ("explanation-debug-blocks", 900),
-    "explanation/gmemchunk.html": ("explanation-gmemchunk", 900),
-    "explanation/why-dropped.html": ("explanation-why-dropped", 900),
-    "explanation/quirks.html": ("explanation-quirks", 900),
-    "howto/check-an-allocator.html": ("howto-check-an-allocator", 900),
-    "howto/any-language.html": ("howto-any-language", 900),
-    "howto/draw-your-allocator.html": ("howto-draw-your-allocator", 900),
-    "howto/build-the-docs.html": ("howto-build-the-docs", 900),
-    "reference/api.html": ("reference-api", 900),
-    "reference/cli.html": ("reference-cli", 900),
-    "reference/plugin.html": ("reference-plugin", 900),
-    "reference/size-classes.html": ("reference-size-classes", 900),
-    "reference/spec/04-slab.html": ("spec-slab", 900),
-    "reference/spec/index.html": ("spec-index", 900),
-    "reference/conformance.html": ("reference-conformance", 900),
-    "reference/benchmarks.html": ("reference-benchmarks", 900),
-    "reference/spec/traceability.html": ("spec-traceability", 900),
+PAGES: dict[str, str] = {
+    # page (relative to the HTML root): screenshot name
+    "index.html": "index",
+    "start-here.html": "start-here",
+    "reference/spec/00-terms.html": "glossary",
+    "tutorial/index.html": "tutorial-index",
+    "tutorial/first-example.html": "tutorial-first-example",
+    "tutorial/second-example.html": "tutorial-second-example",
+    "tutorial/threads-and-time.html": "tutorial-threads-and-time",
+    "explanation/index.html": "explanation-index",
+    "explanation/slab.html": "explanation-slab",
+    "explanation/colour.html": "explanation-colour",
+    "explanation/magazines.html": "explanation-magazines",
+    "explanation/depot.html": "explanation-depot",
+    "explanation/contention.html": "explanation-contention",
+    "explanation/thread-exit.html": "explanation-thread-exit",
+    "explanation/large-blocks.html": "explanation-large-blocks",
+    "explanation/debug-blocks.html": "explanation-debug-blocks",
+    "explanation/gmemchunk.html": "explanation-gmemchunk",
+    "explanation/why-dropped.html": "explanation-why-dropped",
+    "explanation/quirks.html": "explanation-quirks",
+    "howto/check-an-allocator.html": "howto-check-an-allocator",
+    "howto/any-language.html": "howto-any-language",
+    "howto/draw-your-allocator.html": "howto-draw-your-allocator",
+    "howto/build-the-docs.html": "howto-build-the-docs",
+    "reference/api.html": "reference-api",
+    "reference/cli.html": "reference-cli",
+    "reference/plugin.html": "reference-plugin",
+    "reference/size-classes.html": "reference-size-classes",
+    "reference/spec/04-slab.html": "spec-slab",
+    "reference/spec/index.html": "spec-index",
+    "reference/conformance.html": "reference-conformance",
+    "reference/benchmarks.html": "reference-benchmarks",
+    "reference/spec/traceability.html": "spec-traceability",
 }
 WIDTH = 1280
 #: Flags that make a headless chromium start quickly and touch no network.
@@ -349,7 +349,7 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     with Browser() as browser:
-        for relative, (name, _) in PAGES.items():
+        for relative, name in PAGES.items():
             page = html / relative
             if not page.exists():
                 raise SystemExit(f"{page} is missing: build the docs first")
