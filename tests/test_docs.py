@@ -490,58 +490,85 @@ class _Article(HTMLParser):
         self.segments.append((text, links[-1] if links else None, skip))
 
 
-def test_every_page_links_each_term_to_the_glossary_the_first_time_it_uses_it(
-    html: Path,
-) -> None:
-    """For every page and every glossary term the page uses in its text (outside
-    headings, code and other links), the first use is a link to the term's
-    glossary entry.  Inline code that is exactly a term (`SlabInfo`) is a use.
-    Where terms overlap ("chunk size" contains "chunk"), the longer one is the use."""
-    terms = glossary_terms()
+def first_use_problems(page: Path, glossary: Path, terms: list[str]) -> tuple[list[str], set[str]]:
+    """For one built page: the terms whose first use is not a link to their glossary
+    entry, and the terms whose first use is.
+
+    A use is a term in the article's text outside headings, code and links other
+    than glossary links, or inline code that is exactly a term (`SlabInfo`).
+    Where terms overlap ("chunk size" contains "chunk"), the longer one is the use.
+    """
     alternatives = "|".join(
         re.escape(t).replace(r"\ ", r"\s+") for t in sorted(terms, key=len, reverse=True)
     )
     pattern = re.compile(rf"(?<![\w-])({alternatives})(?:e?s)?(?![\w-])", re.IGNORECASE)
-
-    def canonical(words: str) -> str:
-        words = " ".join(words.split()).lower()
-        return next(t for t in terms if t.lower() == words)
-
-    glossary = (html / "reference" / "spec" / "00-terms.html").resolve()
-    pages = [
-        p
-        for p in html.rglob("*.html")
-        if p.resolve() != glossary
-        and p.name not in ("genindex.html", "search.html")
-        and p.name != "py-modindex.html"
-    ]
-    problems = []
-    linked_somewhere = set()
-    for page in pages:
-        article = _Article()
-        article.feed(page.read_text(encoding="utf-8"))
-        seen: set[str] = set()
-        for text, link, skip in article.segments:
-            if skip == "heading":
+    by_words = {t.lower(): t for t in terms}
+    article = _Article()
+    article.feed(page.read_text(encoding="utf-8"))
+    seen: set[str] = set()
+    problems: list[str] = []
+    linked: set[str] = set()
+    for text, link, skip in article.segments:
+        if skip == "heading":
+            continue
+        if skip == "code":
+            uses = [text.strip()] if text.strip() in terms else []
+        elif link is not None and "#term-" not in link:
+            continue
+        else:
+            uses = [by_words[" ".join(m.group(1).split()).lower()] for m in pattern.finditer(text)]
+        for term in uses:
+            if term in seen:
                 continue
-            if skip == "code":
-                uses = [text.strip()] if text.strip() in terms else []
-            elif link is not None and "00-terms.html#term-" not in link:
-                continue
+            seen.add(term)
+            target = link and (page.parent / link.split("#")[0]).resolve()
+            anchor = link.split("#", 1)[1] if link and "#" in link else ""
+            if target != glossary or anchor.lower() != "term-" + term.lower().replace(" ", "-"):
+                problems.append(f"{page.name}: first {term!r} is not linked")
             else:
-                uses = [canonical(m.group(1)) for m in pattern.finditer(text)]
-            for term in uses:
-                if term in seen:
-                    continue
-                seen.add(term)
-                target = link and (page.parent / link.split("#")[0]).resolve()
-                anchor = link.split("#", 1)[1] if link and "#" in link else ""
-                if target != glossary or anchor.lower() != "term-" + term.lower().replace(" ", "-"):
-                    problems.append(f"{page.relative_to(html)}: first {term!r} is not linked")
-                else:
-                    linked_somewhere.add(term)
+                linked.add(term)
+    return problems, linked
+
+
+def test_every_page_links_each_term_to_the_glossary_the_first_time_it_uses_it(
+    html: Path,
+) -> None:
+    """On every page, the first use of each glossary term links to its entry."""
+    terms = glossary_terms()
+    glossary = (html / "reference" / "spec" / "00-terms.html").resolve()
+    skipped = {"genindex.html", "search.html", "py-modindex.html"}
+    problems: list[str] = []
+    linked_somewhere: set[str] = set()
+    for page in html.rglob("*.html"):
+        if page.resolve() == glossary or page.name in skipped:
+            continue
+        found, linked = first_use_problems(page, glossary, terms)
+        problems += [f"{page.parent.relative_to(html)}/{p}" for p in found]
+        linked_somewhere |= linked
     assert not problems, "\n".join(problems[:30])
     assert len(linked_somewhere) >= 20, sorted(set(terms) - linked_somewhere)
+
+
+def test_the_first_use_check_catches_an_unlinked_term(tmp_path: Path) -> None:
+    """Test the tester: an unlinked first use is reported, a linked one is not,
+    a later unlinked use does not matter, and a use inside a heading, a longer
+    piece of code or another link is no use at all."""
+    glossary = tmp_path / "terms.html"
+    glossary.write_text("<html></html>")
+    term_link = '<a href="terms.html#term-slab">slab</a>'
+    cases = {
+        "bad.html": "<p>A slab, then a " + term_link + ".</p>",
+        "good.html": "<h2>The slab</h2><p><code>slab = 1</code> <a href='x.html'>slab</a> "
+        + term_link
+        + ", then a slab again.</p>",
+    }
+    results = {}
+    for name, body in cases.items():
+        page = tmp_path / name
+        page.write_text(f"<html><body><article>{body}</article></body></html>")
+        results[name] = first_use_problems(page, glossary.resolve(), ["slab", "chunk"])
+    assert results["bad.html"] == (["bad.html: first 'slab' is not linked"], set())
+    assert results["good.html"] == ([], {"slab"})
 
 
 def test_the_home_page_uses_no_term_before_defining_it(html: Path) -> None:
