@@ -687,6 +687,20 @@ class MemsliceTable(SphinxDirective):
         return [container]
 
 
+def mark_clause_links(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Give every resolved link to a clause the class ``clause`` (one word on
+    screen: the stylesheet never breaks it after its hyphen).
+
+    Sphinx rebuilds a resolved reference's contents, dropping the role's own
+    classes, so the class goes on the link itself once references are resolved.
+    """
+    for ref in doctree.findall(nodes.reference):
+        target = str(ref.get("refuri", "") or ref.get("refid", ""))
+        text = ref.astext()
+        if CLAUSE_ID.fullmatch(text) and target.endswith(text.lower()):
+            ref["classes"].append("clause")
+
+
 def _wipe_generated(app: Sphinx) -> None:
     shutil.rmtree(Path(app.srcdir) / "_generated", ignore_errors=True)
     _RUNS.clear()
@@ -710,7 +724,7 @@ def link_docstring_clauses(
         parts = line.split("``")
         for j in range(0, len(parts), 2):
             parts[j] = CLAUSE_ID.sub(
-                lambda m: f":ref:`{m.group(1)} <{m.group(1).lower()}>`", parts[j]
+                lambda m: f":clause:`{m.group(1)}`", parts[j]
             )
         lines[i] = "``".join(parts)
         if line.rstrip().endswith("::"):
@@ -730,6 +744,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", generate_spec, priority=500)
     app.add_role("clause", clause_role)
     app.connect("doctree-read", link_first_use_of_terms)
+    app.connect("doctree-resolved", mark_clause_links)
     app.setup_extension("sphinx.ext.autodoc")  # the event below is autodoc's
     app.connect("autodoc-process-docstring", link_docstring_clauses)
     app.add_directive("memslice-figure", MemsliceFigure)
