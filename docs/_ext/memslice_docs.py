@@ -723,9 +723,7 @@ def link_docstring_clauses(
                 continue
         parts = line.split("``")
         for j in range(0, len(parts), 2):
-            parts[j] = CLAUSE_ID.sub(
-                lambda m: f":clause:`{m.group(1)}`", parts[j]
-            )
+            parts[j] = CLAUSE_ID.sub(lambda m: f":clause:`{m.group(1)}`", parts[j])
         lines[i] = "``".join(parts)
         if line.rstrip().endswith("::"):
             literal_indent = indent
