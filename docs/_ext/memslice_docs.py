@@ -168,15 +168,14 @@ def generate_spec(app: Sphinx) -> None:
     out.mkdir(parents=True)
     files = sorted(p for p in spec_dir.glob("*.md") if p.name != "README.md")
     existing = {p.name for p in files}
+    _TERMS[:] = glossary_terms(spec_dir)
     all_ids: list[str] = []
     rows: list[str] = []
-    clause_files: dict[str, str] = {}
     for path in files:
         text, clauses = render_spec_file(path.read_text(encoding="utf-8"), existing)
         if path.name == GLOSSARY_FILE:
             text = _as_glossary(text)
         (out / path.name).write_text(text, encoding="utf-8")
-        clause_files.update({c: path.stem for c, _, _ in clauses})
         all_ids += [c for c, _, _ in clauses]
         rows += [
             f"| {{clause}}`{c}` | {level} | {title.replace('|', '/')} |"
@@ -208,9 +207,9 @@ def generate_spec(app: Sphinx) -> None:
         encoding="utf-8",
     )
     app.env.memslice_clause_ids = all_ids  # type: ignore[attr-defined]
-    # clause -> the stem of its spec chapter (the step-through page uses it too)
-    app.env.memslice_clause_files = clause_files  # type: ignore[attr-defined]
-    _TERMS[:] = glossary_terms(spec_dir)
+    app.env.memslice_clause_files = {  # type: ignore[attr-defined]
+        c: path.stem for path in files for c, _, _ in render_spec_file(path.read_text(), set())[1]
+    }
     (src / "_generated").mkdir(exist_ok=True)
     # The wire protocol's JSON Schema, shown on the plug-in page when it exists.
     schema = src.parent / "conformance" / "memslice_conformance" / "schema" / "protocol-v1.json"
@@ -599,6 +598,34 @@ class MemsliceStep(_FigureBase):
         return out
 
 
+def _wipe_generated(app: Sphinx) -> None:
+    shutil.rmtree(Path(app.srcdir) / "_generated", ignore_errors=True)
+    _RUNS.clear()
+
+
+def link_docstring_clauses(
+    app: Sphinx, what: str, name: str, obj: object, options: Any, lines: list[str]
+) -> None:
+    """Make clause IDs in API docstrings links to their clauses (checked like any ref).
+
+    IDs inside ````literals```` and inside ``::`` literal blocks are left alone.
+    """
+    literal_indent: int | None = None
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None:
+            if line.strip() and indent <= literal_indent:
+                literal_indent = None
+            else:
+                continue
+        parts = line.split("``")
+        for j in range(0, len(parts), 2):
+            parts[j] = CLAUSE_ID.sub(lambda m: f":clause:`{m.group(1)}`", parts[j])
+        lines[i] = "``".join(parts)
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+
+
 # ----------------------------------------------------------------------- tables from the code
 def class_rows(sizes: list[int], profile: str = "glib-2.74") -> list[str]:
     """Markdown table: what each requested size becomes (SIZE-003, SIZE-005, SIZE-007,
@@ -701,34 +728,6 @@ def mark_clause_links(app: Sphinx, doctree: nodes.document, docname: str) -> Non
             ref["classes"].append("clause")
 
 
-def _wipe_generated(app: Sphinx) -> None:
-    shutil.rmtree(Path(app.srcdir) / "_generated", ignore_errors=True)
-    _RUNS.clear()
-
-
-def link_docstring_clauses(
-    app: Sphinx, what: str, name: str, obj: object, options: Any, lines: list[str]
-) -> None:
-    """Make clause IDs in API docstrings links to their clauses (checked like any ref).
-
-    IDs inside ````literals```` and inside ``::`` literal blocks are left alone.
-    """
-    literal_indent: int | None = None
-    for i, line in enumerate(lines):
-        indent = len(line) - len(line.lstrip())
-        if literal_indent is not None:
-            if line.strip() and indent <= literal_indent:
-                literal_indent = None
-            else:
-                continue
-        parts = line.split("``")
-        for j in range(0, len(parts), 2):
-            parts[j] = CLAUSE_ID.sub(lambda m: f":clause:`{m.group(1)}`", parts[j])
-        lines[i] = "``".join(parts)
-        if line.rstrip().endswith("::"):
-            literal_indent = indent
-
-
 def _always_redraw(
     app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]
 ) -> list[str]:
@@ -740,6 +739,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-get-outdated", _always_redraw)
     app.connect("builder-inited", _wipe_generated, priority=100)
     app.connect("builder-inited", generate_spec, priority=500)
+    app.add_directive("memslice-table", MemsliceTable)
     app.add_role("clause", clause_role)
     app.connect("doctree-read", link_first_use_of_terms)
     app.connect("doctree-resolved", mark_clause_links)
@@ -747,5 +747,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", link_docstring_clauses)
     app.add_directive("memslice-figure", MemsliceFigure)
     app.add_directive("memslice-step", MemsliceStep)
-    app.add_directive("memslice-table", MemsliceTable)
     return {"version": "1", "parallel_read_safe": False, "parallel_write_safe": True}
