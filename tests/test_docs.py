@@ -430,7 +430,8 @@ def glossary_terms() -> list[str]:
 class _Article(HTMLParser):
     """The text of a page's article, in reading order, as ``(text, link, skip)``:
     ``link`` is the href of the enclosing link, ``skip`` is "code", "heading" or
-    "" (API signatures and scripts are left out)."""
+    "" (API signatures, scripts, inline pictures and the step-through widget
+    count as headings: text, but not prose)."""
 
     SKIPPED = frozenset({"script", "style"})
 
@@ -452,6 +453,9 @@ class _Article(HTMLParser):
             re.fullmatch(r"h[1-6]", tag)
             or tag in self.SKIPPED
             or (tag == "dt" and "sig" in values.get("class", "").split())
+            # Pictures' labels and the step-through widget are drawn, not prose.
+            or tag == "svg"
+            or "memslice-stepper" in values.get("class", "").split()
         ):
             role = "heading"
         elif tag == "a":
@@ -605,7 +609,15 @@ def test_the_main_pages_fit_a_1280_px_window_in_chromium(html: Path) -> None:
     problems: list[str] = []
     measured = 0
     with shots.Browser() as browser:  # type: ignore[attr-defined]
-        for relative in shots.PAGES:  # type: ignore[attr-defined]
+        # The main pages, every page of the learning path, and every how-to.
+        pages = dict.fromkeys(
+            [
+                *shots.PAGES,  # type: ignore[attr-defined]
+                *(f"{name}.html" for name in LEARNING_PATH),
+                *(f"howto/{p.stem}.html" for p in sorted((DOCS / "howto").glob("*.md"))),
+            ]
+        )
+        for relative in pages:
             page = html / relative
             assert page.exists(), relative
             layout = browser.layout(page, relative)
