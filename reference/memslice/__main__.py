@@ -2,11 +2,20 @@
 
 Rules and theory of operation
 -----------------------------
-Two commands over one engine of *workloads*::
+Three commands over one engine of *workloads* and one of *call traces*::
 
     python -m memslice demo                      narrate a short workload step by step
     python -m memslice show --workload NAME --out FILE.svg|.html
                                                  draw the allocator after a workload
+    python -m memslice record --out TRACE.json -- PROGRAM ARGS
+                                                 record a real GLib program's slice calls
+    python -m memslice show --trace TRACE.json --out PAGE.html
+                                                 replay a trace on the reference and step
+                                                 through it one call at a time (INTRO-007)
+
+``record`` and ``show --trace`` are thin layers over :mod:`memslice.recorder`
+and :mod:`memslice.stepthrough`; the trace is the conformance suite's format
+(:mod:`memslice.calltrace`).
 
 A workload is a named list of :class:`Step` s.  Each step acts on a fresh,
 isolated :class:`~memslice.Allocator` (GLib 2.74 profile unless told
@@ -37,8 +46,11 @@ from typing import Final
 
 from . import typed
 from .allocator import Allocator
+from .calltrace import CallTrace, TraceError, load_call_trace, save_call_trace
+from .recorder import RecordError, record
 from .config import SliceConfig
 from .snapshot import AllocatorSnapshot
+from .stepthrough import replay, stepper_page
 from .tunables import PROFILES, Tunables
 from .visualise import (
     chunk_states,
@@ -447,7 +459,57 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_trace(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".html":
+        sys.stderr.write(f"show --trace draws an HTML page: --out must end in .html, not "
+                         f"{out.suffix!r}\n")
+        return 2
+    try:
+        trace = load_call_trace(Path(args.trace))
+    except TraceError as exc:
+        sys.stderr.write(f"show: {exc}\n")
+        return 2
+    calls = trace.calls[: args.max_calls]
+    frames = replay(CallTrace(calls, trace.source, trace.recorded), PROFILES[args.profile])
+    left_out = len(trace.calls) - len(calls)
+    intro = (
+        f"{len(calls)} slice calls of {trace.source}, replayed on the reference "
+        f"({args.profile} profile)."
+        + (f" The trace holds {left_out} more calls; raise --max-calls to see them."
+           if left_out else "")
+        + (f" {trace.skipped_ops} ops that move no chunk were left out." if trace.skipped_ops
+           else "")
+    )
+    text = stepper_page(frames, f"memslice: {Path(args.trace).name}, one call at a time", intro)
+    out.write_text(text, encoding="utf-8")
+    sys.stdout.write(f"wrote {out} ({len(frames) - 1} calls, {len(text)} bytes)\n")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    command = list(args.program)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    try:
+        recording = record(command)
+    except RecordError as exc:
+        sys.stderr.write(f"record: {type(exc).__name__}: {exc}\n")
+        return 2
+    save_call_trace(recording.trace, Path(args.out))
+    meta = recording.trace.recorded
+    sys.stderr.write(
+        f"recorded {meta.get('calls')} slice calls from {meta.get('threads')} thread(s) to "
+        f"{args.out} (program exit status {recording.exit_status}; "
+        f"{meta.get('unmatched_frees_dropped')} frees of unseen blocks dropped)\n"
+        f"note: {meta.get('not_seen')}\n"
+    )
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
+    if args.trace is not None:
+        return _show_trace(args)
     ctx, results = run_workload(args.workload, PROFILES[args.profile])
     snapshot = results[-1].after if results else ctx.allocator.snapshot()
     out = Path(args.out)
@@ -487,14 +549,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=sorted(WORKLOADS),
         help="workload to narrate (repeatable; default: three short ones)",
     )
-    show = sub.add_parser("show", help="draw the allocator after a workload as SVG or HTML")
-    show.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
+    show = sub.add_parser(
+        "show", help="draw the allocator after a workload, or step through a trace"
+    )
+    source = show.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workload", choices=sorted(WORKLOADS))
+    source.add_argument(
+        "--trace", help="a call trace (from record, or a conformance trace): step through it"
+    )
     show.add_argument("--out", required=True, help="FILE.svg (one class) or FILE.html (all)")
+    show.add_argument(
+        "--max-calls", type=int, default=200, help="with --trace: step through this many calls"
+    )
     show.add_argument("--size", type=int, help="for .svg: draw the class serving this size")
     show.add_argument("--table", action="store_true", help="for .svg: the size-class table")
+    rec = sub.add_parser(
+        "record", help="run a GLib program and record its g_slice calls as a trace"
+    )
+    rec.add_argument("--out", required=True, help="the trace file to write (JSON)")
+    rec.add_argument(
+        "program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS... (the program to run)"
+    )
     for p in (demo, show):
         p.add_argument("--profile", choices=sorted(PROFILES), default="glib-2.74")
     args = parser.parse_args(argv)
+    if args.command == "record":
+        if not [a for a in args.program if a != "--"]:
+            parser.error("record needs a program: record --out T.json -- PROGRAM ARGS")
+        return _record(args)
     return int(_demo(args) if args.command == "demo" else _show(args))
 
 

@@ -28,8 +28,9 @@ Drawing rules.  Lengths along a slab are proportional to byte offsets
 (``x = left + offset * scale``), so the colour offset, the unused tail and the
 SlabInfo record (SLAB-003, COLOR-002) are seen at their true relative sizes.
 Chunks are labelled ``<slab letter><chunk number>`` (``B3`` is the fourth
-chunk of the class's second-lowest slab page), the same label wherever the
-chunk appears: in a slab, in a magazine or in the depot.  Colours come from
+chunk of the class's second slab to be carved, :class:`ChunkNames`), the same
+label wherever the chunk appears and for its whole life: in a slab, in a
+magazine or in the depot, in this picture and the next.  Colours come from
 one palette (:data:`PALETTE`, the Okabe-Ito colour-blind-safe set), keyed by
 state, so a reader can follow a chunk from picture to picture.
 
@@ -46,7 +47,7 @@ from __future__ import annotations
 import enum
 import html
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final
 from xml.sax.saxutils import escape, quoteattr
 
@@ -55,6 +56,7 @@ from .snapshot import AllocatorSnapshot, MagazineSnapshot, SizeClassSnapshot, Sl
 
 __all__ = [
     "PALETTE",
+    "ChunkNames",
     "ChunkState",
     "Svg",
     "chunk_labels",
@@ -96,6 +98,7 @@ PALETTE: Final[Mapping[str, str]] = {
     "paper": "#ffffff",
     "large": "#d55e00",
     "unmapped": "#fafafa",
+    "touched": "#c0003c",
 }
 """Fill colours by chunk state and page region; one palette for every picture."""
 
@@ -264,22 +267,76 @@ def _letters(n: int) -> str:
     return name
 
 
-def chunk_labels(cls: SizeClassSnapshot) -> dict[int, str]:
-    """``{address: "B3"}`` for every chunk of the class's slabs.
+class ChunkNames:
+    """Names for slabs and chunks that last a chunk's whole life.
 
-    Slabs are lettered by page address (lowest first), chunks numbered by
-    position in their slab, so a label names a chunk in every picture.
+    A slab gets the next letter of its class (``A``, ``B`` ... ``Z``, ``AA``)
+    the first time :meth:`see` finds it in a snapshot, so letters follow the
+    order in which slabs were carved, not page addresses; a chunk is its slab's
+    letter and its position (``B3`` is the fourth chunk of the class's second
+    slab).  A page that is released and later carved again is a new slab with
+    new chunks: it gets a new letter, never a released slab's letter.  Slabs
+    first seen in the same snapshot are lettered from the ring's tail to its
+    head (new slabs are pushed at the head, SLAB-009), so feed every snapshot
+    of a run, in order, for names that follow the chunks.
     """
-    labels: dict[int, str] = {}
-    for ordinal, slab in enumerate(sorted(cls.slabs, key=lambda s: s.page)):
-        for k in range(slab.n_chunks):
-            labels[slab.page + slab.colour + k * slab.chunk_size] = f"{_letters(ordinal)}{k}"
-    return labels
+
+    def __init__(self) -> None:
+        self._letters: dict[tuple[int, int], str] = {}
+        self._carved: dict[int, int] = {}
+
+    def see(self, snapshot: AllocatorSnapshot) -> ChunkNames:
+        """Name the slabs new in ``snapshot``; forget released ones.  Returns self."""
+        for cls in snapshot.classes:
+            self.see_class(cls)
+        return self
+
+    def see_class(self, cls: SizeClassSnapshot) -> ChunkNames:
+        """:meth:`see` for one class.  Returns self."""
+        present = {s.page for s in cls.slabs}
+        for key in [k for k in self._letters if k[0] == cls.index and k[1] not in present]:
+            del self._letters[key]  # released: its page may come back as a new slab
+        for slab in reversed(cls.slabs):
+            key = (cls.index, slab.page)
+            if key not in self._letters:
+                ordinal = self._carved.get(cls.index, 0)
+                self._carved[cls.index] = ordinal + 1
+                self._letters[key] = _letters(ordinal)
+        return self
+
+    def slab(self, class_index: int, page: int) -> str:
+        """The letter of the slab at ``page`` (``?`` for a slab never seen)."""
+        return self._letters.get((class_index, page), "?")
+
+    def slabs(self, cls: SizeClassSnapshot) -> dict[int, str]:
+        """``{page address: letter}`` for the class's slabs."""
+        return {s.page: self.slab(cls.index, s.page) for s in cls.slabs}
+
+    def chunks(self, cls: SizeClassSnapshot) -> dict[int, str]:
+        """``{chunk address: "B3"}`` for every chunk of the class's slabs."""
+        labels: dict[int, str] = {}
+        for slab in cls.slabs:
+            letter = self.slab(cls.index, slab.page)
+            for k in range(slab.n_chunks):
+                labels[slab.page + slab.colour + k * slab.chunk_size] = f"{letter}{k}"
+        return labels
 
 
-def slab_names(cls: SizeClassSnapshot) -> dict[int, str]:
-    """``{page address: "B"}``: the class's slabs lettered by page address, lowest first."""
-    return {s.page: _letters(i) for i, s in enumerate(sorted(cls.slabs, key=lambda s: s.page))}
+def chunk_labels(cls: SizeClassSnapshot, names: ChunkNames | None = None) -> dict[int, str]:
+    """``{address: "B3"}`` for every chunk of the class's slabs (see :class:`ChunkNames`).
+
+    Without ``names`` the class's slabs are named from this snapshot alone.
+    """
+    return (names or _names_of(cls)).chunks(cls)
+
+
+def slab_names(cls: SizeClassSnapshot, names: ChunkNames | None = None) -> dict[int, str]:
+    """``{page address: "B"}`` for the class's slabs (see :class:`ChunkNames`)."""
+    return (names or _names_of(cls)).slabs(cls)
+
+
+def _names_of(cls: SizeClassSnapshot) -> ChunkNames:
+    return ChunkNames().see_class(cls)
 
 
 # --------------------------------------------------------------------- a slab page
@@ -292,8 +349,12 @@ def _draw_slab_bar(
     width: float,
     height: float,
     letter: str = "",
+    highlight: Collection[int] = (),
 ) -> float:
-    """Draw one slab page to scale at ``(x, y)``; returns the scale (px per byte)."""
+    """Draw one slab page to scale at ``(x, y)``; returns the scale (px per byte).
+
+    Chunks whose address is in ``highlight`` get a thick outline.
+    """
     scale = width / slab.page_size
     svg.raw_group_open(class_="slab", data_page=hex(slab.page), data_page_size=slab.page_size)
     svg.rect(
@@ -322,10 +383,11 @@ def _draw_slab_bar(
             fill=PALETTE[state.value],
             stroke=PALETTE["ink"],
             stroke_width="0.6",
-            class_=f"chunk {state.value}",
+            class_=f"chunk {state.value}" + (" touched" if address in highlight else ""),
             data_offset=offset,
             data_address=hex(address),
             data_index=k,
+            data_label=f"{letter}{k}" if letter else None,
         )
         if label_chunks:
             svg.text(
@@ -358,8 +420,57 @@ def _draw_slab_bar(
         class_="slab-info",
         data_offset=info_offset,
     )
+    for k in range(slab.n_chunks):
+        offset = slab.colour + k * slab.chunk_size
+        if slab.page + offset in highlight:
+            svg.rect(
+                x + offset * scale,
+                y - 2,
+                max(slab.chunk_size * scale, 3),
+                height + 4,
+                fill="none",
+                stroke=PALETTE["touched"],
+                stroke_width="2.5",
+                class_="touched-outline",
+            )
     svg.group_close()
     return scale
+
+
+def _draw_free_list(
+    svg: Svg, slab: SlabSnapshot, left: float, bar_top: float, scale: float, max_links: int
+) -> None:
+    """Arrows above a slab bar: the free list's head, then chunk to chunk in pop order."""
+    centre = [left + (a - slab.page + slab.chunk_size / 2) * scale for a in slab.free_chunks]
+    svg.raw_group_open(class_="free-list", data_length=len(slab.free_chunks))
+    svg.text(left, bar_top - 40, "free list head", size=10, fill=PALETTE["faint"])
+    svg.path(
+        f"M {_num(left + 40)} {_num(bar_top - 36)} Q {_num(left + 40)} {_num(bar_top - 4)} "
+        f"{_num(centre[0])} {_num(bar_top - 1)}",
+        marker_end=svg.arrow,
+        class_="free-link head",
+        stroke_width="1.1",
+        data_to=hex(slab.free_chunks[0]),
+    )
+    links = list(zip(slab.free_chunks, slab.free_chunks[1:]))[:max_links]
+    for (here, there), (x1, x2) in zip(links, zip(centre, centre[1:]), strict=False):
+        rise = min(8 + abs(x2 - x1) * 0.25, 34)
+        svg.path(
+            f"M {_num(x1)} {_num(bar_top - 1)} Q {_num((x1 + x2) / 2)} {_num(bar_top - 2 * rise)} "
+            f"{_num(x2)} {_num(bar_top - 1)}",
+            marker_end=svg.arrow,
+            class_="free-link",
+            stroke_width="1.1",
+            data_from=hex(here),
+            data_to=hex(there),
+        )
+    if len(slab.free_chunks) - 1 > max_links:
+        svg.text(
+            left + 120, bar_top - 40, f"(first {max_links} links drawn)", size=10,
+            fill=PALETTE["faint"],
+        )
+    svg.text(centre[-1], bar_top - 4, "end", size=8, anchor="middle", fill=PALETTE["faint"])
+    svg.group_close()
 
 
 def slab_svg(
@@ -369,24 +480,32 @@ def slab_svg(
     width: float = 760,
     title: str | None = None,
     letter: str = "",
+    max_links: int = 64,
 ) -> str:
     """One slab page drawn to scale: colour offset, chunks, unused tail, SlabInfo.
 
     ``states`` (from :func:`chunk_states`) colours each chunk; without it
     chunks on the free list are FREE and the others IN_USE.  The ruler under
     the page marks the byte offsets where each region starts (SLAB-003,
-    COLOR-002).
+    COLOR-002).  Above the page, arrows follow the slab's free list in pop
+    order, through the free chunks themselves, where its links live
+    (SLAB-010); the first ``max_links`` links are drawn.
     """
     if states is None:
         states = {a: ChunkState.FREE for a in slab.free_chunks}
-    left, bar_width, bar_top, bar_height = 16.0, width - 32, 34.0, 46.0
+    arcs = 56.0 if slab.free_chunks else 0.0
+    left, bar_width, bar_top, bar_height = 16.0, width - 32, 34.0 + arcs, 46.0
     heading = title or (
         f"Slab page {slab.page:#x}: {slab.page_size} bytes, {slab.n_chunks} chunks of "
         f"{slab.chunk_size}, colour {slab.colour}, {slab.n_allocated} allocated"
     )
-    svg = Svg(width, 200, heading, "One slab page drawn to scale; x is proportional to offset.")
+    svg = Svg(
+        width, 200 + arcs, heading, "One slab page drawn to scale; x is proportional to offset."
+    )
     svg.text(left, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
     scale = _draw_slab_bar(svg, slab, states, left, bar_top, bar_width, bar_height, letter)
+    if slab.free_chunks:
+        _draw_free_list(svg, slab, left, bar_top, scale, max_links)
 
     # Ruler: region boundaries with their offsets, staggered so labels never collide.
     marks: list[tuple[int, str]] = [(0, "0")]
@@ -436,6 +555,23 @@ def slab_svg(
 
 
 # --------------------------------------------------------------------- a class's ring
+_PLACE_WORDS: Final = (
+    (ChunkState.IN_USE, "used"),
+    (ChunkState.MAGAZINE, "mag"),
+    (ChunkState.DEPOT, "depot"),
+    (ChunkState.FREE, "free"),
+)
+
+
+def _places(slab: SlabSnapshot, states: Mapping[int, ChunkState]) -> str:
+    """Where a slab's chunks are, in words: ``2 used, 6 depot`` (zeros left out)."""
+    counts = {state: 0 for state, _ in _PLACE_WORDS}
+    for k in range(slab.n_chunks):
+        counts[states.get(slab.page + slab.colour + k * slab.chunk_size, ChunkState.IN_USE)] += 1
+    words = [f"{counts[state]} {word}" for state, word in _PLACE_WORDS if counts[state]]
+    return ", ".join(words)
+
+
 def ring_svg(
     cls: SizeClassSnapshot,
     states: Mapping[int, ChunkState] | None = None,
@@ -443,8 +579,14 @@ def ring_svg(
     width: float = 760,
     title: str | None = None,
     max_slabs: int = 10,
+    names: ChunkNames | None = None,
+    highlight: Collection[int] = (),
 ) -> str:
     """A size class's ring of slabs, head first, each page to the same scale.
+
+    Under each slab's name, where its chunks are: ``2 used, 3 mag, 3 depot,
+    0 free`` (the slab's own count of allocated chunks counts all but the
+    free ones, wherever they sit), and its colour offset ``c=16``.
 
     The head is where allocation looks first; slabs with free chunks form a
     run from the head and full slabs sit behind them (SLAB-008).  The arrow on
@@ -454,11 +596,11 @@ def ring_svg(
     """
     if states is None:
         states = {a: ChunkState.FREE for s in cls.slabs for a in s.free_chunks}
-    letters = slab_names(cls)
+    letters = slab_names(cls, names)
     rows: list[SlabSnapshot | None] = list(cls.slabs)
     if len(rows) > max_slabs:
         rows = [*cls.slabs[: max(max_slabs - 2, 1)], None, cls.slabs[-1]]
-    row_h, bar_h, top, left = 40.0, 24.0, 44.0, 150.0
+    row_h, bar_h, top, left = 40.0, 24.0, 44.0, 176.0
     bar_w = width - left - 60
     height = top + max(len(rows), 1) * row_h + 50
     heading = title or (
@@ -505,12 +647,13 @@ def ring_svg(
         svg.text(
             left - 8,
             y + 24,
-            f"{slab.n_allocated}/{slab.n_chunks} alloc, c={slab.colour}",
+            f"{_places(slab, states)}, c={slab.colour}",
             size=10,
             anchor="end",
             fill=PALETTE["faint"],
+            class_="places",
         )
-        _draw_slab_bar(svg, slab, states, left, y, bar_w, bar_h, letter)
+        _draw_slab_bar(svg, slab, states, left, y, bar_w, bar_h, letter, highlight)
         if i + 1 < len(rows):
             svg.line(
                 left + bar_w / 2,
@@ -547,6 +690,7 @@ def _draw_magazine(
     caption: str,
     capacity: int,
     max_cells: int,
+    highlight: Collection[int] = (),
 ) -> None:
     """A magazine as a column of cells, head (next to pop) at the top."""
     cell_w, cell_h = 46.0, 16.0
@@ -576,10 +720,11 @@ def _draw_magazine(
             cell_w,
             cell_h,
             fill=PALETTE[state.value],
-            stroke=PALETTE["ink"],
-            stroke_width="0.6",
-            class_="cell",
+            stroke=PALETTE["touched"] if address in highlight else PALETTE["ink"],
+            stroke_width="2.5" if address in highlight else "0.6",
+            class_="cell touched" if address in highlight else "cell",
             data_address=hex(address),
+            data_label=labels.get(address, "?"),
         )
         svg.text(
             x + cell_w / 2,
@@ -622,6 +767,8 @@ def magazines_svg(
     max_depot: int = 8,
     width: float | None = None,
     title: str | None = None,
+    names: ChunkNames | None = None,
+    highlight: Collection[int] = (),
 ) -> str:
     """Every live thread's two magazines for one class, and that class's depot ring.
 
@@ -633,7 +780,7 @@ def magazines_svg(
     at most ``max_cells`` per magazine and ``max_depot`` depot magazines are drawn.
     """
     cls = snapshot.classes[class_index]
-    labels = chunk_labels(cls)
+    labels = chunk_labels(cls, names)
     # Every live thread is drawn, with empty magazines for a class it holds nothing of.
     threads = list(snapshot.threads)
     depot = cls.depot[:max_depot]
@@ -662,7 +809,8 @@ def magazines_svg(
         loaded, freeing = thread.magazines.get(class_index, (empty, empty))
         svg.text(x, 36, f"thread {thread.name}", size=12, fill=PALETTE["ink"])
         _draw_magazine(
-            svg, loaded, labels, x, top, ChunkState.MAGAZINE, "loaded", cls.threshold, max_cells
+            svg, loaded, labels, x, top, ChunkState.MAGAZINE, "loaded", cls.threshold,
+            max_cells, highlight,
         )
         _draw_magazine(
             svg,
@@ -674,6 +822,7 @@ def magazines_svg(
             "freeing",
             cls.threshold,
             max_cells,
+            highlight,
         )
         x += 130
     svg.line(x - 6, 34, x - 6, height - 40, stroke=PALETTE["faint"], stroke_dasharray="4 3")
@@ -707,6 +856,7 @@ def magazines_svg(
             f"#{i} {'(head)' if i == 0 else ''}",
             magazine.count,
             max_cells,
+            highlight,
         )
         svg.text(
             x + 4 + i * 62 + 23,
