@@ -184,6 +184,8 @@ def _calls_of(steps: Sequence[object], path: str) -> tuple[list[Call], int]:
             if kind not in MOVING_OPS:
                 skipped += 1
                 continue
+            if call == _GLIB_NAMES[kind]:
+                call = ""  # the default name, implied by the op
             if kind in ("alloc", "alloc0", "copy"):
                 size, handle = _int(op, "size", where), op.get("as")
                 if not isinstance(handle, str) or handle in live:
