@@ -50,7 +50,7 @@ from .calltrace import CallTrace, TraceError, load_call_trace, save_call_trace
 from .recorder import RecordError, record
 from .config import SliceConfig
 from .snapshot import AllocatorSnapshot
-from .stepthrough import replay, stepper_page
+from .stepthrough import ThreadLane, replay, stepper_page
 from .tunables import PROFILES, Tunables
 from .visualise import (
     chunk_states,
@@ -96,6 +96,7 @@ class WorkloadContext:
     clock: FixedClock
     held: dict[str, list[int]] = field(default_factory=dict)
     contended: bool = False
+    workers: dict[str, ThreadLane] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,27 @@ def _in_thread(
         worker = threading.Thread(target=run, name=name)
         worker.start()
         worker.join()
+
+    return action
+
+
+def _on_worker(
+    name: str, body: Callable[[WorkloadContext], None]
+) -> Callable[[WorkloadContext], None]:
+    """Run ``body`` on a worker thread that stays alive after the step (see _end_worker)."""
+
+    def action(ctx: WorkloadContext) -> None:
+        lane = ctx.workers.get(name)
+        if lane is None:
+            lane = ctx.workers[name] = ThreadLane(name, ctx.allocator)
+        lane.run(lambda: body(ctx))
+
+    return action
+
+
+def _end_worker(name: str) -> Callable[[WorkloadContext], None]:
+    def action(ctx: WorkloadContext) -> None:
+        ctx.workers.pop(name).run(None)  # the thread's exit cleanup, then it ends
 
     return action
 
@@ -315,6 +337,39 @@ WORKLOADS: Final[dict[str, Workload]] = {
             ),
         ),
         Workload(
+            "thread-exit-steps",
+            "The thread-exit workload with the exit as a step of its own: before and after.",
+            (
+                Step(
+                    "A worker allocates 100 x 40 B and frees them; it is still running",
+                    "worker: 100 x g_slice_alloc (40); 100 x g_slice_free1 (40, ...)",
+                    _on_worker("worker", _each([_alloc_n("w", 40, 100), _free_n("w", 40)])),
+                ),
+                Step("The worker exits", "worker: return from the thread", _end_worker("worker")),
+                Step(
+                    "Main allocates 100 x 40 B",
+                    "100 x g_slice_alloc (40)",
+                    _alloc_n("main", 40, 100),
+                ),
+            ),
+        ),
+        Workload(
+            "colour",
+            "Enough slabs of two classes to see colour offsets climb and wrap (COLOR-002).",
+            (
+                Step(
+                    "Allocate 64 x 1000 B: eight slabs of the 1008-byte class",
+                    "64 x g_slice_alloc (1000)",
+                    _alloc_n("k1000", 1000, 64),
+                ),
+                Step(
+                    "Allocate 320 x 464 B, the objects W7 scans",
+                    "320 x g_slice_alloc (464)",
+                    _alloc_n("k464", 464, 320),
+                ),
+            ),
+        ),
+        Workload(
             "depot-trim",
             "Magazines age in the depot; a later push 15 s on trims them and slabs are freed.",
             (
@@ -390,11 +445,15 @@ def run_workload(
     flag.append(ctx)
     results = []
     before = allocator.snapshot()
-    for step in workload.steps:
-        step.action(ctx)
-        after = allocator.snapshot()
-        results.append(StepResult(step, before, after, tuple(explain(before, after))))
-        before = after
+    try:
+        for step in workload.steps:
+            step.action(ctx)
+            after = allocator.snapshot()
+            results.append(StepResult(step, before, after, tuple(explain(before, after))))
+            before = after
+    finally:
+        for lane in ctx.workers.values():  # workers a workload left running end here
+            lane.run(None)
     return ctx, results
 
 

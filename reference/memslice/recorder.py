@@ -203,7 +203,7 @@ class Recording:
 
 
 def parse_log(text: str, command: list[str], exit_status: int = 0) -> CallTrace:
-    """The shim's raw log as a :class:`CallTrace` (handles for addresses)."""
+    """The shim's raw log as a :class:`~memslice.calltrace.CallTrace` (handles for addresses)."""
     lines = text.splitlines()
     if not lines or not lines[0].startswith("p "):
         raise ShimNotLoaded(

@@ -52,7 +52,7 @@ from .visualise import (
     totals_svg,
 )
 
-__all__ = ["Frame", "clauses_for", "replay", "stepper_html", "stepper_page"]
+__all__ = ["Frame", "ThreadLane", "clauses_for", "replay", "stepper_html", "stepper_page"]
 
 _WORD: Final = 8
 
@@ -68,7 +68,7 @@ class Frame:
     touched: tuple[int, ...]
 
 
-class _Lane:
+class ThreadLane:
     """One named thread that runs the calls given to it, in order."""
 
     def __init__(self, name: str, allocator: Allocator) -> None:
@@ -94,6 +94,8 @@ class _Lane:
                 self._done.put(None)
 
     def run(self, work: Callable[[], None] | None) -> None:
+        """Run ``work`` on the thread and wait for it; ``None`` ends the thread
+        after its exit cleanup (EXIT-002).  An exception in ``work`` is re-raised here."""
         self._work.put(work)
         failure = self._done.get()
         if failure is not None:
@@ -153,7 +155,7 @@ def replay(
     reproducible.
     """
     allocator = Allocator(tunables, environ={}, clock=clock or (lambda: 1_000))
-    lanes: dict[str, _Lane] = {}
+    lanes: dict[str, ThreadLane] = {}
     where: dict[str, int] = {}
     before = allocator.snapshot()
     frames = [Frame(None, before, (), (), ())]
@@ -161,7 +163,7 @@ def replay(
         for call in trace.calls:
             lane = lanes.get(call.thread)
             if lane is None:
-                lane = lanes[call.thread] = _Lane(call.thread, allocator)
+                lane = lanes[call.thread] = ThreadLane(call.thread, allocator)
             freed = _addresses(call, where) if call.op in ("free1", "free_chain") else ()
             if call.op == "thread_exit":
                 lanes.pop(call.thread).run(None)
@@ -243,7 +245,7 @@ _SCRIPT: Final = """
 
 
 def _classes_used(frames: Sequence[Frame], limit: int) -> list[int]:
-    """The size classes the trace touches, busiest first, at most ``limit``."""
+    """The size classes the trace touches, busiest ``limit`` of them, smallest first."""
     uses: dict[int, int] = {}
     final = frames[-1].snapshot
     for frame in frames[1:]:
@@ -253,7 +255,7 @@ def _classes_used(frames: Sequence[Frame], limit: int) -> list[int]:
         if geometry_classes and frame.call.size <= final.classes[-1].chunk_size:
             ix = min(geometry_classes, key=lambda c: c.chunk_size).index
             uses[ix] = uses.get(ix, 0) + 1
-    return sorted(uses, key=lambda ix: (-uses[ix], ix))[:limit]
+    return sorted(sorted(uses, key=lambda ix: (-uses[ix], ix))[:limit])
 
 
 def _clause_link(clause: str, href: Callable[[str], str | None] | None) -> str:

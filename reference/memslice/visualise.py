@@ -59,6 +59,9 @@ __all__ = [
     "ChunkNames",
     "ChunkState",
     "Svg",
+    "cache_sets",
+    "cache_sets_svg",
+    "colour_zoom_svg",
     "chunk_labels",
     "chunk_states",
     "explain",
@@ -275,10 +278,14 @@ class ChunkNames:
     order in which slabs were carved, not page addresses; a chunk is its slab's
     letter and its position (``B3`` is the fourth chunk of the class's second
     slab).  A page that is released and later carved again is a new slab with
-    new chunks: it gets a new letter, never a released slab's letter.  Slabs
-    first seen in the same snapshot are lettered from the ring's tail to its
-    head (new slabs are pushed at the head, SLAB-009), so feed every snapshot
-    of a run, in order, for names that follow the chunks.
+    new chunks: it gets a new letter, never a released slab's letter.  Feed
+    every snapshot of a run, in order, for names that follow the chunks.
+
+    Slabs first seen in the same snapshot are lettered in the order a ring
+    that only fills up carves them: a new slab is pushed at the head, and the
+    head moves on when it fills (SLAB-004, SLAB-009), so the newest slab is the
+    head while it has free chunks and the oldest is the head's successor; when
+    the head is full, the ring from the head is already oldest first.
     """
 
     def __init__(self) -> None:
@@ -296,7 +303,10 @@ class ChunkNames:
         present = {s.page for s in cls.slabs}
         for key in [k for k in self._letters if k[0] == cls.index and k[1] not in present]:
             del self._letters[key]  # released: its page may come back as a new slab
-        for slab in reversed(cls.slabs):
+        ring = list(cls.slabs)
+        if ring and ring[0].free_chunks:
+            ring = ring[1:] + ring[:1]  # the head is the newest slab
+        for slab in ring:
             key = (cls.index, slab.page)
             if key not in self._letters:
                 ordinal = self._carved.get(cls.index, 0)
@@ -879,14 +889,176 @@ def magazines_svg(
     return str(svg)
 
 
+# --------------------------------------------------------------------- colour, zoomed
+def _carving_order(cls: SizeClassSnapshot, names: ChunkNames) -> list[SlabSnapshot]:
+    """The class's slabs in the order they were carved (by their letters)."""
+
+    def key(slab: SlabSnapshot) -> tuple[int, str]:
+        letter = names.slab(cls.index, slab.page)
+        return (len(letter), letter)
+
+    return sorted(cls.slabs, key=key)
+
+
+def colour_zoom_svg(
+    cls: SizeClassSnapshot,
+    names: ChunkNames | None = None,
+    *,
+    width: float = 760,
+    title: str | None = None,
+    max_slabs: int = 12,
+    line_size: int = 64,
+) -> str:
+    """The first bytes of each slab of a class, zoomed so colour offsets are to scale.
+
+    One row per slab in carving order; x is the byte offset in the page from 0
+    to the class's padding plus one cache line, so every colour offset (pink)
+    and the start of chunk 0 are seen at their true sizes.  Dashed lines mark
+    cache-line boundaries (``line_size``).  A row whose offset is smaller than
+    the row above's is where the colour sequence wrapped (COLOR-002).
+    """
+    names = names or _names_of(cls)
+    slabs = _carving_order(cls, names)[:max_slabs]
+    step = 16
+    span = -(-(cls.padding + line_size) // step) * step
+    left, right, top, row_h = 170.0, 48.0, 66.0, 30.0
+    scale = (width - left - right) / span
+    height = top + max(len(slabs), 1) * row_h + 40
+    heading = title or (
+        f"Class {cls.index} ({cls.chunk_size}-byte chunks, padding {cls.padding} B): the first "
+        f"{span} bytes of each slab, in carving order"
+    )
+    svg = Svg(width, height, heading, "Colour offsets to scale: the start of each slab page.")
+    svg.text(16, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
+    svg.raw_group_open(class_="zoom", data_span=span, data_scale=f"{scale:.6f}")
+    for offset in range(0, span + 1, step):
+        x = left + offset * scale
+        svg.line(x, top - 12, x, top - 4, stroke=PALETTE["faint"], class_="tick")
+        svg.text(x, top - 16, str(offset), size=9, anchor="middle", fill=PALETTE["faint"],
+                 font_family=_MONO)
+    for boundary in range(0, span + 1, line_size):
+        x = left + boundary * scale
+        svg.line(x, top - 4, x, top + len(slabs) * row_h, stroke=PALETTE["ink"],
+                 stroke_dasharray="4 3", class_="cache-line", data_offset=boundary)
+        if boundary < span:
+            svg.text(x + 4, top - 30, f"cache line {boundary // line_size}", size=10,
+                     fill=PALETTE["ink"])
+    svg.text(16, top - 16, "byte offset in the page", size=10, fill=PALETTE["faint"])
+    previous: int | None = None
+    for i, slab in enumerate(slabs):
+        y = top + i * row_h
+        letter = names.slab(cls.index, slab.page)
+        svg.text(left - 8, y + 15, f"slab {letter}: colour {slab.colour}", size=11,
+                 anchor="end", fill=PALETTE["ink"], font_family=_MONO)
+        svg.raw_group_open(class_="zoom-row", data_colour=slab.colour, data_slab=letter)
+        if slab.colour:
+            svg.rect(left, y + 2, slab.colour * scale, row_h - 8, fill=PALETTE["colour"],
+                     class_="colour-offset", data_bytes=slab.colour)
+        chunk_x = left + slab.colour * scale
+        svg.rect(chunk_x, y + 2, (span - slab.colour) * scale, row_h - 8,
+                 fill=PALETTE[ChunkState.IN_USE.value], stroke=PALETTE["ink"],
+                 stroke_width="0.6", class_="first-chunk", data_offset=slab.colour)
+        svg.text(chunk_x + 6, y + 16, f"{letter}0 starts at +{slab.colour}", size=10,
+                 fill=PALETTE["ink"], font_family=_MONO)
+        svg.group_close()
+        if previous is not None and slab.colour < previous:
+            svg.text(width - right + 4, y + 15, "wrap", size=10, anchor="start",
+                     fill=PALETTE["touched"], class_="wrap", font_weight="bold")
+            svg.path(
+                f"M {_num(left + previous * scale)} {_num(y - 4)} "
+                f"Q {_num(left + (previous + slab.colour) / 2 * scale)} {_num(y + 4)} "
+                f"{_num(chunk_x)} {_num(y + 2)}",
+                stroke=PALETTE["touched"], stroke_width="1.6", marker_end=svg.arrow,
+                class_="wrap-arrow",
+            )
+        previous = slab.colour
+    svg.group_close()
+    svg.legend(16, height - 26, [("colour", "colour offset (padding used)"),
+                                 (ChunkState.IN_USE.value, "chunk 0 of the slab")])
+    return str(svg)
+
+
+def cache_sets(
+    cls: SizeClassSnapshot, *, coloured: bool = True, line_size: int = 64, n_sets: int = 64
+) -> list[int]:
+    """How many chunks of the class start in each L1 cache set (index = set).
+
+    A chunk's first byte at address ``a`` falls in set ``(a // line_size) %
+    n_sets`` (64 sets of 64-byte lines: a 32 KiB, 8-way L1 data cache, the
+    figure W7 measures).  With ``coloured=False`` every slab is counted as if
+    its chunks started at offset 0.
+    """
+    counts = [0] * n_sets
+    for slab in cls.slabs:
+        start = slab.page + (slab.colour if coloured else 0)
+        for k in range(slab.n_chunks):
+            counts[(start + k * slab.chunk_size) // line_size % n_sets] += 1
+    return counts
+
+
+def cache_sets_svg(
+    cls: SizeClassSnapshot,
+    *,
+    width: float = 760,
+    title: str | None = None,
+    line_size: int = 64,
+    n_sets: int = 64,
+) -> str:
+    """Two strips of L1 cache sets: where the class's chunks start, uncoloured and coloured.
+
+    Each cell is one cache set; its darkness is how many chunks of the class
+    begin in it (:func:`cache_sets`).  The top strip counts as if every slab
+    started its chunks at offset 0, the bottom one as the slabs are really
+    coloured (COLOR-002); the more cells are hit, the less the chunks' first
+    words evict each other.
+    """
+    rows = (
+        ("every slab at offset 0", cache_sets(cls, coloured=False, line_size=line_size,
+                                              n_sets=n_sets)),
+        ("as coloured", cache_sets(cls, line_size=line_size, n_sets=n_sets)),
+    )
+    left, top, row_h = 240.0, 56.0, 44.0
+    cell = (width - left - 20) / n_sets
+    height = top + len(rows) * row_h + 34
+    heading = title or (
+        f"Class {cls.index} ({cls.chunk_size} B), {len(cls.slabs)} slabs: the L1 cache sets "
+        f"(of {n_sets}, {line_size}-byte lines) where chunks start"
+    )
+    svg = Svg(width, height, heading, "Cache sets hit by chunk starts, without and with colour.")
+    svg.text(16, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
+    peak = max(max(counts) for _, counts in rows) or 1
+    for s in range(0, n_sets, 8):
+        svg.text(left + (s + 0.5) * cell, top - 6, str(s), size=9, anchor="middle",
+                 fill=PALETTE["faint"], font_family=_MONO)
+    for r, (caption, counts) in enumerate(rows):
+        y = top + r * row_h
+        hit = sum(1 for c in counts if c)
+        svg.text(left - 8, y + 13, caption, size=11, anchor="end", fill=PALETTE["ink"])
+        svg.text(left - 8, y + 27, f"{hit} sets hit, up to {max(counts)} chunks on one", size=10,
+                 anchor="end", fill=PALETTE["faint"], class_="summary")
+        svg.raw_group_open(class_="cache-strip", data_coloured=r == 1, data_sets_hit=hit)
+        for s, count in enumerate(counts):
+            t = max(count / peak, 0.25) if count else 0.0  # a single hit stays visible
+            fill = f"rgb({255 - t * 255:.0f},{255 - t * 141:.0f},{255 - t * 77:.0f})"
+            svg.rect(left + s * cell, y, cell, 26, fill=fill,
+                     stroke=PALETTE["faint"], stroke_width="0.3", class_="cache-set",
+                     data_set=s, data_count=count)
+        svg.group_close()
+    svg.text(16, height - 12, "darker = more chunks begin in that set; white = none",
+             size=10, fill=PALETTE["faint"])
+    return str(svg)
+
+
 # --------------------------------------------------------------------- size-class table
 def totals_svg(snapshot: AllocatorSnapshot, *, width: float = 760, title: str | None = None) -> str:
     """Where the bytes are, as one bar to scale (INTRO-002).
 
     The slab pages split into chunks in use, chunks cached in magazines and in
     the depot, chunks free in their slabs, and per-slab overhead (colour,
-    tail, SlabInfo); page-source memory not currently in a slab and live
-    system-malloc blocks follow.  The slab segments add up to ``in_slabs``.
+    tail, SlabInfo); then memory the OS still backs that no slab uses (released
+    slab pages that share an OS page with a live slab: the OS page goes back
+    only when no slab on it is left, PAGE-003) and live system-malloc blocks.
+    The slab segments add up to ``in_slabs``.
     """
     t = snapshot.totals
     segments = [
@@ -895,7 +1067,7 @@ def totals_svg(snapshot: AllocatorSnapshot, *, width: float = 760, title: str | 
         ("in-depot", ChunkState.DEPOT.value, t.in_depot, "depot"),
         ("free-in-slabs", ChunkState.FREE.value, t.free_in_slabs, "free in slabs"),
         ("overhead", "slab-info", t.slab_overhead, "slab overhead"),
-        ("not-in-slabs", "unmapped", max(t.mapped - t.in_slabs, 0), "pages not in slabs"),
+        ("not-in-slabs", "unmapped", max(t.mapped - t.in_slabs, 0), "mapped, not in a slab"),
         ("large", "large", t.large_live, "large blocks"),
     ]
     total = sum(size for _, _, size, _ in segments)
