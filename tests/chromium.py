@@ -9,6 +9,7 @@ A missing browser fails loudly (the project's .ci/run installs it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -128,10 +129,8 @@ class Chromium:
             )
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(AssertionError, OSError):  # already gone is fine
             self.send("Browser.close")
-        except (AssertionError, OSError):
-            pass
         try:
             self._proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -20,8 +20,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from chromium import Chromium
+
 from memslice.calltrace import Call, CallTrace, TraceError, load_call_trace, save_call_trace
 from memslice.recorder import (
     CompilerMissing,
@@ -92,7 +92,10 @@ def test_a_recorded_trace_replays_in_the_conformance_suite(recorded: Path) -> No
     for impl in ("reference", "glib"):
         done = subprocess.run(
             [str(suite), "replay", "t.json", "--impl", impl],
-            cwd=recorded, capture_output=True, text=True, check=False,
+            cwd=recorded,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "replayed 23 steps" in done.stdout and "no failure" in done.stdout
@@ -169,7 +172,7 @@ def test_pkg_config_without_glib_says_install_libglib_dev(
 ) -> None:
     monkeypatch.setenv("PKG_CONFIG_LIBDIR", str(tmp_path))  # an empty search path
     monkeypatch.setenv("PKG_CONFIG_PATH", str(tmp_path))
-    with pytest.raises(NoGlibDevelopmentFiles, match="libglib2.0-dev"):
+    with pytest.raises(NoGlibDevelopmentFiles, match=r"libglib2\.0-dev"):
         compile_glib_program(EXAMPLE, tmp_path / "example")
 
 
@@ -219,12 +222,18 @@ def test_call_traces_round_trip_and_bad_ones_are_typed_errors(tmp_path: Path) ->
         "not json": "{",
         "wrong format": json.dumps({"format": "x", "steps": []}),
         "free of unknown": json.dumps(
-            {"format": "memslice-conformance-trace", "version": 1,
-             "steps": [[{"op": "free1", "block": "b9"}]]}
+            {
+                "format": "memslice-conformance-trace",
+                "version": 1,
+                "steps": [[{"op": "free1", "block": "b9"}]],
+            }
         ),
         "negative size": json.dumps(
-            {"format": "memslice-conformance-trace", "version": 1,
-             "steps": [[{"op": "alloc", "size": -1, "as": "b1"}]]}
+            {
+                "format": "memslice-conformance-trace",
+                "version": 1,
+                "steps": [[{"op": "alloc", "size": -1, "as": "b1"}]],
+            }
         ),
     }
     for name, text in bad.items():

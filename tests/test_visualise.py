@@ -9,7 +9,9 @@ geometry comes from the spec's formulas and GLib's published table
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import itertools
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -38,9 +40,9 @@ from memslice.visualise import (
     ChunkState,
     cache_sets,
     cache_sets_svg,
-    colour_zoom_svg,
     chunk_labels,
     chunk_states,
+    colour_zoom_svg,
     explain,
     magazines_svg,
     ring_svg,
@@ -153,7 +155,7 @@ def test_chunk_names_follow_carving_not_addresses() -> None:
     assert labels[PAGE_A + 32 + 112] == "B1"
 
     def ring(*slabs: SlabSnapshot) -> SizeClassSnapshot:
-        return SizeClassSnapshot(**{**_fields(cls), "slabs": slabs})
+        return dataclasses.replace(cls, slabs=slabs)
 
     names = ChunkNames()
     names.see_class(ring(SLAB_A))  # page A carved first
@@ -164,10 +166,6 @@ def test_chunk_names_follow_carving_not_addresses() -> None:
     names.see_class(ring(SLAB_A, SLAB_B))  # ... and carved again: a new slab, C
     assert names.chunks(ring(SLAB_A, SLAB_B))[PAGE_A + 32] == "C0"
     assert names.chunks(ring(SLAB_A, SLAB_B))[PAGE_B + 48] == "B0"
-
-
-def _fields(cls: SizeClassSnapshot) -> dict[str, object]:
-    return {name: getattr(cls, name) for name in SizeClassSnapshot.__slots__}
 
 
 def test_slab_picture_is_to_scale() -> None:
@@ -443,14 +441,15 @@ def test_free_list_is_drawn_as_arrows_through_the_free_chunks() -> None:
     assert len(links) == 1 + 2
     assert int(links[0].get("data-to", ""), 16) == slab.free_chunks[0]
     pairs = [(int(p.get("data-from", ""), 16), int(p.get("data-to", ""), 16)) for p in links[1:]]
-    assert pairs == list(zip(slab.free_chunks, slab.free_chunks[1:]))
+    assert pairs == list(itertools.pairwise(slab.free_chunks))
     for path, (here, there) in zip(links[1:], pairs, strict=True):
         numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", path.get("d", ""))]
         start_x, end_x = numbers[0], numbers[-2]
         assert start_x == pytest.approx(left + (here - PAGE_A + 56) * scale, abs=0.01)
         assert end_x == pytest.approx(left + (there - PAGE_A + 56) * scale, abs=0.01)
-    assert not with_class(parse(slab_svg(make_slab(PAGE_A, 1024, 112, 32, ()))), "free-link",
-                           tag="path")
+    assert not with_class(
+        parse(slab_svg(make_slab(PAGE_A, 1024, 112, 32, ()))), "free-link", tag="path"
+    )
 
 
 def test_ring_labels_say_where_the_chunks_are() -> None:

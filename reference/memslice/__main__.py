@@ -47,8 +47,8 @@ from typing import Final
 from . import typed
 from .allocator import Allocator
 from .calltrace import CallTrace, TraceError, load_call_trace, save_call_trace
-from .recorder import RecordError, record
 from .config import SliceConfig
+from .recorder import RecordError, record
 from .snapshot import AllocatorSnapshot
 from .stepthrough import ThreadLane, replay, stepper_page
 from .tunables import PROFILES, Tunables
@@ -521,8 +521,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _show_trace(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".html":
-        sys.stderr.write(f"show --trace draws an HTML page: --out must end in .html, not "
-                         f"{out.suffix!r}\n")
+        sys.stderr.write(
+            f"show --trace draws an HTML page: --out must end in .html, not {out.suffix!r}\n"
+        )
         return 2
     try:
         trace = load_call_trace(Path(args.trace))
@@ -535,10 +536,16 @@ def _show_trace(args: argparse.Namespace) -> int:
     intro = (
         f"{len(calls)} slice calls of {trace.source}, replayed on the reference "
         f"({args.profile} profile)."
-        + (f" The trace holds {left_out} more calls; raise --max-calls to see them."
-           if left_out else "")
-        + (f" {trace.skipped_ops} ops that move no chunk were left out." if trace.skipped_ops
-           else "")
+        + (
+            f" The trace holds {left_out} more calls; raise --max-calls to see them."
+            if left_out
+            else ""
+        )
+        + (
+            f" {trace.skipped_ops} ops that move no chunk were left out."
+            if trace.skipped_ops
+            else ""
+        )
     )
     text = stepper_page(frames, f"memslice: {Path(args.trace).name}, one call at a time", intro)
     out.write_text(text, encoding="utf-8")

@@ -210,8 +210,14 @@ def _calls_of(steps: Sequence[object], path: str) -> tuple[list[Call], int]:
                     raise TraceError(f"{where}: a chain's blocks must share one size")
                 offset = _int(op, "next_offset", where) if kind == "free_chain" else 0
                 calls.append(
-                    Call(kind, thread, sizes.pop(), blocks=tuple(map(str, names)),
-                         next_offset=offset, call=call)
+                    Call(
+                        kind,
+                        thread,
+                        sizes.pop(),
+                        blocks=tuple(map(str, names)),
+                        next_offset=offset,
+                        call=call,
+                    )
                 )
             else:
                 calls.append(Call("thread_exit", thread))

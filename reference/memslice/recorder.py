@@ -42,7 +42,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from .calltrace import Call, CallTrace
 
@@ -176,7 +176,7 @@ def _is_static_elf(program: Path) -> bool:
         head = f.read(64)
         if head[:4] != b"\x7fELF" or head[4] != 2:  # only 64-bit ELF is inspected
             return False
-        order = "little" if head[5] == 1 else "big"
+        order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
         phoff = int.from_bytes(head[32:40], order)
         phentsize = int.from_bytes(head[54:56], order)
         phnum = int.from_bytes(head[56:58], order)
@@ -265,7 +265,10 @@ def parse_log(text: str, command: list[str], exit_status: int = 0) -> CallTrace:
             at = chains[thread]
             head = calls[at]
             calls[at] = Call(
-                "free_chain", thread, size, blocks=(*head.blocks, handle),
+                "free_chain",
+                thread,
+                size,
+                blocks=(*head.blocks, handle),
                 next_offset=head.next_offset,
             )
         else:  # x: the thread ended; a later thread may reuse its id
@@ -288,11 +291,14 @@ def parse_log(text: str, command: list[str], exit_status: int = 0) -> CallTrace:
     )
 
 
-def record(command: list[str], *, cache: Path | None = None, timeout: float = 300) -> Recording:
+def record(
+    command: list[str], *, cache: Path | None = None, timeout: float = 300, quiet: bool = False
+) -> Recording:
     """Run ``command`` under the shim and return its slice calls as a trace.
 
-    The program's own stdin, stdout and stderr are passed through.  Raises a
-    :class:`RecordError` subclass when recording cannot work (INTRO-006).
+    The program's own stdin, stdout and stderr are passed through (discarded
+    with ``quiet``).  Raises a :class:`RecordError` subclass when recording
+    cannot work (INTRO-006).
     """
     if not command:
         raise ProgramNotFound("record needs a program to run after --")
@@ -307,6 +313,9 @@ def record(command: list[str], *, cache: Path | None = None, timeout: float = 30
         log = Path(tmp) / "slicetrace.log"
         preload = " ".join(filter(None, [str(shim), os.environ.get("LD_PRELOAD", "")]))
         env = dict(os.environ, LD_PRELOAD=preload, MEMSLICE_TRACE=str(log))
-        done = subprocess.run(command, env=env, timeout=timeout, check=False)
+        sink = subprocess.DEVNULL if quiet else None
+        done = subprocess.run(
+            command, env=env, timeout=timeout, check=False, stdout=sink, stderr=sink
+        )
         text = log.read_text(encoding="utf-8") if log.exists() else ""
     return Recording(parse_log(text, command, done.returncode), done.returncode)

@@ -61,9 +61,9 @@ __all__ = [
     "Svg",
     "cache_sets",
     "cache_sets_svg",
-    "colour_zoom_svg",
     "chunk_labels",
     "chunk_states",
+    "colour_zoom_svg",
     "explain",
     "magazines_svg",
     "ring_svg",
@@ -462,8 +462,8 @@ def _draw_free_list(
         stroke_width="1.1",
         data_to=hex(slab.free_chunks[0]),
     )
-    links = list(zip(slab.free_chunks, slab.free_chunks[1:]))[:max_links]
-    for (here, there), (x1, x2) in zip(links, zip(centre, centre[1:]), strict=False):
+    links = list(itertools.pairwise(slab.free_chunks))[:max_links]
+    for (here, there), (x1, x2) in zip(links, itertools.pairwise(centre), strict=False):
         rise = min(8 + abs(x2 - x1) * 0.25, 34)
         svg.path(
             f"M {_num(x1)} {_num(bar_top - 1)} Q {_num((x1 + x2) / 2)} {_num(bar_top - 2 * rise)} "
@@ -476,7 +476,10 @@ def _draw_free_list(
         )
     if len(slab.free_chunks) - 1 > max_links:
         svg.text(
-            left + 120, bar_top - 40, f"(first {max_links} links drawn)", size=10,
+            left + 120,
+            bar_top - 40,
+            f"(first {max_links} links drawn)",
+            size=10,
             fill=PALETTE["faint"],
         )
     svg.text(centre[-1], bar_top - 4, "end", size=8, anchor="middle", fill=PALETTE["faint"])
@@ -819,8 +822,16 @@ def magazines_svg(
         loaded, freeing = thread.magazines.get(class_index, (empty, empty))
         svg.text(x, 36, f"thread {thread.name}", size=12, fill=PALETTE["ink"])
         _draw_magazine(
-            svg, loaded, labels, x, top, ChunkState.MAGAZINE, "loaded", cls.threshold,
-            max_cells, highlight,
+            svg,
+            loaded,
+            labels,
+            x,
+            top,
+            ChunkState.MAGAZINE,
+            "loaded",
+            cls.threshold,
+            max_cells,
+            highlight,
         )
         _draw_magazine(
             svg,
@@ -934,47 +945,107 @@ def colour_zoom_svg(
     for offset in range(0, span + 1, step):
         x = left + offset * scale
         svg.line(x, top - 12, x, top - 4, stroke=PALETTE["faint"], class_="tick")
-        svg.text(x, top - 16, str(offset), size=9, anchor="middle", fill=PALETTE["faint"],
-                 font_family=_MONO)
+        svg.text(
+            x,
+            top - 16,
+            str(offset),
+            size=9,
+            anchor="middle",
+            fill=PALETTE["faint"],
+            font_family=_MONO,
+        )
     for boundary in range(0, span + 1, line_size):
         x = left + boundary * scale
-        svg.line(x, top - 4, x, top + len(slabs) * row_h, stroke=PALETTE["ink"],
-                 stroke_dasharray="4 3", class_="cache-line", data_offset=boundary)
+        svg.line(
+            x,
+            top - 4,
+            x,
+            top + len(slabs) * row_h,
+            stroke=PALETTE["ink"],
+            stroke_dasharray="4 3",
+            class_="cache-line",
+            data_offset=boundary,
+        )
         if boundary < span:
-            svg.text(x + 4, top - 30, f"cache line {boundary // line_size}", size=10,
-                     fill=PALETTE["ink"])
+            svg.text(
+                x + 4, top - 30, f"cache line {boundary // line_size}", size=10, fill=PALETTE["ink"]
+            )
     svg.text(16, top - 16, "byte offset in the page", size=10, fill=PALETTE["faint"])
     previous: int | None = None
     for i, slab in enumerate(slabs):
         y = top + i * row_h
         letter = names.slab(cls.index, slab.page)
-        svg.text(left - 8, y + 15, f"slab {letter}: colour {slab.colour}", size=11,
-                 anchor="end", fill=PALETTE["ink"], font_family=_MONO)
+        svg.text(
+            left - 8,
+            y + 15,
+            f"slab {letter}: colour {slab.colour}",
+            size=11,
+            anchor="end",
+            fill=PALETTE["ink"],
+            font_family=_MONO,
+        )
         svg.raw_group_open(class_="zoom-row", data_colour=slab.colour, data_slab=letter)
         if slab.colour:
-            svg.rect(left, y + 2, slab.colour * scale, row_h - 8, fill=PALETTE["colour"],
-                     class_="colour-offset", data_bytes=slab.colour)
+            svg.rect(
+                left,
+                y + 2,
+                slab.colour * scale,
+                row_h - 8,
+                fill=PALETTE["colour"],
+                class_="colour-offset",
+                data_bytes=slab.colour,
+            )
         chunk_x = left + slab.colour * scale
-        svg.rect(chunk_x, y + 2, (span - slab.colour) * scale, row_h - 8,
-                 fill=PALETTE[ChunkState.IN_USE.value], stroke=PALETTE["ink"],
-                 stroke_width="0.6", class_="first-chunk", data_offset=slab.colour)
-        svg.text(chunk_x + 6, y + 16, f"{letter}0 starts at +{slab.colour}", size=10,
-                 fill=PALETTE["ink"], font_family=_MONO)
+        svg.rect(
+            chunk_x,
+            y + 2,
+            (span - slab.colour) * scale,
+            row_h - 8,
+            fill=PALETTE[ChunkState.IN_USE.value],
+            stroke=PALETTE["ink"],
+            stroke_width="0.6",
+            class_="first-chunk",
+            data_offset=slab.colour,
+        )
+        svg.text(
+            chunk_x + 6,
+            y + 16,
+            f"{letter}0 starts at +{slab.colour}",
+            size=10,
+            fill=PALETTE["ink"],
+            font_family=_MONO,
+        )
         svg.group_close()
         if previous is not None and slab.colour < previous:
-            svg.text(width - right + 4, y + 15, "wrap", size=10, anchor="start",
-                     fill=PALETTE["touched"], class_="wrap", font_weight="bold")
+            svg.text(
+                width - right + 4,
+                y + 15,
+                "wrap",
+                size=10,
+                anchor="start",
+                fill=PALETTE["touched"],
+                class_="wrap",
+                font_weight="bold",
+            )
             svg.path(
                 f"M {_num(left + previous * scale)} {_num(y - 4)} "
                 f"Q {_num(left + (previous + slab.colour) / 2 * scale)} {_num(y + 4)} "
                 f"{_num(chunk_x)} {_num(y + 2)}",
-                stroke=PALETTE["touched"], stroke_width="1.6", marker_end=svg.arrow,
+                stroke=PALETTE["touched"],
+                stroke_width="1.6",
+                marker_end=svg.arrow,
                 class_="wrap-arrow",
             )
         previous = slab.colour
     svg.group_close()
-    svg.legend(16, height - 26, [("colour", "colour offset (padding used)"),
-                                 (ChunkState.IN_USE.value, "chunk 0 of the slab")])
+    svg.legend(
+        16,
+        height - 26,
+        [
+            ("colour", "colour offset (padding used)"),
+            (ChunkState.IN_USE.value, "chunk 0 of the slab"),
+        ],
+    )
     return str(svg)
 
 
@@ -1013,8 +1084,10 @@ def cache_sets_svg(
     words evict each other.
     """
     rows = (
-        ("every slab at offset 0", cache_sets(cls, coloured=False, line_size=line_size,
-                                              n_sets=n_sets)),
+        (
+            "every slab at offset 0",
+            cache_sets(cls, coloured=False, line_size=line_size, n_sets=n_sets),
+        ),
         ("as coloured", cache_sets(cls, line_size=line_size, n_sets=n_sets)),
     )
     left, top, row_h = 240.0, 56.0, 44.0
@@ -1028,24 +1101,52 @@ def cache_sets_svg(
     svg.text(16, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
     peak = max(max(counts) for _, counts in rows) or 1
     for s in range(0, n_sets, 8):
-        svg.text(left + (s + 0.5) * cell, top - 6, str(s), size=9, anchor="middle",
-                 fill=PALETTE["faint"], font_family=_MONO)
+        svg.text(
+            left + (s + 0.5) * cell,
+            top - 6,
+            str(s),
+            size=9,
+            anchor="middle",
+            fill=PALETTE["faint"],
+            font_family=_MONO,
+        )
     for r, (caption, counts) in enumerate(rows):
         y = top + r * row_h
         hit = sum(1 for c in counts if c)
         svg.text(left - 8, y + 13, caption, size=11, anchor="end", fill=PALETTE["ink"])
-        svg.text(left - 8, y + 27, f"{hit} sets hit, up to {max(counts)} chunks on one", size=10,
-                 anchor="end", fill=PALETTE["faint"], class_="summary")
+        svg.text(
+            left - 8,
+            y + 27,
+            f"{hit} sets hit, up to {max(counts)} chunks on one",
+            size=10,
+            anchor="end",
+            fill=PALETTE["faint"],
+            class_="summary",
+        )
         svg.raw_group_open(class_="cache-strip", data_coloured=r == 1, data_sets_hit=hit)
         for s, count in enumerate(counts):
             t = max(count / peak, 0.25) if count else 0.0  # a single hit stays visible
             fill = f"rgb({255 - t * 255:.0f},{255 - t * 141:.0f},{255 - t * 77:.0f})"
-            svg.rect(left + s * cell, y, cell, 26, fill=fill,
-                     stroke=PALETTE["faint"], stroke_width="0.3", class_="cache-set",
-                     data_set=s, data_count=count)
+            svg.rect(
+                left + s * cell,
+                y,
+                cell,
+                26,
+                fill=fill,
+                stroke=PALETTE["faint"],
+                stroke_width="0.3",
+                class_="cache-set",
+                data_set=s,
+                data_count=count,
+            )
         svg.group_close()
-    svg.text(16, height - 12, "darker = more chunks begin in that set; white = none",
-             size=10, fill=PALETTE["faint"])
+    svg.text(
+        16,
+        height - 12,
+        "darker = more chunks begin in that set; white = none",
+        size=10,
+        fill=PALETTE["faint"],
+    )
     return str(svg)
 
 
