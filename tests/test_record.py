@@ -27,6 +27,8 @@ from memslice.recorder import (
     CompilerMissing,
     NoGlibDevelopmentFiles,
     ProgramNotFound,
+    RecordError,
+    ShimBuildFailed,
     ShimNotLoaded,
     StaticBinary,
     build_shim,
@@ -253,3 +255,104 @@ def test_stepper_frames_are_well_formed_and_name_chunks_for_life() -> None:
     assert text.count('<section class="frame"') == len(calls) + 1
     for svg in text.split("<svg ")[1:]:
         ET.fromstring("<svg " + svg.split("</svg>")[0] + "</svg>")
+
+
+def test_the_cli_in_process_records_shows_and_refuses(
+    recorded: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same commands through ``main`` (what coverage sees), and their refusals."""
+    from memslice.__main__ import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(recorded / "cache"))
+    out = tmp_path / "again.json"
+    assert main(["record", "--out", str(out), "--", str(recorded / "example")]) == 0
+    assert load_call_trace(out).calls == load_call_trace(recorded / "t.json").calls
+    # The docs ship this very recording: recording again gives the same calls.
+    shipped = ROOT / "docs" / "howto" / "examples" / "shopping.trace.json"
+    assert load_call_trace(shipped).calls == load_call_trace(out).calls
+    assert "not seen" in capsys.readouterr().err
+    page = tmp_path / "p.html"
+    assert main(["show", "--trace", str(out), "--out", str(page), "--max-calls", "5"]) == 0
+    text = page.read_text()
+    assert text.count('<section class="frame"') == 6 and "18 more calls" in text
+    assert main(["show", "--trace", str(out), "--out", str(tmp_path / "p.svg")]) == 2
+    assert not (tmp_path / "p.svg").exists()
+    assert main(["record", "--out", str(tmp_path / "x.json"), "--", str(tmp_path / "nope")]) == 2
+    assert "ProgramNotFound" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["record", "--out", str(tmp_path / "x.json")])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_malformed_traces_name_their_step(tmp_path: Path) -> None:
+    """Every way a trace can be wrong is a TraceError naming the step (INTRO-007)."""
+    head = {"format": "memslice-conformance-trace", "version": 1}
+    alloc = {"op": "alloc", "size": 40, "as": "b1"}
+    cases = {
+        "steps not a list": {**head, "steps": {}},
+        "version 2": {**head, "version": 2, "steps": []},
+        "a step not a list": {**head, "steps": [alloc]},
+        "an op without a name": {**head, "steps": [[{"size": 1}]]},
+        "a handle used twice": {**head, "steps": [[alloc], [alloc]]},
+        "a copy of nothing": {**head, "steps": [[{**alloc, "op": "copy", "src": "b7"}]]},
+        "a chain of no block": {**head, "steps": [[{"op": "free_chain", "blocks": []}]]},
+        "a chain of two sizes": {
+            **head,
+            "steps": [
+                [alloc],
+                [{**alloc, "size": 16, "as": "b2"}],
+                [{"op": "free_chain", "blocks": ["b1", "b2"], "next_offset": 0}],
+            ],
+        },
+    }
+    for name, document in cases.items():
+        (tmp_path / "t.json").write_text(json.dumps(document))
+        with pytest.raises(TraceError, match="t.json"):
+            load_call_trace(tmp_path / "t.json")
+        assert name
+    # Ops that move no chunk, and size-0 allocations, are counted, not replayed.
+    (tmp_path / "t.json").write_text(
+        json.dumps(
+            {
+                **head,
+                "steps": [
+                    [{"op": "get_config", "key": 0}, {"op": "alloc", "size": 0, "as": "b0"}],
+                    [alloc],
+                    [{"op": "write", "block": "b1", "data": "00"}],
+                    [{"op": "free_chain", "blocks": ["b1"], "next_offset": 8}],
+                    [{"op": "thread_exit", "thread": "t1"}],
+                ],
+            }
+        )
+    )
+    trace = load_call_trace(tmp_path / "t.json")
+    assert trace.skipped_ops == 3 and [c.op for c in trace.calls] == [
+        "alloc",
+        "free_chain",
+        "thread_exit",
+    ]
+    assert [c.describe() for c in trace.calls] == [
+        "b1 = g_slice_alloc (40)  [thread main]",
+        "g_slice_free_chain_with_offset (40, b1, 8)  [thread main]",
+        "thread t1 ends",
+    ]
+
+
+def test_a_shim_that_does_not_compile_and_a_damaged_log_are_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = tmp_path / "bad-cc"
+    failing.write_text("#!/bin/sh\necho 'cc: no' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("CC", str(failing))
+    with pytest.raises(ShimBuildFailed, match="cc: no"):
+        build_shim(tmp_path / "cache")
+    with pytest.raises(RecordError, match="could not build"):
+        compile_glib_program(EXAMPLE, tmp_path / "example")
+    for damaged in ("p 1 0 0\nq 1 2 3", "p 1 0 0\na x 10 1", "p 1 0 0\na 1 2"):
+        with pytest.raises(RecordError, match="damaged"):
+            parse_log(damaged, ["prog"])

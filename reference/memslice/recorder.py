@@ -230,10 +230,13 @@ def parse_log(text: str, command: list[str], exit_status: int = 0) -> CallTrace:
     kinds = {"a": ("alloc", ""), "z": ("alloc0", ""), "c": ("alloc", "g_slice_copy")}
     for number, line in enumerate(lines[1:], 2):
         parts = line.split()
-        if len(parts) != 4 or parts[0] not in "azcfhnx":
+        try:
+            op, size_text, value, tid = parts
+            size, _ = int(size_text), int(value, 16)
+        except ValueError:
+            op = ""
+        if op not in ("a", "z", "c", "f", "h", "n", "x"):
             raise RecordError(f"recorder log line {number} is damaged: {line!r}")
-        op, size_text, value, tid = parts
-        size = int(size_text)
         thread = thread_name(tid)
         if op != "n":
             chains.pop(thread, None)
