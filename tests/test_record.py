@@ -311,7 +311,7 @@ def test_malformed_traces_name_their_step(tmp_path: Path) -> None:
     }
     for name, document in cases.items():
         (tmp_path / "t.json").write_text(json.dumps(document))
-        with pytest.raises(TraceError, match="t.json"):
+        with pytest.raises(TraceError, match=r"t\.json"):
             load_call_trace(tmp_path / "t.json")
         assert name
     # Ops that move no chunk, and size-0 allocations, are counted, not replayed.

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from chromium import Chromium
+
 from memslice.calltrace import load_call_trace
 
 pytestmark = pytest.mark.slow  # a Sphinx build (~30 s); the same page from `show` runs by default
