@@ -4,15 +4,15 @@
  * structs made with g_slice_new0 (calls the recorder sees, because the
  * program calls libglib through the dynamic linker), and once as a GList
  * (whose nodes GLib allocates inside libglib, where the recorder cannot
- * look).  A worker thread builds a few receipts and ends, so its magazines
- * are handed back.
+ * look).  A worker thread builds a few receipts and ends, so its
+ * magazines are handed back.
  *
  * Build:  gcc shopping.c -o shopping $(pkg-config --cflags --libs glib-2.0)
  */
 #include <glib.h>
 
 typedef struct Item {
-    struct Item *next;      /* first member: the link g_slice_free_chain follows */
+    struct Item *next;  /* first: the link g_slice_free_chain follows */
     const char *name;
     int quantity;
 } Item;
@@ -23,7 +23,7 @@ typedef struct {
 } Receipt;
 
 static Item *push(Item *list, const char *name, int quantity) {
-    Item *item = g_slice_new0(Item);       /* g_slice_alloc0 (24): seen */
+    Item *item = g_slice_new0(Item);  /* g_slice_alloc0 (24): seen */
     item->name = name;
     item->quantity = quantity;
     item->next = list;
@@ -33,23 +33,26 @@ static Item *push(Item *list, const char *name, int quantity) {
 static gpointer cashier(gpointer unused) {
     Receipt *receipts[6];
     for (int i = 0; i < 6; i++) {
-        receipts[i] = g_slice_new(Receipt); /* g_slice_alloc (16), another thread */
+        /* g_slice_alloc (16), on another thread */
+        receipts[i] = g_slice_new(Receipt);
         receipts[i]->total = 1.5 * i;
         receipts[i]->lines = i;
     }
     for (int i = 0; i < 6; i++)
         g_slice_free(Receipt, receipts[i]);  /* g_slice_free1 (16) */
     (void)unused;
-    return NULL;                            /* the thread ends: its magazines go back */
+    return NULL;  /* the thread ends: its magazines go back */
 }
 
 int main(void) {
-    const char *names[] = {"bread", "milk", "eggs", "apples", "rice", "tea"};
+    const char *names[] = {"bread", "milk", "eggs",
+                           "apples", "rice", "tea"};
     Item *list = NULL;
     GList *also = NULL;
     for (int i = 0; i < 6; i++) {
         list = push(list, names[i], i + 1);
-        also = g_list_prepend(also, (gpointer)names[i]); /* not seen: inside libglib */
+        /* not seen: GList nodes are allocated inside libglib */
+        also = g_list_prepend(also, (gpointer)names[i]);
     }
 
     /* Cross "milk" off: one node freed on its own. */
@@ -58,15 +61,16 @@ int main(void) {
         link = &(*link)->next;
     Item *milk = *link;
     *link = milk->next;
-    g_slice_free(Item, milk);               /* g_slice_free1 (24) */
+    g_slice_free(Item, milk);  /* g_slice_free1 (24) */
 
-    /* A copy of the first item, then a thread that uses another size. */
+    /* A copy of the first item, then a thread using another size. */
     Item *spare = g_slice_dup(Item, list);  /* g_slice_copy (24) */
     GThread *thread = g_thread_new("cashier", cashier, NULL);
     g_thread_join(thread);
 
     g_slice_free(Item, spare);
-    g_slice_free_chain(Item, list, next);   /* g_slice_free_chain_with_offset (24, list, 0) */
-    g_list_free(also);                      /* not seen */
+    /* g_slice_free_chain_with_offset (24, list, 0) */
+    g_slice_free_chain(Item, list, next);
+    g_list_free(also);  /* not seen */
     return 0;
 }
