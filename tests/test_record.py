@@ -27,6 +27,7 @@ from memslice.recorder import (
     CompilerMissing,
     NoGlibDevelopmentFiles,
     ProgramNotFound,
+    ProgramTimedOut,
     RecordError,
     ShimBuildFailed,
     ShimNotLoaded,
@@ -152,6 +153,8 @@ def test_static_binaries_and_missing_programs_are_refused(tmp_path: Path) -> Non
         record([str(tmp_path / "static")], cache=tmp_path)
     with pytest.raises(ProgramNotFound):
         record([str(tmp_path / "no-such-program")], cache=tmp_path)
+    with pytest.raises(ProgramTimedOut):
+        record(["sleep", "30"], cache=tmp_path, timeout=0.5)
     done = run_cli("record", "--out", "t.json", "--", "./static", cwd=tmp_path)
     assert done.returncode == 2 and "StaticBinary" in done.stderr
     assert not (tmp_path / "t.json").exists()
@@ -356,3 +359,12 @@ def test_a_shim_that_does_not_compile_and_a_damaged_log_are_typed(
     for damaged in ("p 1 0 0\nq 1 2 3", "p 1 0 0\na x 10 1", "p 1 0 0\na 1 2"):
         with pytest.raises(RecordError, match="damaged"):
             parse_log(damaged, ["prog"])
+
+
+def test_only_the_named_process_writes_the_trace(tmp_path: Path) -> None:
+    """A shell that runs the example: the shell is recorded (no slice calls), and the
+    example it starts inherits the shim but cannot overwrite the shell's log."""
+    program = compile_glib_program(EXAMPLE, tmp_path / "example")
+    recording = record(["sh", "-c", f"{program}; true"], cache=tmp_path, quiet=True)
+    assert recording.exit_status == 0
+    assert recording.trace.calls == ()

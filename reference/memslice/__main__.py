@@ -558,7 +558,7 @@ def _record(args: argparse.Namespace) -> int:
     if command[:1] == ["--"]:
         command = command[1:]
     try:
-        recording = record(command)
+        recording = record(command, timeout=args.timeout)
     except RecordError as exc:
         sys.stderr.write(f"record: {type(exc).__name__}: {exc}\n")
         return 2
@@ -633,6 +633,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "record", help="run a GLib program and record its g_slice calls as a trace"
     )
     rec.add_argument("--out", required=True, help="the trace file to write (JSON)")
+    rec.add_argument(
+        "--timeout", type=float, help="kill the program after this many seconds (no trace)"
+    )
     rec.add_argument(
         "program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS... (the program to run)"
     )

@@ -50,6 +50,7 @@ __all__ = [
     "CompilerMissing",
     "NoGlibDevelopmentFiles",
     "ProgramNotFound",
+    "ProgramTimedOut",
     "RecordError",
     "Recording",
     "ShimBuildFailed",
@@ -90,6 +91,10 @@ class ProgramNotFound(RecordError):
 
 class StaticBinary(RecordError):
     """A statically linked program: the dynamic linker, and so LD_PRELOAD, never runs."""
+
+
+class ProgramTimedOut(RecordError):
+    """The program ran longer than the timeout and was killed; no trace is written."""
 
 
 class ShimNotLoaded(RecordError):
@@ -295,7 +300,11 @@ def parse_log(text: str, command: list[str], exit_status: int = 0) -> CallTrace:
 
 
 def record(
-    command: list[str], *, cache: Path | None = None, timeout: float = 300, quiet: bool = False
+    command: list[str],
+    *,
+    cache: Path | None = None,
+    timeout: float | None = None,
+    quiet: bool = False,
 ) -> Recording:
     """Run ``command`` under the shim and return its slice calls as a trace.
 
@@ -317,8 +326,13 @@ def record(
         preload = " ".join(filter(None, [str(shim), os.environ.get("LD_PRELOAD", "")]))
         env = dict(os.environ, LD_PRELOAD=preload, MEMSLICE_TRACE=str(log))
         sink = subprocess.DEVNULL if quiet else None
-        done = subprocess.run(
-            command, env=env, timeout=timeout, check=False, stdout=sink, stderr=sink
-        )
+        try:
+            done = subprocess.run(
+                command, env=env, timeout=timeout, check=False, stdout=sink, stderr=sink
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ProgramTimedOut(
+                f"{command[0]} still ran after {timeout} s and was killed; no trace written"
+            ) from exc
         text = log.read_text(encoding="utf-8") if log.exists() else ""
     return Recording(parse_log(text, command, done.returncode), done.returncode)

@@ -56,6 +56,9 @@ static void on_thread_exit(void *marker) { (void)marker; line('x', 0, 0, tid());
 __attribute__((constructor)) static void open_log(void) {
     const char *path = getenv("MEMSLICE_TRACE");
     out = fopen(path ? path : "/dev/null", "w");
+    /* Only the recorded process writes the log: programs it starts inherit
+     * LD_PRELOAD but not the log's name, so they cannot truncate it. */
+    unsetenv("MEMSLICE_TRACE");
     if (out) {
         fprintf(out, "p %ld 0 0\n", (long)getpid());
         fflush(out);
