@@ -368,3 +368,29 @@ def test_only_the_named_process_writes_the_trace(tmp_path: Path) -> None:
     recording = record(["sh", "-c", f"{program}; true"], cache=tmp_path, quiet=True)
     assert recording.exit_status == 0
     assert recording.trace.calls == ()
+
+
+def test_a_conformance_failure_trace_can_be_stepped_through(tmp_path: Path) -> None:
+    """``show --trace`` reads the suite's own traces: moving ops kept, the others counted."""
+    from memslice_conformance.trace import Trace, save_trace
+
+    steps = (
+        ({"op": "alloc", "size": 40, "as": "b1", "thread": "main"},),
+        ({"op": "write", "block": "b1", "offset": 0, "data": "ff"},),
+        ({"op": "alloc", "size": 40, "as": "b2", "thread": "t1"},),
+        ({"op": "free1", "block": "b1", "thread": "t1"},),
+        ({"op": "thread_exit", "thread": "t1"},),
+    )
+    path = save_trace(Trace("machine", "reference", 0, None, steps), tmp_path / "suite.json")
+    trace = load_call_trace(path)
+    assert [(c.op, c.thread) for c in trace.calls] == [
+        ("alloc", "main"),
+        ("alloc", "t1"),
+        ("free1", "t1"),
+        ("thread_exit", "t1"),
+    ]
+    assert trace.skipped_ops == 1
+    frames = replay(trace)
+    assert "t1" in {t.name for t in frames[3].snapshot.threads}
+    assert "t1" not in {t.name for t in frames[4].snapshot.threads}
+    assert frames[4].touched  # the chunks the exiting thread's magazines held

@@ -17,9 +17,12 @@ each chunk from frame to frame (:class:`~memslice.visualise.ChunkNames`)::
                                         ▼
                  stepper_html() ──▶ <div class="memslice-stepper">
                                       controls: previous | slider | next
-                                      <section data-step="0"> call, words, clauses, SVG
+                                      <section data-step="0" data-pictures="0 1 2">
+                                          call, words, clauses
                                       <section data-step="1" hidden> ...
-                                    <script> a few lines: show one section </script>
+                                      <template id="...-pic-0"> SVG  (each drawing once)
+                                    <script> a few lines: show one section, and
+                                             put its pictures in from the templates </script>
 
 The page needs no server: it works from ``file://`` (INTRO-007).  The
 script reads ``#step=N`` from the URL so a link can open any call, and writes
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import html
 import queue
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +59,7 @@ from .visualise import (
 __all__ = ["Frame", "ThreadLane", "clauses_for", "replay", "stepper_html", "stepper_page"]
 
 _WORD: Final = 8
+_MARKER_ID: Final = re.compile(r"arrow-\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,16 @@ def clauses_for(call: Call, narration: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _magazine_chunks(snapshot: AllocatorSnapshot, thread: str) -> tuple[int, ...]:
+    return tuple(
+        address
+        for t in snapshot.threads
+        if t.name == thread
+        for loaded, freeing in t.magazines.values()
+        for address in (*loaded.chunks, *freeing.chunks)
+    )
+
+
 def _addresses(call: Call, where: dict[str, int]) -> tuple[int, ...]:
     if call.op in ("alloc", "alloc0", "copy"):
         return (where[call.handle],)
@@ -165,6 +180,8 @@ def replay(
             if lane is None:
                 lane = lanes[call.thread] = ThreadLane(call.thread, allocator)
             freed = _addresses(call, where) if call.op in ("free1", "free_chain") else ()
+            if call.op == "thread_exit":  # the chunks its magazines held move
+                freed = _magazine_chunks(before, call.thread)
             if call.op == "thread_exit":
                 lanes.pop(call.thread).run(None)
             else:
@@ -224,7 +241,15 @@ _SCRIPT: Final = """
   function show(i) {
     i = Math.max(0, Math.min(frames.length - 1, i));
     if (i === current) return;
-    for (var k = 0; k < frames.length; k++) frames[k].hidden = (k !== i);
+    for (var k = 0; k < frames.length; k++) {
+      frames[k].hidden = (k !== i);
+      var box = frames[k].querySelector(".pictures");
+      box.textContent = "";  // only the frame on show holds its pictures
+      if (k !== i) continue;
+      frames[k].getAttribute("data-pictures").split(" ").forEach(function (n) {
+        box.appendChild(document.getElementById(root.id + "-pic-" + n).content.cloneNode(true));
+      });
+    }
     current = i;
     root.setAttribute("data-current", String(i));
     slider.value = String(i);
@@ -284,6 +309,19 @@ def stepper_html(
     names = ChunkNames()
     classes = _classes_used(frames, max_classes)
     sections: list[str] = []
+    # A picture that does not change from one call to the next is stored once,
+    # in a <template>; each frame lists the pictures it shows, and the script
+    # puts only the current frame's pictures in the page.
+    unique: dict[str, int] = {}
+    stored: list[str] = []
+
+    def picture_number(svg: str) -> int:
+        key = _MARKER_ID.sub("arrow", svg)  # marker ids differ between equal drawings
+        if key not in unique:
+            unique[key] = len(stored)
+            stored.append(svg)
+        return unique[key]
+
     for number, frame in enumerate(frames):
         names.see(frame.snapshot)
         states = chunk_states(frame.snapshot)
@@ -303,12 +341,14 @@ def stepper_html(
             )
             pictures.append(magazines_svg(frame.snapshot, ix, names=names, highlight=frame.touched))
         pictures.append(totals_svg(frame.snapshot))
+        listed = " ".join(str(picture_number(svg)) for svg in pictures)
         sections.append(
-            f'<section class="frame" data-step="{number}"{" hidden" if number else ""}>'
+            f'<section class="frame" data-step="{number}" data-pictures="{listed}"'
+            f"{' hidden' if number else ''}>"
             f'<p class="call">{html.escape(heading)}</p>'
             f'<ul class="narration">{words}</ul>'
             + (f'<p class="clauses">Why: {clauses}</p>' if clauses else "")
-            + f'<div class="pictures">{"".join(pictures)}</div></section>'
+            + '<div class="pictures"></div></section>'
         )
     last = len(frames) - 1
     controls = (
@@ -320,10 +360,15 @@ def stepper_html(
         f'<span class="counter">call 0 of {last}</span></div>'
     )
     script = _SCRIPT % {"id": f'"{element_id}"'}
+    templates = "".join(
+        f'<template id="{html.escape(element_id)}-pic-{n}">{svg}</template>'
+        for n, svg in enumerate(stored)
+    )
     return (
         f"<style>{_STYLE}</style>"
         f'<div class="memslice-stepper" id="{html.escape(element_id)}" tabindex="0">'
-        f"{controls}{''.join(sections)}</div><script>{script}</script>"
+        f"<noscript><p>The step-through needs JavaScript to show its pictures.</p></noscript>"
+        f"{controls}{''.join(sections)}{templates}</div><script>{script}</script>"
     )
 
 
