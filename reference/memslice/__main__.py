@@ -518,6 +518,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _origin(trace: CallTrace) -> str:
+    """Where a trace's calls came from, in words: the recorded command, or the suite's run."""
+    command = trace.recorded.get("command")
+    if isinstance(command, list):
+        return "`" + " ".join(map(str, command)) + "`"
+    return f"a conformance trace of {trace.source}"
+
+
 def _show_trace(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".html":
@@ -534,7 +542,7 @@ def _show_trace(args: argparse.Namespace) -> int:
     frames = replay(CallTrace(calls, trace.source, trace.recorded), PROFILES[args.profile])
     left_out = len(trace.calls) - len(calls)
     intro = (
-        f"{len(calls)} slice calls of {trace.source}, replayed on the reference "
+        f"{len(calls)} slice calls of {_origin(trace)}, replayed on the reference "
         f"({args.profile} profile)."
         + (
             f" The trace holds {left_out} more calls; raise --max-calls to see them."

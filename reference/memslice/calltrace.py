@@ -12,7 +12,7 @@ implementation.  This module writes the same JSON shape without importing the
 suite (the reference sits below it)::
 
     {"format": "memslice-conformance-trace", "version": 1,
-     "check": "record", "impl": "recorded: ./shopping", "seed": 0, "failure": null,
+     "check": "record", "impl": "glib", "seed": 0, "failure": null,
      "recorded": {"command": [...], "exit_status": 0, "calls": 31, ...},
      "steps": [[{"op": "alloc0", "size": 24, "as": "b1", "thread": "main",
                  "call": "g_slice_alloc0"}],
@@ -132,7 +132,9 @@ class CallTrace:
     """A program's slice calls in order, and what the recording knows about it."""
 
     calls: tuple[Call, ...]
-    source: str = "recorded"
+    source: str = "glib"
+    """The ``impl`` field: for a recording, the system GLib the calls ran on
+    (so ``memslice-conformance replay`` without ``--impl`` replays it there)."""
     recorded: Mapping[str, object] = field(default_factory=dict)
     skipped_ops: int = 0
 

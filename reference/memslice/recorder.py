@@ -285,7 +285,7 @@ def parse_log(text: str, command: list[str], exit_status: int = 0) -> CallTrace:
     kept = [c for c in calls if c.op != "free_chain" or c.blocks]
     return CallTrace(
         tuple(kept),
-        f"recorded: {' '.join(command)}",
+        "glib",
         {
             "command": command,
             "exit_status": exit_status,
