@@ -222,7 +222,7 @@ def _work(allocator: Allocator, call: Call, where: dict[str, int]) -> Callable[[
 _STYLE: Final = """
 .memslice-stepper{border:1px solid #ccc;border-radius:6px;padding:0.6em 0.8em;margin:1em 0}
 .memslice-stepper .controls{display:flex;gap:0.6em;align-items:center;flex-wrap:wrap;
- position:sticky;top:0;background:inherit;padding:0.3em 0;z-index:1}
+ position:sticky;top:0;background:var(--color-background-primary,#fff);padding:0.3em 0;z-index:1}
 .memslice-stepper .controls input{flex:1;min-width:8em}
 .memslice-stepper button{font-size:1em;padding:0.2em 0.8em;cursor:pointer}
 .memslice-stepper .call{font-family:monospace;font-size:1.05em;font-weight:bold}
