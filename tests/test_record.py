@@ -368,9 +368,10 @@ def test_only_the_named_process_writes_the_trace(tmp_path: Path) -> None:
 
 def test_a_conformance_failure_trace_can_be_stepped_through(tmp_path: Path) -> None:
     """``show --trace`` reads the suite's own traces: moving ops kept, the others counted."""
+    from memslice_conformance.model import Op
     from memslice_conformance.trace import Trace, save_trace
 
-    steps = (
+    steps: tuple[tuple[Op, ...], ...] = (
         ({"op": "alloc", "size": 40, "as": "b1", "thread": "main"},),
         ({"op": "write", "block": "b1", "offset": 0, "data": "ff"},),
         ({"op": "alloc", "size": 40, "as": "b2", "thread": "t1"},),
