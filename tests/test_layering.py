@@ -31,9 +31,12 @@ RANKS = {
     "faults": 9,
     "typed": 9,
     "__init__": 10,
+    "calltrace": 0,
+    "recorder": 1,
     "visualise": 11,
+    "stepthrough": 12,
     "memchunk": 11,
-    "__main__": 12,
+    "__main__": 13,
 }
 
 PACKAGE = Path(memslice.__file__).parent

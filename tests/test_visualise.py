@@ -9,7 +9,9 @@ geometry comes from the spec's formulas and GLib's published table
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import itertools
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -34,9 +36,13 @@ from memslice.snapshot import (
 )
 from memslice.tunables import GLIB_2_74, PROFILES
 from memslice.visualise import (
+    ChunkNames,
     ChunkState,
+    cache_sets,
+    cache_sets_svg,
     chunk_labels,
     chunk_states,
+    colour_zoom_svg,
     explain,
     magazines_svg,
     ring_svg,
@@ -135,19 +141,31 @@ def test_every_chunk_gets_exactly_one_state() -> None:
     assert len(by_state[ChunkState.IN_USE]) == 16 - 3 - 3 - 4
 
 
-def test_chunk_labels_name_slabs_by_address() -> None:
-    """The lower page is slab A, its chunks A0..A7, whatever the ring order."""
+def test_chunk_names_follow_carving_not_addresses() -> None:
+    """Names are given when a slab is first seen and never change (ChunkNames).
+
+    In one snapshot, a head that still has free chunks is the newest slab
+    (SLAB-009), so the hand ring (A head with free chunks, then B) names page B
+    ``A`` and page A ``B``.  Seen in order, a slab keeps its letter whatever
+    the ring does, and a page released and carved again gets a new letter.
+    """
     cls = hand_snapshot().classes[6]
     labels = chunk_labels(cls)
-    assert labels[PAGE_A + 32] == "A0"
-    assert labels[PAGE_A + 32 + 7 * 112] == "A7"
-    assert labels[PAGE_B + 48 + 112] == "B1"
-    reversed_ring = SizeClassSnapshot(**{**_fields(cls), "slabs": (SLAB_B, SLAB_A)})
-    assert chunk_labels(reversed_ring) == labels
+    assert labels[PAGE_B + 48] == "A0" and labels[PAGE_B + 48 + 7 * 112] == "A7"
+    assert labels[PAGE_A + 32 + 112] == "B1"
 
+    def ring(*slabs: SlabSnapshot) -> SizeClassSnapshot:
+        return dataclasses.replace(cls, slabs=slabs)
 
-def _fields(cls: SizeClassSnapshot) -> dict[str, object]:
-    return {name: getattr(cls, name) for name in SizeClassSnapshot.__slots__}
+    names = ChunkNames()
+    names.see_class(ring(SLAB_A))  # page A carved first
+    names.see_class(ring(SLAB_B, SLAB_A))
+    names.see_class(ring(SLAB_A, SLAB_B))  # the ring turned: nobody is renamed
+    assert names.slabs(ring(SLAB_A, SLAB_B)) == {PAGE_A: "A", PAGE_B: "B"}
+    names.see_class(ring(SLAB_B))  # page A released ...
+    names.see_class(ring(SLAB_A, SLAB_B))  # ... and carved again: a new slab, C
+    assert names.chunks(ring(SLAB_A, SLAB_B))[PAGE_A + 32] == "C0"
+    assert names.chunks(ring(SLAB_A, SLAB_B))[PAGE_B + 48] == "B0"
 
 
 def test_slab_picture_is_to_scale() -> None:
@@ -409,3 +427,173 @@ def test_totals_bar_is_to_scale_and_adds_up() -> None:
         n: float(segments[n].get("width", "")) / sizes[n] for n in slab_parts if sizes[n]
     }
     assert max(width_per_byte.values()) == pytest.approx(min(width_per_byte.values()), rel=0.01)
+
+
+# ---------------------------------------------------------------- pictures that teach
+def test_free_list_is_drawn_as_arrows_through_the_free_chunks() -> None:
+    """One arrow from the head label, then one per link, chunk centre to chunk centre,
+    in pop order (SLAB-010)."""
+    slab = make_slab(PAGE_A, 1024, 112, 32, free=(6, 2, 7))
+    root = parse(slab_svg(slab))
+    outline = with_class(root, "page-outline")[0]
+    left, scale = float(outline.get("x", "")), float(outline.get("width", "")) / 1024
+    links = with_class(root, "free-link", tag="path")
+    assert len(links) == 1 + 2
+    assert int(links[0].get("data-to", ""), 16) == slab.free_chunks[0]
+    pairs = [(int(p.get("data-from", ""), 16), int(p.get("data-to", ""), 16)) for p in links[1:]]
+    assert pairs == list(itertools.pairwise(slab.free_chunks))
+    for path, (here, there) in zip(links[1:], pairs, strict=True):
+        numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", path.get("d", ""))]
+        start_x, end_x = numbers[0], numbers[-2]
+        assert start_x == pytest.approx(left + (here - PAGE_A + 56) * scale, abs=0.01)
+        assert end_x == pytest.approx(left + (there - PAGE_A + 56) * scale, abs=0.01)
+    assert not with_class(
+        parse(slab_svg(make_slab(PAGE_A, 1024, 112, 32, ()))), "free-link", tag="path"
+    )
+
+
+def test_ring_labels_say_where_the_chunks_are() -> None:
+    """Not "8/8 alloc" for a slab whose chunks sit in magazines and the depot."""
+    snap = hand_snapshot()
+    root = parse(ring_svg(snap.classes[6], chunk_states(snap)))
+    places = [t.text for t in with_class(root, "places", tag="text")]
+    # Slab A: A0..A4 held, 3 free.  Slab B: 2 + 1 in the thread's magazines, 4 in
+    # the depot, 1 held by the program.
+    assert places == ["5 used, 3 free, c=32", "1 used, 3 mag, 4 depot, c=48"]
+    assert "alloc" not in ET.tostring(root, encoding="unicode")
+
+
+def _colour_run() -> tuple[list[AllocatorSnapshot], int, int]:
+    ctx, results = run_workload("colour")
+    geometry = ctx.allocator.geometry
+    snapshots = [results[0].before, *(r.after for r in results)]
+    return (
+        snapshots,
+        geometry.class_index(geometry.p2align(1000)),
+        geometry.class_index(geometry.p2align(464)),
+    )
+
+
+def test_colour_zoom_draws_offsets_to_scale_and_the_wrap() -> None:
+    """Offsets climb by 16 and wrap inside the padding (COLOR-002, COLOR-005), to scale."""
+    snapshots, ix1008, _ = _colour_run()
+    names = ChunkNames()
+    for snap in snapshots[:2]:
+        names.see(snap)
+    cls = snapshots[1].classes[ix1008]
+    root = parse(colour_zoom_svg(cls, names))
+    zoom = with_class(root, "zoom", tag="g")[0]
+    scale = float(zoom.get("data-scale", ""))
+    rows = with_class(root, "zoom-row", tag="g")
+    colours = [int(g.get("data-colour", "")) for g in rows]
+    padding = geometry_for(GLIB_2_74).classes[ix1008].padding
+    assert padding == 80
+    assert colours == [(k * 16) % padding for k in range(8)]  # a fresh accumulator
+    assert [g.get("data-slab") for g in rows] == list("ABCDEFGH")
+    left = float(with_class(root, "first-chunk")[0].get("x", ""))  # slab A: colour 0
+    for row, colour in zip(rows, colours, strict=True):
+        first = with_class(row, "first-chunk")[0]
+        assert float(first.get("x", "")) == pytest.approx(left + colour * scale, abs=0.01)
+        pink = with_class(row, "colour-offset")
+        assert (float(pink[0].get("width", "")) if pink else 0) == pytest.approx(
+            colour * scale, abs=0.01
+        )
+    assert colour * scale > 40 if (colour := max(colours)) else False  # not a sliver
+    wraps = with_class(root, "wrap", tag="text")
+    assert len(wraps) == 1 and len(with_class(root, "wrap-arrow", tag="path")) == 1
+    lines = [int(e.get("data-offset", "")) for e in with_class(root, "cache-line", tag="line")]
+    assert lines == [0, 64, 128]
+
+
+def test_cache_set_strips_count_what_w7_measures() -> None:
+    """Sets hit by chunk starts: (address // 64) % 64, counted here from the spec's
+    layout (SLAB-003, COLOR-002) and compared with the picture."""
+    snapshots, _, ix464 = _colour_run()
+    cls = snapshots[-1].classes[ix464]
+    assert len(cls.slabs) == 40  # 320 objects, 8 per 4096-byte page
+    sc = geometry_for(GLIB_2_74).classes[ix464]
+
+    def sets(coloured: bool) -> list[int]:
+        counts = [0] * 64
+        for slab in cls.slabs:
+            base = slab.page + (slab.colour if coloured else 0)
+            for k in range(sc.chunks_per_slab):
+                counts[(base + k * sc.chunk_size) // 64 % 64] += 1
+        return counts
+
+    plain, coloured = sets(False), sets(True)
+    assert cache_sets(cls, coloured=False) == plain and cache_sets(cls) == coloured
+    # The numbers the colour page's caption gives.
+    assert (sum(map(bool, plain)), max(plain)) == (8, 40)
+    assert (sum(map(bool, coloured)), max(coloured)) == (48, 8)
+    root = parse(cache_sets_svg(cls))
+    strips = with_class(root, "cache-strip", tag="g")
+    for strip, expected in zip(strips, (plain, coloured), strict=True):
+        cells = with_class(strip, "cache-set")
+        assert [int(c.get("data-count", "")) for c in cells] == expected
+        assert int(strip.get("data-sets-hit", "")) == sum(map(bool, expected))
+
+
+def test_thread_exit_before_and_after_keep_chunk_names() -> None:
+    """The worker's freeing magazine before its exit is the depot's head after (EXIT-002),
+    drawn with the same chunk names."""
+    ctx, results = run_workload("thread-exit-steps")
+    geometry = ctx.allocator.geometry
+    ix = geometry.class_index(geometry.p2align(40))
+    names = ChunkNames().see(results[0].before)
+    pictures = []
+    for result in results:
+        names.see(result.after)
+        pictures.append(parse(magazines_svg(result.after, ix, names=names)))
+    before, after, _ = pictures
+
+    def cells(root: ET.Element) -> list[list[str]]:
+        return [
+            [c.get("data-label", "") for c in with_class(g, "cell")]
+            for g in with_class(root, "magazine", tag="g")
+        ]
+
+    loaded, freeing, *depot_before = cells(before)
+    depot_after = cells(after)
+    assert len(depot_after) == len(depot_before) + 2
+    assert depot_after[0] == freeing and depot_after[1] == loaded
+    assert "worker" not in {t.name for t in results[1].after.threads}
+    assert all("?" not in label for mag in depot_after for label in mag)
+
+
+def test_released_slab_pages_stay_mapped_while_their_os_page_is_shared() -> None:
+    """What the depot page says about "mapped, not in a slab" after the trim (PAGE-003)."""
+    _, results = run_workload("depot-trim")
+    before, after = results[2].after.totals, results[3].after.totals
+    assert before.in_slabs - after.in_slabs == 12 * 1024  # twelve 1 KiB slab pages released
+    assert before.mapped - after.mapped == 4096  # one OS page returned
+    assert after.mapped - after.in_slabs == 9216
+    root = parse(totals_svg(results[3].after))
+    segment = with_class(root, "not-in-slabs")[0]
+    assert int(segment.get("data-bytes", "")) == 9216
+    assert "mapped, not in a slab: 9216 B" in ET.tostring(root, encoding="unicode")
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_every_live_picture_parses_and_chunks_sit_at_their_offsets(name: str) -> None:
+    """Every ring and magazine picture of every workload's last state parses, and each
+    chunk rect sits at colour + k * chunk_size on its page's scale (SLAB-003)."""
+    _, results = run_workload(name)
+    snap = results[-1].after
+    states = chunk_states(snap)
+    names = ChunkNames().see(snap)
+    for cls in snap.classes:
+        if not cls.slabs:
+            continue
+        root = parse(ring_svg(cls, states, names=names, max_slabs=3))
+        for group in with_class(root, "slab", tag="g"):
+            outline = with_class(group, "page-outline")[0]
+            left = float(outline.get("x", ""))
+            scale = float(outline.get("width", "")) / cls.page_size
+            slab = next(s for s in cls.slabs if s.page == int(group.get("data-page", ""), 16))
+            chunks = with_class(group, "chunk")
+            assert len(chunks) == slab.n_chunks == cls.chunks_per_slab
+            for k, rect in enumerate(chunks):
+                offset = slab.colour + k * cls.chunk_size
+                assert float(rect.get("x", "")) == pytest.approx(left + offset * scale, abs=0.01)
+        parse(magazines_svg(snap, cls.index, names=names))

@@ -14,7 +14,13 @@ Three jobs, all done at build time from the project's own sources::
 
     {memslice-figure} / {memslice-step} ──▶ run a workload of memslice.__main__
         on the live reference, draw with memslice.visualise, write
-        docs/_generated/figures/NAME.svg, and insert it as a figure
+        docs/_generated/figures/NAME.svg, and insert it as a figure;
+        pictures of a whole run (the colour zoom, cache sets, before/after)
+        name chunks from the run's first snapshot on (ChunkNames)
+
+    {memslice-stepper} TRACE.json ──▶ replay a call trace on the live reference
+        (memslice.stepthrough) and insert the step-through as raw HTML: one
+        frame per call, clause IDs linked to their anchors in the rendered spec
 
 Invariants: nothing here is drawn by hand; a figure's file name is a pure
 function of its directive's arguments, so the HTML test can list the figures
@@ -44,7 +50,7 @@ TERM_LINE = re.compile(r"^\*\*.+?\*\*")
 CLAUSE_HEADING = re.compile(r"^### ([A-Z]+-\d{3}) \[([A-Za-z0-9.\-]+)\] (.+)$")
 CLAUSE_ID = re.compile(r"(?<![\w{`-])([A-Z]{2,6}-\d{3})(?![\w-])")
 MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
-PICTURES = ("ring", "slab", "magazines", "table", "totals")
+PICTURES = ("ring", "slab", "magazines", "table", "totals", "colour-zoom", "cache-sets")
 
 #: The glossary's terms, read from spec/00-terms.md when the build starts.
 _TERMS: list[str] = []
@@ -480,16 +486,24 @@ def _draw(picture: str, workload: str, step: int, size: int | None, profile: str
     ix = busiest_class(snap) if size is None else geometry.class_index(geometry.p2align(size))
     cls = snap.classes[ix]
     states = visualise.chunk_states(snap)
+    # Names follow each chunk through the run: feed every snapshot up to this one.
+    names = visualise.ChunkNames().see(results[0].before)
+    for result in results[:step]:
+        names.see(result.after)
     if picture == "ring":
-        return visualise.ring_svg(cls, states)
+        return visualise.ring_svg(cls, states, names=names)
     if picture == "magazines":
-        return visualise.magazines_svg(snap, ix)
+        return visualise.magazines_svg(snap, ix, names=names)
+    if picture == "colour-zoom":
+        return visualise.colour_zoom_svg(cls, names)
+    if picture == "cache-sets":
+        return visualise.cache_sets_svg(cls)
     if picture == "totals":
         return visualise.totals_svg(snap)
     if not cls.slabs:
         raise ValueError(f"{workload} step {step}: class {ix} has no slab to draw")
     head = cls.slabs[0]
-    name = visualise.slab_names(cls)[head.page]
+    name = names.slab(ix, head.page)
     return visualise.slab_svg(
         head,
         states,
@@ -596,6 +610,40 @@ class MemsliceStep(_FigureBase):
             if picture.strip():
                 out.append(self._figure(picture.strip()))
         return out
+
+
+class MemsliceStepper(SphinxDirective):
+    """``{memslice-stepper} PATH``: step through a call trace, one call per frame.
+
+    PATH is a call trace relative to the docs folder (a recording, or any
+    conformance trace); the page links each clause ID to its anchor.
+    """
+
+    required_arguments = 1
+    option_spec: ClassVar[dict[str, Any]] = {"profile": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        from memslice.calltrace import TraceError, load_call_trace
+        from memslice.stepthrough import replay, stepper_html
+        from memslice.tunables import PROFILES
+
+        path = Path(self.env.srcdir) / self.arguments[0]
+        self.env.note_dependency(str(path))
+        try:
+            trace = load_call_trace(path)
+            frames = replay(trace, PROFILES[self.options.get("profile", "glib-2.74")])
+        except (TraceError, KeyError) as exc:
+            raise self.error(f"cannot step through {path}: {exc}") from exc
+        files: dict[str, str] = getattr(self.env, "memslice_clause_files", {})
+        up = "../" * self.env.docname.count("/")
+
+        def href(clause: str) -> str | None:
+            stem = files.get(clause)
+            return f"{up}reference/spec/{stem}.html#{clause.lower()}" if stem else None
+
+        element = "stepper-" + re.sub(r"[^a-z0-9]+", "-", path.stem.lower())
+        text = stepper_html(frames, element_id=element, clause_href=href)
+        return [nodes.raw("", text, format="html")]
 
 
 def _wipe_generated(app: Sphinx) -> None:
@@ -747,4 +795,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", link_docstring_clauses)
     app.add_directive("memslice-figure", MemsliceFigure)
     app.add_directive("memslice-step", MemsliceStep)
+    app.add_directive("memslice-stepper", MemsliceStepper)
     return {"version": "1", "parallel_read_safe": False, "parallel_write_safe": True}

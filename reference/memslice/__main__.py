@@ -2,11 +2,20 @@
 
 Rules and theory of operation
 -----------------------------
-Two commands over one engine of *workloads*::
+Three commands over one engine of *workloads* and one of *call traces*::
 
     python -m memslice demo                      narrate a short workload step by step
     python -m memslice show --workload NAME --out FILE.svg|.html
                                                  draw the allocator after a workload
+    python -m memslice record --out TRACE.json -- PROGRAM ARGS
+                                                 record a real GLib program's slice calls
+    python -m memslice show --trace TRACE.json --out PAGE.html
+                                                 replay a trace on the reference and step
+                                                 through it one call at a time (INTRO-007)
+
+``record`` and ``show --trace`` are thin layers over :mod:`memslice.recorder`
+and :mod:`memslice.stepthrough`; the trace is the conformance suite's format
+(:mod:`memslice.calltrace`).
 
 A workload is a named list of :class:`Step` s.  Each step acts on a fresh,
 isolated :class:`~memslice.Allocator` (GLib 2.74 profile unless told
@@ -37,8 +46,11 @@ from typing import Final
 
 from . import typed
 from .allocator import Allocator
+from .calltrace import CallTrace, TraceError, load_call_trace, save_call_trace
 from .config import SliceConfig
+from .recorder import RecordError, record
 from .snapshot import AllocatorSnapshot
+from .stepthrough import ThreadLane, replay, stepper_page
 from .tunables import PROFILES, Tunables
 from .visualise import (
     chunk_states,
@@ -84,6 +96,7 @@ class WorkloadContext:
     clock: FixedClock
     held: dict[str, list[int]] = field(default_factory=dict)
     contended: bool = False
+    workers: dict[str, ThreadLane] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +181,27 @@ def _in_thread(
         worker = threading.Thread(target=run, name=name)
         worker.start()
         worker.join()
+
+    return action
+
+
+def _on_worker(
+    name: str, body: Callable[[WorkloadContext], None]
+) -> Callable[[WorkloadContext], None]:
+    """Run ``body`` on a worker thread that stays alive after the step (see _end_worker)."""
+
+    def action(ctx: WorkloadContext) -> None:
+        lane = ctx.workers.get(name)
+        if lane is None:
+            lane = ctx.workers[name] = ThreadLane(name, ctx.allocator)
+        lane.run(lambda: body(ctx))
+
+    return action
+
+
+def _end_worker(name: str) -> Callable[[WorkloadContext], None]:
+    def action(ctx: WorkloadContext) -> None:
+        ctx.workers.pop(name).run(None)  # the thread's exit cleanup, then it ends
 
     return action
 
@@ -303,6 +337,39 @@ WORKLOADS: Final[dict[str, Workload]] = {
             ),
         ),
         Workload(
+            "thread-exit-steps",
+            "The thread-exit workload with the exit as a step of its own: before and after.",
+            (
+                Step(
+                    "A worker allocates 100 x 40 B and frees them; it is still running",
+                    "worker: 100 x g_slice_alloc (40); 100 x g_slice_free1 (40, ...)",
+                    _on_worker("worker", _each([_alloc_n("w", 40, 100), _free_n("w", 40)])),
+                ),
+                Step("The worker exits", "worker: return from the thread", _end_worker("worker")),
+                Step(
+                    "Main allocates 100 x 40 B",
+                    "100 x g_slice_alloc (40)",
+                    _alloc_n("main", 40, 100),
+                ),
+            ),
+        ),
+        Workload(
+            "colour",
+            "Enough slabs of two classes to see colour offsets climb and wrap (COLOR-002).",
+            (
+                Step(
+                    "Allocate 64 x 1000 B: eight slabs of the 1008-byte class",
+                    "64 x g_slice_alloc (1000)",
+                    _alloc_n("k1000", 1000, 64),
+                ),
+                Step(
+                    "Allocate 320 x 464 B, the objects W7 scans",
+                    "320 x g_slice_alloc (464)",
+                    _alloc_n("k464", 464, 320),
+                ),
+            ),
+        ),
+        Workload(
             "depot-trim",
             "Magazines age in the depot; a later push 15 s on trims them and slabs are freed.",
             (
@@ -378,11 +445,15 @@ def run_workload(
     flag.append(ctx)
     results = []
     before = allocator.snapshot()
-    for step in workload.steps:
-        step.action(ctx)
-        after = allocator.snapshot()
-        results.append(StepResult(step, before, after, tuple(explain(before, after))))
-        before = after
+    try:
+        for step in workload.steps:
+            step.action(ctx)
+            after = allocator.snapshot()
+            results.append(StepResult(step, before, after, tuple(explain(before, after))))
+            before = after
+    finally:
+        for lane in ctx.workers.values():  # workers a workload left running end here
+            lane.run(None)
     return ctx, results
 
 
@@ -447,7 +518,72 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _origin(trace: CallTrace) -> str:
+    """Where a trace's calls came from, in words: the recorded command, or the suite's run."""
+    command = trace.recorded.get("command")
+    if isinstance(command, list):
+        return "`" + " ".join(map(str, command)) + "`"
+    return f"a conformance trace of {trace.source}"
+
+
+def _show_trace(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".html":
+        sys.stderr.write(
+            f"show --trace draws an HTML page: --out must end in .html, not {out.suffix!r}\n"
+        )
+        return 2
+    try:
+        trace = load_call_trace(Path(args.trace))
+    except TraceError as exc:
+        sys.stderr.write(f"show: {exc}\n")
+        return 2
+    calls = trace.calls[: args.max_calls]
+    frames = replay(CallTrace(calls, trace.source, trace.recorded), PROFILES[args.profile])
+    left_out = len(trace.calls) - len(calls)
+    intro = (
+        f"{len(calls)} slice calls of {_origin(trace)}, replayed on the reference "
+        f"({args.profile} profile)."
+        + (
+            f" The trace holds {left_out} more calls; raise --max-calls to see them."
+            if left_out
+            else ""
+        )
+        + (
+            f" {trace.skipped_ops} ops that move no chunk were left out."
+            if trace.skipped_ops
+            else ""
+        )
+    )
+    text = stepper_page(frames, f"memslice: {Path(args.trace).name}, one call at a time", intro)
+    out.write_text(text, encoding="utf-8")
+    sys.stdout.write(f"wrote {out} ({len(frames) - 1} calls, {len(text)} bytes)\n")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    command = list(args.program)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    try:
+        recording = record(command, timeout=args.timeout)
+    except RecordError as exc:
+        sys.stderr.write(f"record: {type(exc).__name__}: {exc}\n")
+        return 2
+    save_call_trace(recording.trace, Path(args.out))
+    meta = recording.trace.recorded
+    sys.stderr.write(
+        f"recorded {meta.get('calls')} slice calls from {meta.get('threads')} thread(s) to "
+        f"{args.out} (program exit status {recording.exit_status}; "
+        f"{meta.get('unmatched_frees_dropped')} frees of unseen blocks dropped)\n"
+        f"note: {meta.get('not_seen')}\n"
+    )
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
+    if args.trace is not None:
+        return _show_trace(args)
     ctx, results = run_workload(args.workload, PROFILES[args.profile])
     snapshot = results[-1].after if results else ctx.allocator.snapshot()
     out = Path(args.out)
@@ -487,14 +623,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=sorted(WORKLOADS),
         help="workload to narrate (repeatable; default: three short ones)",
     )
-    show = sub.add_parser("show", help="draw the allocator after a workload as SVG or HTML")
-    show.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
+    show = sub.add_parser(
+        "show", help="draw the allocator after a workload, or step through a trace"
+    )
+    source = show.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workload", choices=sorted(WORKLOADS))
+    source.add_argument(
+        "--trace", help="a call trace (from record, or a conformance trace): step through it"
+    )
     show.add_argument("--out", required=True, help="FILE.svg (one class) or FILE.html (all)")
+    show.add_argument(
+        "--max-calls", type=int, default=200, help="with --trace: step through this many calls"
+    )
     show.add_argument("--size", type=int, help="for .svg: draw the class serving this size")
     show.add_argument("--table", action="store_true", help="for .svg: the size-class table")
+    rec = sub.add_parser(
+        "record", help="run a GLib program and record its g_slice calls as a trace"
+    )
+    rec.add_argument("--out", required=True, help="the trace file to write (JSON)")
+    rec.add_argument(
+        "--timeout", type=float, help="kill the program after this many seconds (no trace)"
+    )
+    rec.add_argument(
+        "program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS... (the program to run)"
+    )
     for p in (demo, show):
         p.add_argument("--profile", choices=sorted(PROFILES), default="glib-2.74")
     args = parser.parse_args(argv)
+    if args.command == "record":
+        if not [a for a in args.program if a != "--"]:
+            parser.error("record needs a program: record --out T.json -- PROGRAM ARGS")
+        return _record(args)
     return int(_demo(args) if args.command == "demo" else _show(args))
 
 

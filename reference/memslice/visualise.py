@@ -28,8 +28,9 @@ Drawing rules.  Lengths along a slab are proportional to byte offsets
 (``x = left + offset * scale``), so the colour offset, the unused tail and the
 SlabInfo record (SLAB-003, COLOR-002) are seen at their true relative sizes.
 Chunks are labelled ``<slab letter><chunk number>`` (``B3`` is the fourth
-chunk of the class's second-lowest slab page), the same label wherever the
-chunk appears: in a slab, in a magazine or in the depot.  Colours come from
+chunk of the class's second slab to be carved, :class:`ChunkNames`), the same
+label wherever the chunk appears and for its whole life: in a slab, in a
+magazine or in the depot, in this picture and the next.  Colours come from
 one palette (:data:`PALETTE`, the Okabe-Ito colour-blind-safe set), keyed by
 state, so a reader can follow a chunk from picture to picture.
 
@@ -46,7 +47,7 @@ from __future__ import annotations
 import enum
 import html
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final
 from xml.sax.saxutils import escape, quoteattr
 
@@ -55,10 +56,14 @@ from .snapshot import AllocatorSnapshot, MagazineSnapshot, SizeClassSnapshot, Sl
 
 __all__ = [
     "PALETTE",
+    "ChunkNames",
     "ChunkState",
     "Svg",
+    "cache_sets",
+    "cache_sets_svg",
     "chunk_labels",
     "chunk_states",
+    "colour_zoom_svg",
     "explain",
     "magazines_svg",
     "ring_svg",
@@ -96,6 +101,7 @@ PALETTE: Final[Mapping[str, str]] = {
     "paper": "#ffffff",
     "large": "#d55e00",
     "unmapped": "#fafafa",
+    "touched": "#c0003c",
 }
 """Fill colours by chunk state and page region; one palette for every picture."""
 
@@ -264,22 +270,83 @@ def _letters(n: int) -> str:
     return name
 
 
-def chunk_labels(cls: SizeClassSnapshot) -> dict[int, str]:
-    """``{address: "B3"}`` for every chunk of the class's slabs.
+class ChunkNames:
+    """Names for slabs and chunks that last a chunk's whole life.
 
-    Slabs are lettered by page address (lowest first), chunks numbered by
-    position in their slab, so a label names a chunk in every picture.
+    A slab gets the next letter of its class (``A``, ``B`` ... ``Z``, ``AA``)
+    the first time :meth:`see` finds it in a snapshot, so letters follow the
+    order in which slabs were carved, not page addresses; a chunk is its slab's
+    letter and its position (``B3`` is the fourth chunk of the class's second
+    slab).  A page that is released and later carved again is a new slab with
+    new chunks: it gets a new letter, never a released slab's letter.  Feed
+    every snapshot of a run, in order, for names that follow the chunks.
+
+    Slabs first seen in the same snapshot are lettered in the order a ring
+    that only fills up carves them: a new slab is pushed at the head, and the
+    head moves on when it fills (SLAB-004, SLAB-009), so the newest slab is the
+    head while it has free chunks and the oldest is the head's successor; when
+    the head is full, the ring from the head is already oldest first.
     """
-    labels: dict[int, str] = {}
-    for ordinal, slab in enumerate(sorted(cls.slabs, key=lambda s: s.page)):
-        for k in range(slab.n_chunks):
-            labels[slab.page + slab.colour + k * slab.chunk_size] = f"{_letters(ordinal)}{k}"
-    return labels
+
+    def __init__(self) -> None:
+        self._letters: dict[tuple[int, int], str] = {}
+        self._carved: dict[int, int] = {}
+
+    def see(self, snapshot: AllocatorSnapshot) -> ChunkNames:
+        """Name the slabs new in ``snapshot``; forget released ones.  Returns self."""
+        for cls in snapshot.classes:
+            self.see_class(cls)
+        return self
+
+    def see_class(self, cls: SizeClassSnapshot) -> ChunkNames:
+        """:meth:`see` for one class.  Returns self."""
+        present = {s.page for s in cls.slabs}
+        for key in [k for k in self._letters if k[0] == cls.index and k[1] not in present]:
+            del self._letters[key]  # released: its page may come back as a new slab
+        ring = list(cls.slabs)
+        if ring and ring[0].free_chunks:
+            ring = ring[1:] + ring[:1]  # the head is the newest slab
+        for slab in ring:
+            key = (cls.index, slab.page)
+            if key not in self._letters:
+                ordinal = self._carved.get(cls.index, 0)
+                self._carved[cls.index] = ordinal + 1
+                self._letters[key] = _letters(ordinal)
+        return self
+
+    def slab(self, class_index: int, page: int) -> str:
+        """The letter of the slab at ``page`` (``?`` for a slab never seen)."""
+        return self._letters.get((class_index, page), "?")
+
+    def slabs(self, cls: SizeClassSnapshot) -> dict[int, str]:
+        """``{page address: letter}`` for the class's slabs."""
+        return {s.page: self.slab(cls.index, s.page) for s in cls.slabs}
+
+    def chunks(self, cls: SizeClassSnapshot) -> dict[int, str]:
+        """``{chunk address: "B3"}`` for every chunk of the class's slabs."""
+        labels: dict[int, str] = {}
+        for slab in cls.slabs:
+            letter = self.slab(cls.index, slab.page)
+            for k in range(slab.n_chunks):
+                labels[slab.page + slab.colour + k * slab.chunk_size] = f"{letter}{k}"
+        return labels
 
 
-def slab_names(cls: SizeClassSnapshot) -> dict[int, str]:
-    """``{page address: "B"}``: the class's slabs lettered by page address, lowest first."""
-    return {s.page: _letters(i) for i, s in enumerate(sorted(cls.slabs, key=lambda s: s.page))}
+def chunk_labels(cls: SizeClassSnapshot, names: ChunkNames | None = None) -> dict[int, str]:
+    """``{address: "B3"}`` for every chunk of the class's slabs (see :class:`ChunkNames`).
+
+    Without ``names`` the class's slabs are named from this snapshot alone.
+    """
+    return (names or _names_of(cls)).chunks(cls)
+
+
+def slab_names(cls: SizeClassSnapshot, names: ChunkNames | None = None) -> dict[int, str]:
+    """``{page address: "B"}`` for the class's slabs (see :class:`ChunkNames`)."""
+    return (names or _names_of(cls)).slabs(cls)
+
+
+def _names_of(cls: SizeClassSnapshot) -> ChunkNames:
+    return ChunkNames().see_class(cls)
 
 
 # --------------------------------------------------------------------- a slab page
@@ -292,8 +359,12 @@ def _draw_slab_bar(
     width: float,
     height: float,
     letter: str = "",
+    highlight: Collection[int] = (),
 ) -> float:
-    """Draw one slab page to scale at ``(x, y)``; returns the scale (px per byte)."""
+    """Draw one slab page to scale at ``(x, y)``; returns the scale (px per byte).
+
+    Chunks whose address is in ``highlight`` get a thick outline.
+    """
     scale = width / slab.page_size
     svg.raw_group_open(class_="slab", data_page=hex(slab.page), data_page_size=slab.page_size)
     svg.rect(
@@ -322,10 +393,11 @@ def _draw_slab_bar(
             fill=PALETTE[state.value],
             stroke=PALETTE["ink"],
             stroke_width="0.6",
-            class_=f"chunk {state.value}",
+            class_=f"chunk {state.value}" + (" touched" if address in highlight else ""),
             data_offset=offset,
             data_address=hex(address),
             data_index=k,
+            data_label=f"{letter}{k}" if letter else None,
         )
         if label_chunks:
             svg.text(
@@ -358,8 +430,60 @@ def _draw_slab_bar(
         class_="slab-info",
         data_offset=info_offset,
     )
+    for k in range(slab.n_chunks):
+        offset = slab.colour + k * slab.chunk_size
+        if slab.page + offset in highlight:
+            svg.rect(
+                x + offset * scale,
+                y - 2,
+                max(slab.chunk_size * scale, 3),
+                height + 4,
+                fill="none",
+                stroke=PALETTE["touched"],
+                stroke_width="2.5",
+                class_="touched-outline",
+            )
     svg.group_close()
     return scale
+
+
+def _draw_free_list(
+    svg: Svg, slab: SlabSnapshot, left: float, bar_top: float, scale: float, max_links: int
+) -> None:
+    """Arrows above a slab bar: the free list's head, then chunk to chunk in pop order."""
+    centre = [left + (a - slab.page + slab.chunk_size / 2) * scale for a in slab.free_chunks]
+    svg.raw_group_open(class_="free-list", data_length=len(slab.free_chunks))
+    svg.text(left, bar_top - 40, "free list head", size=10, fill=PALETTE["faint"])
+    svg.path(
+        f"M {_num(left + 40)} {_num(bar_top - 36)} Q {_num(left + 40)} {_num(bar_top - 4)} "
+        f"{_num(centre[0])} {_num(bar_top - 1)}",
+        marker_end=svg.arrow,
+        class_="free-link head",
+        stroke_width="1.1",
+        data_to=hex(slab.free_chunks[0]),
+    )
+    links = list(itertools.pairwise(slab.free_chunks))[:max_links]
+    for (here, there), (x1, x2) in zip(links, itertools.pairwise(centre), strict=False):
+        rise = min(8 + abs(x2 - x1) * 0.25, 34)
+        svg.path(
+            f"M {_num(x1)} {_num(bar_top - 1)} Q {_num((x1 + x2) / 2)} {_num(bar_top - 2 * rise)} "
+            f"{_num(x2)} {_num(bar_top - 1)}",
+            marker_end=svg.arrow,
+            class_="free-link",
+            stroke_width="1.1",
+            data_from=hex(here),
+            data_to=hex(there),
+        )
+    if len(slab.free_chunks) - 1 > max_links:
+        svg.text(
+            left + 120,
+            bar_top - 40,
+            f"(first {max_links} links drawn)",
+            size=10,
+            fill=PALETTE["faint"],
+        )
+    svg.text(centre[-1], bar_top - 4, "end", size=8, anchor="middle", fill=PALETTE["faint"])
+    svg.group_close()
 
 
 def slab_svg(
@@ -369,24 +493,32 @@ def slab_svg(
     width: float = 760,
     title: str | None = None,
     letter: str = "",
+    max_links: int = 64,
 ) -> str:
     """One slab page drawn to scale: colour offset, chunks, unused tail, SlabInfo.
 
     ``states`` (from :func:`chunk_states`) colours each chunk; without it
     chunks on the free list are FREE and the others IN_USE.  The ruler under
     the page marks the byte offsets where each region starts (SLAB-003,
-    COLOR-002).
+    COLOR-002).  Above the page, arrows follow the slab's free list in pop
+    order, through the free chunks themselves, where its links live
+    (SLAB-010); the first ``max_links`` links are drawn.
     """
     if states is None:
         states = {a: ChunkState.FREE for a in slab.free_chunks}
-    left, bar_width, bar_top, bar_height = 16.0, width - 32, 34.0, 46.0
+    arcs = 56.0 if slab.free_chunks else 0.0
+    left, bar_width, bar_top, bar_height = 16.0, width - 32, 34.0 + arcs, 46.0
     heading = title or (
         f"Slab page {slab.page:#x}: {slab.page_size} bytes, {slab.n_chunks} chunks of "
         f"{slab.chunk_size}, colour {slab.colour}, {slab.n_allocated} allocated"
     )
-    svg = Svg(width, 200, heading, "One slab page drawn to scale; x is proportional to offset.")
+    svg = Svg(
+        width, 200 + arcs, heading, "One slab page drawn to scale; x is proportional to offset."
+    )
     svg.text(left, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
     scale = _draw_slab_bar(svg, slab, states, left, bar_top, bar_width, bar_height, letter)
+    if slab.free_chunks:
+        _draw_free_list(svg, slab, left, bar_top, scale, max_links)
 
     # Ruler: region boundaries with their offsets, staggered so labels never collide.
     marks: list[tuple[int, str]] = [(0, "0")]
@@ -436,6 +568,23 @@ def slab_svg(
 
 
 # --------------------------------------------------------------------- a class's ring
+_PLACE_WORDS: Final = (
+    (ChunkState.IN_USE, "used"),
+    (ChunkState.MAGAZINE, "mag"),
+    (ChunkState.DEPOT, "depot"),
+    (ChunkState.FREE, "free"),
+)
+
+
+def _places(slab: SlabSnapshot, states: Mapping[int, ChunkState]) -> str:
+    """Where a slab's chunks are, in words: ``2 used, 6 depot`` (zeros left out)."""
+    counts = {state: 0 for state, _ in _PLACE_WORDS}
+    for k in range(slab.n_chunks):
+        counts[states.get(slab.page + slab.colour + k * slab.chunk_size, ChunkState.IN_USE)] += 1
+    words = [f"{counts[state]} {word}" for state, word in _PLACE_WORDS if counts[state]]
+    return ", ".join(words)
+
+
 def ring_svg(
     cls: SizeClassSnapshot,
     states: Mapping[int, ChunkState] | None = None,
@@ -443,8 +592,14 @@ def ring_svg(
     width: float = 760,
     title: str | None = None,
     max_slabs: int = 10,
+    names: ChunkNames | None = None,
+    highlight: Collection[int] = (),
 ) -> str:
     """A size class's ring of slabs, head first, each page to the same scale.
+
+    Under each slab's name, where its chunks are: ``2 used, 3 mag, 3 depot,
+    0 free`` (the slab's own count of allocated chunks counts all but the
+    free ones, wherever they sit), and its colour offset ``c=16``.
 
     The head is where allocation looks first; slabs with free chunks form a
     run from the head and full slabs sit behind them (SLAB-008).  The arrow on
@@ -454,11 +609,11 @@ def ring_svg(
     """
     if states is None:
         states = {a: ChunkState.FREE for s in cls.slabs for a in s.free_chunks}
-    letters = slab_names(cls)
+    letters = slab_names(cls, names)
     rows: list[SlabSnapshot | None] = list(cls.slabs)
     if len(rows) > max_slabs:
         rows = [*cls.slabs[: max(max_slabs - 2, 1)], None, cls.slabs[-1]]
-    row_h, bar_h, top, left = 40.0, 24.0, 44.0, 150.0
+    row_h, bar_h, top, left = 40.0, 24.0, 44.0, 176.0
     bar_w = width - left - 60
     height = top + max(len(rows), 1) * row_h + 50
     heading = title or (
@@ -505,12 +660,13 @@ def ring_svg(
         svg.text(
             left - 8,
             y + 24,
-            f"{slab.n_allocated}/{slab.n_chunks} alloc, c={slab.colour}",
+            f"{_places(slab, states)}, c={slab.colour}",
             size=10,
             anchor="end",
             fill=PALETTE["faint"],
+            class_="places",
         )
-        _draw_slab_bar(svg, slab, states, left, y, bar_w, bar_h, letter)
+        _draw_slab_bar(svg, slab, states, left, y, bar_w, bar_h, letter, highlight)
         if i + 1 < len(rows):
             svg.line(
                 left + bar_w / 2,
@@ -547,6 +703,7 @@ def _draw_magazine(
     caption: str,
     capacity: int,
     max_cells: int,
+    highlight: Collection[int] = (),
 ) -> None:
     """A magazine as a column of cells, head (next to pop) at the top."""
     cell_w, cell_h = 46.0, 16.0
@@ -576,10 +733,11 @@ def _draw_magazine(
             cell_w,
             cell_h,
             fill=PALETTE[state.value],
-            stroke=PALETTE["ink"],
-            stroke_width="0.6",
-            class_="cell",
+            stroke=PALETTE["touched"] if address in highlight else PALETTE["ink"],
+            stroke_width="2.5" if address in highlight else "0.6",
+            class_="cell touched" if address in highlight else "cell",
             data_address=hex(address),
+            data_label=labels.get(address, "?"),
         )
         svg.text(
             x + cell_w / 2,
@@ -622,6 +780,8 @@ def magazines_svg(
     max_depot: int = 8,
     width: float | None = None,
     title: str | None = None,
+    names: ChunkNames | None = None,
+    highlight: Collection[int] = (),
 ) -> str:
     """Every live thread's two magazines for one class, and that class's depot ring.
 
@@ -633,7 +793,7 @@ def magazines_svg(
     at most ``max_cells`` per magazine and ``max_depot`` depot magazines are drawn.
     """
     cls = snapshot.classes[class_index]
-    labels = chunk_labels(cls)
+    labels = chunk_labels(cls, names)
     # Every live thread is drawn, with empty magazines for a class it holds nothing of.
     threads = list(snapshot.threads)
     depot = cls.depot[:max_depot]
@@ -662,7 +822,16 @@ def magazines_svg(
         loaded, freeing = thread.magazines.get(class_index, (empty, empty))
         svg.text(x, 36, f"thread {thread.name}", size=12, fill=PALETTE["ink"])
         _draw_magazine(
-            svg, loaded, labels, x, top, ChunkState.MAGAZINE, "loaded", cls.threshold, max_cells
+            svg,
+            loaded,
+            labels,
+            x,
+            top,
+            ChunkState.MAGAZINE,
+            "loaded",
+            cls.threshold,
+            max_cells,
+            highlight,
         )
         _draw_magazine(
             svg,
@@ -674,6 +843,7 @@ def magazines_svg(
             "freeing",
             cls.threshold,
             max_cells,
+            highlight,
         )
         x += 130
     svg.line(x - 6, 34, x - 6, height - 40, stroke=PALETTE["faint"], stroke_dasharray="4 3")
@@ -707,6 +877,7 @@ def magazines_svg(
             f"#{i} {'(head)' if i == 0 else ''}",
             magazine.count,
             max_cells,
+            highlight,
         )
         svg.text(
             x + 4 + i * 62 + 23,
@@ -729,14 +900,266 @@ def magazines_svg(
     return str(svg)
 
 
+# --------------------------------------------------------------------- colour, zoomed
+def _carving_order(cls: SizeClassSnapshot, names: ChunkNames) -> list[SlabSnapshot]:
+    """The class's slabs in the order they were carved (by their letters)."""
+
+    def key(slab: SlabSnapshot) -> tuple[int, str]:
+        letter = names.slab(cls.index, slab.page)
+        return (len(letter), letter)
+
+    return sorted(cls.slabs, key=key)
+
+
+def colour_zoom_svg(
+    cls: SizeClassSnapshot,
+    names: ChunkNames | None = None,
+    *,
+    width: float = 760,
+    title: str | None = None,
+    max_slabs: int = 12,
+    line_size: int = 64,
+) -> str:
+    """The first bytes of each slab of a class, zoomed so colour offsets are to scale.
+
+    One row per slab in carving order; x is the byte offset in the page from 0
+    to the class's padding plus one cache line, so every colour offset (pink)
+    and the start of chunk 0 are seen at their true sizes.  Dashed lines mark
+    cache-line boundaries (``line_size``).  A row whose offset is smaller than
+    the row above's is where the colour sequence wrapped (COLOR-002).
+    """
+    names = names or _names_of(cls)
+    slabs = _carving_order(cls, names)[:max_slabs]
+    step = 16
+    span = -(-(cls.padding + line_size) // step) * step
+    left, right, top, row_h = 170.0, 48.0, 66.0, 30.0
+    scale = (width - left - right) / span
+    height = top + max(len(slabs), 1) * row_h + 40
+    heading = title or (
+        f"Class {cls.index} ({cls.chunk_size}-byte chunks, padding {cls.padding} B): the first "
+        f"{span} bytes of each slab, in carving order"
+    )
+    svg = Svg(width, height, heading, "Colour offsets to scale: the start of each slab page.")
+    svg.text(16, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
+    svg.raw_group_open(class_="zoom", data_span=span, data_scale=f"{scale:.6f}")
+    for offset in range(0, span + 1, step):
+        x = left + offset * scale
+        svg.line(x, top - 12, x, top - 4, stroke=PALETTE["faint"], class_="tick")
+        svg.text(
+            x,
+            top - 16,
+            str(offset),
+            size=9,
+            anchor="middle",
+            fill=PALETTE["faint"],
+            font_family=_MONO,
+        )
+    for boundary in range(0, span + 1, line_size):
+        x = left + boundary * scale
+        svg.line(
+            x,
+            top - 4,
+            x,
+            top + len(slabs) * row_h,
+            stroke=PALETTE["ink"],
+            stroke_dasharray="4 3",
+            class_="cache-line",
+            data_offset=boundary,
+        )
+        if boundary < span:
+            svg.text(
+                x + 4, top - 30, f"cache line {boundary // line_size}", size=10, fill=PALETTE["ink"]
+            )
+    svg.text(16, top - 16, "byte offset in the page", size=10, fill=PALETTE["faint"])
+    previous: int | None = None
+    for i, slab in enumerate(slabs):
+        y = top + i * row_h
+        letter = names.slab(cls.index, slab.page)
+        svg.text(
+            left - 8,
+            y + 15,
+            f"slab {letter}: colour {slab.colour}",
+            size=11,
+            anchor="end",
+            fill=PALETTE["ink"],
+            font_family=_MONO,
+        )
+        svg.raw_group_open(class_="zoom-row", data_colour=slab.colour, data_slab=letter)
+        if slab.colour:
+            svg.rect(
+                left,
+                y + 2,
+                slab.colour * scale,
+                row_h - 8,
+                fill=PALETTE["colour"],
+                class_="colour-offset",
+                data_bytes=slab.colour,
+            )
+        chunk_x = left + slab.colour * scale
+        svg.rect(
+            chunk_x,
+            y + 2,
+            (span - slab.colour) * scale,
+            row_h - 8,
+            fill=PALETTE[ChunkState.IN_USE.value],
+            stroke=PALETTE["ink"],
+            stroke_width="0.6",
+            class_="first-chunk",
+            data_offset=slab.colour,
+        )
+        svg.text(
+            chunk_x + 6,
+            y + 16,
+            f"{letter}0 starts at +{slab.colour}",
+            size=10,
+            fill=PALETTE["ink"],
+            font_family=_MONO,
+        )
+        svg.group_close()
+        if previous is not None and slab.colour < previous:
+            svg.text(
+                width - right + 4,
+                y + 15,
+                "wrap",
+                size=10,
+                anchor="start",
+                fill=PALETTE["touched"],
+                class_="wrap",
+                font_weight="bold",
+            )
+            svg.path(
+                f"M {_num(left + previous * scale)} {_num(y - 4)} "
+                f"Q {_num(left + (previous + slab.colour) / 2 * scale)} {_num(y + 4)} "
+                f"{_num(chunk_x)} {_num(y + 2)}",
+                stroke=PALETTE["touched"],
+                stroke_width="1.6",
+                marker_end=svg.arrow,
+                class_="wrap-arrow",
+            )
+        previous = slab.colour
+    svg.group_close()
+    svg.legend(
+        16,
+        height - 26,
+        [
+            ("colour", "colour offset (padding used)"),
+            (ChunkState.IN_USE.value, "chunk 0 of the slab"),
+        ],
+    )
+    return str(svg)
+
+
+def cache_sets(
+    cls: SizeClassSnapshot, *, coloured: bool = True, line_size: int = 64, n_sets: int = 64
+) -> list[int]:
+    """How many chunks of the class start in each L1 cache set (index = set).
+
+    A chunk's first byte at address ``a`` falls in set ``(a // line_size) %
+    n_sets`` (64 sets of 64-byte lines: a 32 KiB, 8-way L1 data cache, the
+    figure W7 measures).  With ``coloured=False`` every slab is counted as if
+    its chunks started at offset 0.
+    """
+    counts = [0] * n_sets
+    for slab in cls.slabs:
+        start = slab.page + (slab.colour if coloured else 0)
+        for k in range(slab.n_chunks):
+            counts[(start + k * slab.chunk_size) // line_size % n_sets] += 1
+    return counts
+
+
+def cache_sets_svg(
+    cls: SizeClassSnapshot,
+    *,
+    width: float = 760,
+    title: str | None = None,
+    line_size: int = 64,
+    n_sets: int = 64,
+) -> str:
+    """Two strips of L1 cache sets: where the class's chunks start, uncoloured and coloured.
+
+    Each cell is one cache set; its darkness is how many chunks of the class
+    begin in it (:func:`cache_sets`).  The top strip counts as if every slab
+    started its chunks at offset 0, the bottom one as the slabs are really
+    coloured (COLOR-002); the more cells are hit, the less the chunks' first
+    words evict each other.
+    """
+    rows = (
+        (
+            "every slab at offset 0",
+            cache_sets(cls, coloured=False, line_size=line_size, n_sets=n_sets),
+        ),
+        ("as coloured", cache_sets(cls, line_size=line_size, n_sets=n_sets)),
+    )
+    left, top, row_h = 240.0, 56.0, 44.0
+    cell = (width - left - 20) / n_sets
+    height = top + len(rows) * row_h + 34
+    heading = title or (
+        f"Class {cls.index} ({cls.chunk_size} B), {len(cls.slabs)} slabs: the L1 cache sets "
+        f"(of {n_sets}, {line_size}-byte lines) where chunks start"
+    )
+    svg = Svg(width, height, heading, "Cache sets hit by chunk starts, without and with colour.")
+    svg.text(16, 20, heading, size=13, fill=PALETTE["ink"], font_weight="bold")
+    peak = max(max(counts) for _, counts in rows) or 1
+    for s in range(0, n_sets, 8):
+        svg.text(
+            left + (s + 0.5) * cell,
+            top - 6,
+            str(s),
+            size=9,
+            anchor="middle",
+            fill=PALETTE["faint"],
+            font_family=_MONO,
+        )
+    for r, (caption, counts) in enumerate(rows):
+        y = top + r * row_h
+        hit = sum(1 for c in counts if c)
+        svg.text(left - 8, y + 13, caption, size=11, anchor="end", fill=PALETTE["ink"])
+        svg.text(
+            left - 8,
+            y + 27,
+            f"{hit} sets hit, up to {max(counts)} chunks on one",
+            size=10,
+            anchor="end",
+            fill=PALETTE["faint"],
+            class_="summary",
+        )
+        svg.raw_group_open(class_="cache-strip", data_coloured=r == 1, data_sets_hit=hit)
+        for s, count in enumerate(counts):
+            t = max(count / peak, 0.25) if count else 0.0  # a single hit stays visible
+            fill = f"rgb({255 - t * 255:.0f},{255 - t * 141:.0f},{255 - t * 77:.0f})"
+            svg.rect(
+                left + s * cell,
+                y,
+                cell,
+                26,
+                fill=fill,
+                stroke=PALETTE["faint"],
+                stroke_width="0.3",
+                class_="cache-set",
+                data_set=s,
+                data_count=count,
+            )
+        svg.group_close()
+    svg.text(
+        16,
+        height - 12,
+        "darker = more chunks begin in that set; white = none",
+        size=10,
+        fill=PALETTE["faint"],
+    )
+    return str(svg)
+
+
 # --------------------------------------------------------------------- size-class table
 def totals_svg(snapshot: AllocatorSnapshot, *, width: float = 760, title: str | None = None) -> str:
     """Where the bytes are, as one bar to scale (INTRO-002).
 
     The slab pages split into chunks in use, chunks cached in magazines and in
     the depot, chunks free in their slabs, and per-slab overhead (colour,
-    tail, SlabInfo); page-source memory not currently in a slab and live
-    system-malloc blocks follow.  The slab segments add up to ``in_slabs``.
+    tail, SlabInfo); then memory the OS still backs that no slab uses (released
+    slab pages that share an OS page with a live slab: the OS page goes back
+    only when no slab on it is left, PAGE-003) and live system-malloc blocks.
+    The slab segments add up to ``in_slabs``.
     """
     t = snapshot.totals
     segments = [
@@ -745,7 +1168,7 @@ def totals_svg(snapshot: AllocatorSnapshot, *, width: float = 760, title: str | 
         ("in-depot", ChunkState.DEPOT.value, t.in_depot, "depot"),
         ("free-in-slabs", ChunkState.FREE.value, t.free_in_slabs, "free in slabs"),
         ("overhead", "slab-info", t.slab_overhead, "slab overhead"),
-        ("not-in-slabs", "unmapped", max(t.mapped - t.in_slabs, 0), "pages not in slabs"),
+        ("not-in-slabs", "unmapped", max(t.mapped - t.in_slabs, 0), "mapped, not in a slab"),
         ("large", "large", t.large_live, "large blocks"),
     ]
     total = sum(size for _, _, size, _ in segments)

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from memslice.recorder import parse_log
 from memslice_bench.harness import Target, evaluate_targets, summarise
 from memslice_bench.peers import make_peer
 from memslice_bench.peers.naive import NaivePeer
@@ -133,6 +134,7 @@ def test_trace_conversion() -> None:
     """Addresses are reused, ids are not; unmatched frees and NULLs are dropped."""
     raw = "\n".join(
         [
+            "p 1 0 0",
             "a 16 1000 1",
             "a 0 0 1",
             "f 16 1000 1",
@@ -141,7 +143,7 @@ def test_trace_conversion() -> None:
             "f 24 1000 2",
         ]
     )
-    header, *events = convert(raw, "prog --flag")
+    header, *events = convert(parse_log(raw, ["prog", "--flag"]), "prog --flag")
     assert events == ['["a",16,0]', '["f",16,0]', '["a",24,1]', '["f",24,1]']
     assert '"unmatched_frees_dropped": 1' in header
     assert '"threads": 2' in header
