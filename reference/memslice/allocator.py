@@ -38,6 +38,16 @@ GLib cannot see without debug-blocks (a double free, a chunk freed with a
 size of another class) is undefined in GLib; the reference stays memory-safe
 (it never writes outside its arena) and the consistency checker reports the
 damage (PY-007).
+
+fork (PY-025).  Every allocator registers with ``os.register_at_fork``:
+before a fork the forking thread takes all of the allocator's locks, in the
+order the code always takes them (init, threads, depot, slab, large blocks,
+debug-blocks), so no other thread is half-way through a locked step; both
+parent and child release them afterwards.  In the child only the forking
+thread survives: its magazines stay as they were, and every other thread's
+magazines are retired as at that thread's exit (EXIT-002), so their cached
+chunks are reusable and ``check()`` is sound.  Blocks those threads held are
+leaked in the child, as they would be in C.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ from .config import (
     Route,
     Settings,
     SliceConfig,
+    check_environment,
     defaults_from_tunables,
     settings_from_environment,
 )
@@ -74,7 +85,14 @@ from .errors import (
 from .large import LargeBlocks
 from .magazine import MagazineLayer, ThreadMemory
 from .memcheck import MemChecker
-from .pages import Arena, BuddyPageSource, MallocSource, PageSource, SystemMalloc
+from .pages import (
+    Arena,
+    BuddyPageSource,
+    MallocSource,
+    PageSource,
+    SystemMalloc,
+    require_readable,
+)
 from .sizeclass import Geometry, geometry_for
 from .slab import Slab, SlabLayer
 from .snapshot import (
@@ -126,21 +144,37 @@ def _check_address(value: object, what: str = "address") -> int:
     return address
 
 
-def _read_process_memory(address: int, size: int) -> bytes:
-    """``size`` bytes at ``address``, read by the kernel so bad ranges fail cleanly (PY-023)."""
-    try:
-        fd = os.open("/proc/self/mem", os.O_RDONLY)
-        try:
-            data = os.pread(fd, size, address)
-        finally:
-            os.close(fd)
-    except (OSError, OverflowError) as error:
-        raise ForeignPointerError(
-            f"copy source [{address:#x}, +{size}) is not readable memory (PY-023): {error}"
-        ) from None
-    if len(data) != size:
-        raise ForeignPointerError(f"copy source [{address:#x}, +{size}) is not readable (PY-023)")
-    return data
+# Every open allocator, for the fork handlers (PY-025); weak, so closing or
+# dropping an allocator is enough to forget it.
+_ALLOCATORS: weakref.WeakSet[Allocator] = weakref.WeakSet()
+_FORK_HELD: list[Allocator] = []
+
+
+def _before_fork() -> None:
+    held = sorted(_ALLOCATORS, key=id)  # a fixed order: never two forks' orders crossing
+    for allocator in held:
+        allocator._fork_prepare()
+    _FORK_HELD[:] = held
+
+
+def _after_fork_in_parent() -> None:
+    for allocator in reversed(_FORK_HELD):
+        allocator._fork_release()
+    _FORK_HELD.clear()
+
+
+def _after_fork_in_child() -> None:
+    for allocator in reversed(_FORK_HELD):
+        allocator._fork_child()
+    _FORK_HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class _ThreadReaper:
@@ -185,6 +219,12 @@ class Allocator:
                 f"process has {ctypes.sizeof(ctypes.c_void_p)}-byte pointers: its geometry is "
                 "available from memslice.sizeclass, but it cannot hand out real addresses"
             )
+        if environ is not None:
+            if not isinstance(environ, Mapping):
+                raise SliceTypeError(
+                    f"environ must be a mapping, not {type(environ).__name__} (PY-024)"
+                )
+            check_environment(environ)  # PY-024: early, with the caller still in sight
         self.tunables = tunables
         self.geometry: Geometry = geometry_for(tunables)
         self._environ = environ
@@ -210,6 +250,9 @@ class Allocator:
         self._arena_size = self._arena.size
         self._words = self._arena.words
         self._word_shift = tunables.pointer_size.bit_length() - 1
+        self._fork_locks: list[threading.Lock] = []
+        self._forked_from = 0  # pid of the parent while a fork is in progress (PY-025)
+        _ALLOCATORS.add(self)
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -250,6 +293,10 @@ class Allocator:
         )
         self._magazines = MagazineLayer(geometry, self._slabs, self._slab_lock, self._depot)
         self._threshold_by_size = self._depot.threshold_by_size
+        self._chunk_map = self._slabs.chunk_map
+        self._map_origin = self._slabs.map_origin
+        self._granule_shift = self._slabs.granule_shift
+        self._granule_mask = self._slabs.granule_mask  # the origin is granule-aligned
         # max_slab_chunk_size_for_magazine_cache (SIZE-009)
         self._magazine_chunk_limit = (
             0
@@ -348,11 +395,13 @@ class Allocator:
             address = _check_address(mem_block, "mem_block")
             if size and not address:
                 raise SliceValueError("copy of a NULL block with a nonzero size (API-003)")
-            source = _read_process_memory(address, size) if size else b""
-        address = self.alloc(size)
-        if address:
-            ctypes.memmove(address, source, size)
-        return address
+            if size:
+                require_readable(address, size)  # PY-023: never dereference blindly
+            source = address
+        block = self.alloc(size)
+        if block:
+            ctypes.memmove(block, source, size)
+        return block
 
     # -------------------------------------------------------------------- freeing
     def free1(self, mem_size: int, mem_block: int) -> None:
@@ -367,11 +416,19 @@ class Allocator:
                 return self._free1(mem_size, mem_block)
             freeing = magazines.freeing
             if mem_block.__class__ is int and len(freeing) < self._threshold_by_size[mem_size]:
-                offset = mem_block - self._base
-                if 0 <= offset < self._arena_size:  # memory safety: never write outside the arena
+                # PY-004 before any write: the chunk map says whether a chunk of this
+                # class starts here in a live slab (anything else takes the full path,
+                # which raises ForeignPointerError).
+                granule = (mem_block - self._map_origin) >> self._granule_shift
+                chunk_map = self._chunk_map
+                if (
+                    0 <= granule < len(chunk_map)
+                    and chunk_map[granule] == magazines.tag
+                    and not mem_block & self._granule_mask
+                ):
                     # MAG-002: ChunkLink {next = previous head, data = NULL}, then push.
                     words = self._words
-                    offset >>= self._word_shift
+                    offset = (mem_block - self._base) >> self._word_shift
                     words[offset] = freeing[-1] if freeing else 0
                     words[offset + 1] = 0
                     freeing.append(mem_block)
@@ -402,8 +459,8 @@ class Allocator:
         self, block: int, size: int, chunk_size: int, route: Route, settings: Settings
     ) -> None:
         """Hand one validated block to its route's layer (API-017)."""
-        if route is not Route.SYSTEM_MALLOC:
-            self._require_in_arena(block, chunk_size)
+        if route is not Route.SYSTEM_MALLOC:  # PY-004: before any memory is touched
+            self._slabs.require_chunk(self.geometry.class_index(chunk_size), block)
         if route is Route.MAGAZINES:
             memory = self._thread_memory()
             index = self.geometry.class_index(chunk_size)
@@ -418,10 +475,6 @@ class Allocator:
         else:
             self._large.free(block, settings.gc_friendly)
 
-    def _require_in_arena(self, block: int, length: int) -> None:
-        if not self._arena.contains(block, length):
-            raise ForeignPointerError(f"{block:#x} is not slab memory of this allocator (PY-004)")
-
     def free_chain_with_offset(self, mem_size: int, mem_chain: int, next_offset: int) -> None:
         """Free a linked list whose next pointer sits ``next_offset`` bytes into each block.
 
@@ -434,10 +487,15 @@ class Allocator:
         size = _check_size(mem_size)
         head = _check_address(mem_chain, "mem_chain")
         offset = _require_int(next_offset, "next_offset")
+        pointer = self.tunables.pointer_size
+        # Arguments are checked before the chain is looked at, even an empty one (PY-002).
+        if offset < 0 or offset + pointer > max(size, pointer):
+            raise SliceValueError(
+                f"next_offset {offset} leaves no room for a pointer in a {size}-byte block (PY-002)"
+            )
         if not head:
             return  # API-007
-        pointer = self.tunables.pointer_size
-        if offset < 0 or offset + pointer > size:
+        if offset + pointer > size:
             raise SliceValueError(
                 f"next_offset {offset} leaves no room for a pointer in a {size}-byte block (PY-002)"
             )
@@ -480,7 +538,7 @@ class Allocator:
                     raise SliceValueError(f"chain node {node:#x} is smaller than next_offset")
                 following = ctypes.c_void_p.from_address(node + offset).value or 0
             else:
-                self._require_in_arena(node, chunk_size)
+                self._slabs.require_chunk(self.geometry.class_index(chunk_size), node)  # PY-004
                 start = node + offset - self._base
                 following = int.from_bytes(
                     self._arena.bytes[start : start + self.tunables.pointer_size], sys.byteorder
@@ -598,12 +656,47 @@ class Allocator:
     def _retire(self, memory: ThreadMemory) -> None:
         if self._closed:
             return
+        if self._forked_from and os.getpid() != self._forked_from:
+            return  # a dead parent thread's state, cleared in a fork child: _fork_child retires it
         with self._threads_lock:
             self._threads.pop(id(memory), None)
         self._magazines.retire(memory)
 
+    # ---------------------------------------------------------------- fork
+    def _fork_prepare(self) -> None:
+        """Take every lock in the code's own order, so the state is quiescent (PY-025)."""
+        locks = [self._init_lock, self._threads_lock]
+        for lock in locks:
+            lock.acquire()
+        later = [self._depot_lock.lock, self._slab_lock] if self._settings is not None else []
+        later += [self._large._lock, self._memcheck._lock]
+        for lock in later:  # initialisation cannot start now: the init lock is ours
+            lock.acquire()
+        self._fork_locks = locks + later
+        self._forked_from = os.getpid()
+
+    def _fork_release(self) -> None:
+        self._forked_from = 0
+        locks, self._fork_locks = self._fork_locks, []
+        for lock in reversed(locks):
+            lock.release()
+
+    def _fork_child(self) -> None:
+        """In the child: unlock, then retire every thread that did not survive (PY-025)."""
+        self._fork_release()
+        me = threading.get_ident()
+        with self._threads_lock:
+            dead = [m for m in self._threads.values() if m.thread_id != me]
+            for memory in dead:
+                del self._threads[id(memory)]
+        if self._closed:
+            return
+        for memory in dead:
+            self._magazines.retire(memory)  # EXIT-002: as if each had exited
+
     def close(self) -> None:
         """Release the arena; the allocator refuses every later call (PY-022)."""
+        _ALLOCATORS.discard(self)
         self._closed = True
         self._magazine_limit = 0
         self._arena.close()

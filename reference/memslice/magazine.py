@@ -53,10 +53,11 @@ __all__ = ["ClassMagazines", "MagazineLayer", "ThreadMemory"]
 class ClassMagazines:
     """A thread's two magazines for one size class."""
 
-    __slots__ = ("freeing", "index", "loaded")
+    __slots__ = ("freeing", "index", "loaded", "tag")
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.tag = index + 1  # the class's byte in the slab layer's chunk map (PY-004)
         self.loaded: list[int] = []
         self.freeing: list[int] = []
 

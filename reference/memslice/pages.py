@@ -29,9 +29,14 @@ with ``MAP_NORESERVE`` so that untouched address space costs nothing::
   :class:`~memslice.errors.SliceMemoryError` and changes nothing (PY-005).
 
 ``SystemMalloc`` is the libc ``malloc``/``free`` pair through ctypes, used for
-large blocks (LARGE-001).  Both classes are small injectable objects: tests
-substitute failing or counting versions (see :class:`PageSource` and
-:class:`MallocSource`, the Protocols the allocator depends on).
+large blocks (LARGE-001).  ``require_readable`` asks the kernel, with
+``process_vm_readv`` on this process, whether a range may be read: unlike a
+dereference it cannot crash, and unlike ``/proc/self/mem`` it honours page
+protections (``PROT_NONE`` and write-only pages fail), as ``copy`` needs
+(PY-023).  libc is the process's own (``dlopen(NULL)``): no ``ldconfig`` run.
+Both classes are small injectable objects: tests substitute failing or
+counting versions (see :class:`PageSource` and :class:`MallocSource`, the
+Protocols the allocator depends on).
 
 Invariant: a byte offset is in at most one live block; ``live`` maps each live
 block's offset to its order; a free block's offset is in exactly one free list.
@@ -42,13 +47,22 @@ from __future__ import annotations
 import bisect
 import contextlib
 import ctypes
-import ctypes.util
 import mmap
+import os
+from collections.abc import Callable
+from functools import cache
 from typing import Final, Protocol
 
 from .errors import ForeignPointerError, SliceMemoryError
 
-__all__ = ["Arena", "BuddyPageSource", "MallocSource", "PageSource", "SystemMalloc"]
+__all__ = [
+    "Arena",
+    "BuddyPageSource",
+    "MallocSource",
+    "PageSource",
+    "SystemMalloc",
+    "require_readable",
+]
 
 MIN_BLOCK_ORDER: Final = 7  # 128 bytes: GLib's smallest slab page (SIZE-004)
 MAX_BLOCK_ORDER: Final = 16  # 64 KiB: blocks are carved from runs of this size
@@ -215,11 +229,17 @@ class MallocSource(Protocol):
         ...
 
 
+@cache
+def _libc() -> ctypes.CDLL:
+    """The C library already loaded in this process (its global symbols)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 class SystemMalloc:
     """libc's ``malloc``/``free`` through ctypes."""
 
     def __init__(self) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         self._malloc = libc.malloc
         self._malloc.restype = ctypes.c_void_p
         self._malloc.argtypes = [ctypes.c_size_t]
@@ -237,3 +257,54 @@ class SystemMalloc:
     def free(self, address: int) -> None:
         """``free(address)``."""
         self._free(address)
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("length", ctypes.c_size_t))
+
+
+_PROBE_BYTES: Final = 1 << 16  # scratch buffer of a readability probe
+
+
+@cache
+def _process_vm_readv() -> Callable[..., int]:
+    function = _libc().process_vm_readv
+    function.restype = ctypes.c_ssize_t
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.POINTER(_IoVec),
+        ctypes.c_ulong,
+        ctypes.POINTER(_IoVec),
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
+    return function
+
+
+def require_readable(address: int, size: int) -> None:
+    """Raise :class:`ForeignPointerError` unless all of ``[address, +size)`` is readable (PY-023).
+
+    The kernel reads the range into a small scratch buffer, piece by piece,
+    so an absurd ``size`` fails at the first unreadable page instead of
+    asking for that much memory.
+    """
+    if address + size > 1 << 64:
+        raise ForeignPointerError(f"copy source [{address:#x}, +{size}) wraps the address space")
+    read = _process_vm_readv()
+    scratch = ctypes.create_string_buffer(min(size, _PROBE_BYTES))
+    local = _IoVec(ctypes.addressof(scratch), 0)
+    remote = _IoVec(0, 0)
+    pid = os.getpid()
+    done = 0
+    while done < size:
+        length = min(size - done, _PROBE_BYTES)
+        local.length = remote.length = length
+        remote.base = address + done
+        got = read(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        if got != length:
+            error = os.strerror(ctypes.get_errno()) if got < 0 else "short read"
+            raise ForeignPointerError(
+                f"copy source [{address:#x}, +{size}) is not readable memory at "
+                f"{address + done + max(got, 0):#x} (PY-023): {error}"
+            )
+        done += length

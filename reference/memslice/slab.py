@@ -30,6 +30,15 @@ Ring invariant (SLAB-008): slabs with free chunks form one contiguous run
 starting at the head, and full slabs follow; so checking the head alone is
 enough and both operations are O(1).
 
+**Chunk map** (PY-004).  Every address handed to a free is checked before
+any memory is touched: one byte per ``p2alignment`` (16-byte) granule of
+the arena's carved area holds ``class index + 1`` iff a chunk of that class
+starts at the granule's first byte and its slab is live, else 0.  So "is this the start of a chunk
+of class *ix* in a live slab?" is one bytearray lookup (the allocator's fast
+path does it inline), and it costs one byte per 16 bytes of slab memory
+(2 bytes per 32-byte chunk).  ``add_slab`` tags a new slab's chunk starts;
+releasing a slab zeroes its span.  The map grows with the carved area.
+
 The free-list links live in chunk memory (``ChunkLink.next``, first word); the
 ``SlabInfo`` fields are mirrored into the page at ``page + page_size - 48`` in
 GLib's order, so a hex dump of a slab reads like GLib's (SLAB-003).  The
@@ -97,6 +106,15 @@ class SlabLayer:
         self._word = arena.words  # link words: index (address - base) // pointer size
         self._base = arena.base
         self._shift = geometry.tunables.pointer_size.bit_length() - 1
+        if geometry.n_classes > 254:
+            raise SliceAssertionError("the chunk map holds class index + 1 in one byte")
+        # Chunk map (PY-004): one byte per granule from the first aligned address.
+        self.granule_shift = geometry.p2alignment.bit_length() - 1
+        self.granule_mask = geometry.p2alignment - 1
+        self.map_origin = arena.base + arena.aligned_offset
+        self.chunk_map = bytearray()
+        # Per class: the tag bytes of one slab's chunk starts, written in one slice store.
+        self._tags = [bytes([c.index + 1]) * c.chunks_per_slab for c in geometry.classes]
 
     # -- memory helpers -------------------------------------------------------
     def read_word(self, address: int) -> int:
@@ -156,6 +174,7 @@ class SlabLayer:
         for this, following in zip(chunks, [*chunks[1:], 0], strict=True):
             self.write_word(this, following)
         slab.free_head = chunks[0]
+        self._tag_chunks(slab, index)
         self.by_page[page] = slab
         self._push_head(index, slab)
         return slab
@@ -172,6 +191,42 @@ class SlabLayer:
             self.heads[index] = slab.next  # rotate the full slab behind the head
         self._mirror_info(slab)
         return chunk
+
+    def _tag_chunks(self, slab: Slab, index: int) -> None:
+        """Mark a new slab's chunk starts in the chunk map (PY-004)."""
+        shift = self.granule_shift
+        end = (slab.page + slab.page_size - self.map_origin) >> shift
+        if end > len(self.chunk_map):  # the carved area grew: grow the map with it
+            self.chunk_map.extend(bytes(end - len(self.chunk_map) + (1 << 12)))
+        first = (slab.page + slab.colour - self.map_origin) >> shift
+        step = slab.chunk_size >> shift
+        self.chunk_map[first : first + step * slab.n_chunks : step] = self._tags[index]
+
+    def _untag_chunks(self, slab: Slab) -> None:
+        """Forget a released slab's chunks in the chunk map (PY-004)."""
+        start = (slab.page - self.map_origin) >> self.granule_shift
+        self.chunk_map[start : start + (slab.page_size >> self.granule_shift)] = bytes(
+            slab.page_size >> self.granule_shift
+        )
+
+    def is_chunk(self, index: int, address: int) -> bool:
+        """Whether ``address`` starts a chunk of class ``index`` in a live slab (PY-004)."""
+        offset = address - self.map_origin
+        granule = offset >> self.granule_shift
+        return (
+            0 <= granule < len(self.chunk_map)
+            and self.chunk_map[granule] == index + 1
+            and not offset & self.granule_mask  # a granule's first byte only
+        )
+
+    def require_chunk(self, index: int, address: int) -> None:
+        """Raise :class:`ForeignPointerError` unless :meth:`is_chunk` (PY-004)."""
+        if not self.is_chunk(index, address):
+            chunk_size = self.geometry.classes[index].chunk_size
+            raise ForeignPointerError(
+                f"{address:#x} is not the start of a {chunk_size}-byte chunk in a live slab "
+                "of this allocator (PY-004)"
+            )
 
     def owner(self, index: int, chunk: int) -> Slab:
         """The slab a chunk of class ``index`` belongs to, found by address masking."""
@@ -198,6 +253,7 @@ class SlabLayer:
         if slab.n_allocated == 0:  # SLAB-007: eager release
             self._unlink(index, slab)
             del self.by_page[slab.page]
+            self._untag_chunks(slab)
             self.pages.release(slab.page)
         else:
             self._mirror_info(slab)
