@@ -60,6 +60,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import Final
 
 from .colour import ColourAccumulator
 from .config import (
@@ -77,6 +78,7 @@ from .depot import Depot
 from .errors import (
     ConsistencyError,
     ForeignPointerError,
+    SliceAssertionError,
     SliceMemoryError,
     SliceTypeError,
     SliceUsageError,
@@ -112,6 +114,12 @@ _GINT64_MAX = (1 << 63) - 1
 _GSIZE_MASK = (1 << 64) - 1
 _GUINT_MASK = 0xFFFFFFFF
 _ADDRESS_LIMIT = 1 << 64
+# The fast path's constants: a chunk-map granule is 2 * sizeof(void*) (the size
+# classes' alignment, SIZE-002) and link words are sizeof(void*) wide.
+_WORD_SHIFT: Final = ctypes.sizeof(ctypes.c_void_p).bit_length() - 1
+_GRANULE_SHIFT: Final = _WORD_SHIFT + 1
+_GRANULE_MASK: Final = (1 << _GRANULE_SHIFT) - 1
+_SIGN_OR_GRANULE: Final = _GRANULE_MASK | (1 << 63)  # a negative int has bit 63 set
 
 
 def _real_time_msecs() -> int:
@@ -243,13 +251,11 @@ class Allocator:
         self._threads_lock = threading.Lock()
         self._large = LargeBlocks(self._system_malloc)
         self._memcheck = MemChecker()
-        # Fast-path constants; _magazine_limit stays 0 (everything takes the full
+        # Fast-path state; _magazine_limit stays 0 (everything takes the full
         # path) until initialisation decides the fast path is faithful.
         self._magazine_limit = 0
         self._base = self._arena.base
         self._arena_size = self._arena.size
-        self._words = self._arena.words
-        self._word_shift = tunables.pointer_size.bit_length() - 1
         self._fork_locks: list[threading.Lock] = []
         self._forked_from = 0  # pid of the parent while a fork is in progress (PY-025)
         _ALLOCATORS.add(self)
@@ -295,8 +301,9 @@ class Allocator:
         self._threshold_by_size = self._depot.threshold_by_size
         self._chunk_map = self._slabs.chunk_map
         self._map_origin = self._slabs.map_origin
-        self._granule_shift = self._slabs.granule_shift
-        self._granule_mask = self._slabs.granule_mask  # the origin is granule-aligned
+        if self._slabs.granule_shift != _GRANULE_SHIFT:  # pragma: no cover - by construction
+            raise SliceAssertionError("the chunk map's granule is not 2 * sizeof(void*)")
+        self._carved_words = self._arena.carved_words  # word 0 is at map_origin
         # max_slab_chunk_size_for_magazine_cache (SIZE-009)
         self._magazine_chunk_limit = (
             0
@@ -322,7 +329,9 @@ class Allocator:
         self._ensure_initialised()
         memory = ThreadMemory(self.geometry)
         self._tls.memory = memory
-        self._tls.by_size = memory.by_size
+        # The fast path's table; empty (so every call takes the full path) when the
+        # fast path would not be faithful: other routes, debug-blocks, gc-friendly.
+        self._tls.by_size = memory.by_size if self._magazine_limit else []
         self._tls.reaper = _ThreadReaper(self, memory)
         with self._threads_lock:
             self._threads[id(memory)] = memory
@@ -344,13 +353,23 @@ class Allocator:
         The block is aligned to at least ``2 * sizeof(void*)`` on the slab
         routes (API-012) and its contents are unspecified (API-015).
         """
-        if mem_size.__class__ is int and 0 < mem_size <= self._magazine_limit:
+        # Fast path (see the module header and ThreadMemory.by_size): the thread's
+        # table maps the size to its class's magazines.  Sizes 0 and past the
+        # largest class, and negative ones, find None there (AttributeError) or
+        # fall off the table (IndexError); a thread's first call has no table yet
+        # (AttributeError): all of them take the full path.
+        if mem_size.__class__ is int:  # not a bool, which is never a size (PY-001)
             try:
-                loaded = self._tls.by_size[mem_size].loaded
-            except AttributeError:  # first use in this thread
-                return self._alloc(mem_size)
-            if loaded:  # magazine hit (MAG-005): nothing else to do
-                return loaded.pop()  # type: ignore[no-any-return]
+                magazines = self._tls.by_size[mem_size]
+                loaded = magazines.loaded
+                if loaded:  # magazine hit (MAG-005)
+                    return loaded.pop()  # type: ignore[no-any-return]
+                freeing = magazines.freeing
+                if freeing:  # MAG-005: loaded is empty, so swap the two, then pop
+                    magazines.loaded, magazines.freeing = freeing, loaded
+                    return freeing.pop()  # type: ignore[no-any-return]
+            except (AttributeError, IndexError):
+                pass
         return self._alloc(mem_size)
 
     def _alloc(self, mem_size: object) -> int:
@@ -409,30 +428,36 @@ class Allocator:
 
         Freeing 0 (NULL) is a no-op for any size (API-007).
         """
-        if mem_size.__class__ is int and 0 < mem_size <= self._magazine_limit:
+        # Fast path: as in alloc.  Then PY-004 before any write: the block must
+        # start a chunk of this class in a live slab, by the chunk map.  One mask
+        # test rejects both a negative offset (its sign bit) and an address
+        # inside a granule; an offset past the map raises IndexError, a non-int
+        # block TypeError; all take the full path, which raises the right error.
+        if mem_size.__class__ is int:
             try:
                 magazines = self._tls.by_size[mem_size]
-            except AttributeError:  # first use in this thread
-                return self._free1(mem_size, mem_block)
-            freeing = magazines.freeing
-            if mem_block.__class__ is int and len(freeing) < self._threshold_by_size[mem_size]:
-                # PY-004 before any write: the chunk map says whether a chunk of this
-                # class starts here in a live slab (anything else takes the full path,
-                # which raises ForeignPointerError).
-                granule = (mem_block - self._map_origin) >> self._granule_shift
-                chunk_map = self._chunk_map
+                offset = mem_block - self._map_origin
                 if (
-                    0 <= granule < len(chunk_map)
-                    and chunk_map[granule] == magazines.tag
-                    and not mem_block & self._granule_mask
+                    not offset & _SIGN_OR_GRANULE
+                    and self._chunk_map[offset >> _GRANULE_SHIFT] == magazines.tag
                 ):
+                    freeing = magazines.freeing
+                    threshold = self._threshold_by_size[mem_size]
+                    if len(freeing) >= threshold:  # MAG-006: full, so swap first
+                        loaded = magazines.loaded
+                        if len(loaded) >= threshold:
+                            return self._free1(mem_size, mem_block)  # both full: unload
+                        magazines.loaded, magazines.freeing = freeing, loaded
+                        freeing = loaded
                     # MAG-002: ChunkLink {next = previous head, data = NULL}, then push.
-                    words = self._words
-                    offset = (mem_block - self._base) >> self._word_shift
-                    words[offset] = freeing[-1] if freeing else 0
-                    words[offset + 1] = 0
+                    words = self._carved_words
+                    word = offset >> _WORD_SHIFT
+                    words[word] = freeing[-1] if freeing else 0
+                    words[word + 1] = 0
                     freeing.append(mem_block)
                     return None
+            except (AttributeError, IndexError, TypeError):
+                pass
         return self._free1(mem_size, mem_block)
 
     def _free1(self, mem_size: object, mem_block: object) -> None:
@@ -699,6 +724,9 @@ class Allocator:
         _ALLOCATORS.discard(self)
         self._closed = True
         self._magazine_limit = 0
+        with self._threads_lock:  # every thread's fast path now falls through (PY-022)
+            for memory in self._threads.values():
+                memory.by_size.clear()
         self._arena.close()
 
     def __enter__(self) -> Allocator:

@@ -99,6 +99,8 @@ class Arena:
         self.os_page_size: Final = mmap.PAGESIZE
         self.aligned_offset: Final = -self.base % (1 << MAX_BLOCK_ORDER)
         """Offset of the first MAX_BLOCK-aligned address: where page carving starts."""
+        self.carved_words: memoryview = self.words[self.aligned_offset // self.words.itemsize :]
+        """``words`` from the first aligned address on: word k is at ``base + aligned_offset + 8k``."""
 
     def contains(self, address: int, length: int = 1) -> bool:
         """Whether ``[address, address + length)`` lies inside the arena."""
@@ -111,6 +113,7 @@ class Arena:
 
     def close(self) -> None:
         """Unmap the arena if nobody still holds a view into it."""
+        self.carved_words.release()
         self.words.release()
         self.bytes.release()
         del self._anchor
