@@ -493,7 +493,6 @@ class Allocator:
         elif route is Route.SLAB_ONLY:
             index = self.geometry.class_index(chunk_size)
             with self._slab_lock:
-                self._slabs.owner(index, block)  # validate before zeroing anything
                 if settings.gc_friendly:
                     ctypes.memset(block, 0, chunk_size)  # GC-001
                 self._slabs.free_chunk(index, block)

@@ -148,18 +148,17 @@ class Depot:
     # -- in-memory metadata -----------------------------------------------------
     def _write_fields(self, magazine: DepotMagazine) -> None:
         """Store prev, stamp, next and count in c1..c4's data words (DEPOT-002)."""
-        data = self.geometry.tunables.pointer_size  # the data word follows the next word
-        write = self.slabs.write_word
-        chunks = magazine.chunks
-        write(chunks[-1] + data, magazine.prev.head_chunk)
-        write(chunks[-2] + data, magazine.stamp)
-        write(chunks[-3] + data, magazine.next.head_chunk)
-        write(chunks[-4] + data, len(chunks))
+        words, word = self.slabs.words, self.slabs.word_index
+        chunks = magazine.chunks  # each chunk's data word is the word after its next word
+        words[word(chunks[-1]) + 1] = magazine.prev.chunks[-1]
+        words[word(chunks[-2]) + 1] = magazine.stamp
+        words[word(chunks[-3]) + 1] = magazine.next.chunks[-1]
+        words[word(chunks[-4]) + 1] = len(chunks)
 
     def _clear_fields(self, magazine: DepotMagazine) -> None:
-        data = self.geometry.tunables.pointer_size
+        words, word = self.slabs.words, self.slabs.word_index
         for chunk in magazine.chunks[-4:]:
-            self.slabs.write_word(chunk + data, 0)
+            words[word(chunk) + 1] = 0
 
     # -- operations -------------------------------------------------------------
     def push(self, index: int, chunks: list[int]) -> None:
@@ -249,8 +248,6 @@ class Depot:
         back to their slabs before the error propagates, so nothing is lost
         (PY-005) and the slab layer is as it was before the refill (PY-020).
         """
-        data = self.geometry.tunables.pointer_size
-        write = self.slabs.write_word
         taken: list[int] = []
         with self.slab_lock:
             colour_before = self.slabs.colour.value
@@ -268,9 +265,11 @@ class Depot:
                 # failed refill leaves no trace in later slabs' colours (PY-020).
                 self.slabs.colour.value = colour_before
                 raise
+            words, word = self.slabs.words, self.slabs.word_index
             for this, following in zip(taken, [*taken[1:], 0], strict=True):
-                write(this, following)
-                write(this + data, 0)
+                at = word(this)  # ChunkLink {next, data = NULL} (MAG-002)
+                words[at] = following
+                words[at + 1] = 0
         taken.reverse()  # the stack's end is the magazine head: first allocated pops first
         return taken
 
@@ -280,7 +279,7 @@ class Depot:
 
     def magazine_bound(self) -> int:
         """More magazines than this cannot exist: each holds four chunks of some slab."""
-        return sum(slab.n_chunks for slab in self.slabs.by_page.values()) // 4 + 1
+        return self.slabs.total_chunks() // 4 + 1
 
 
 def _next_magazine(magazine: DepotMagazine) -> DepotMagazine:

@@ -123,8 +123,10 @@ class MagazineLayer:
 
     def push(self, magazine: list[int], chunk: int) -> None:
         """Write the ChunkLink ``{next, data=NULL}`` into the chunk and stack it (MAG-002)."""
-        self.slabs.write_word(chunk, magazine[-1] if magazine else 0)
-        self.slabs.write_word(chunk + self._pointer, 0)
+        words = self.slabs.words
+        word = self.slabs.word_index(chunk)
+        words[word] = magazine[-1] if magazine else 0
+        words[word + 1] = 0
         magazine.append(chunk)
 
     def retire(self, memory: ThreadMemory) -> None:
