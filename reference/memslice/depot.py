@@ -90,6 +90,7 @@ class Depot:
         self.working_set_msecs = working_set_msecs
         self.heads: list[DepotMagazine | None] = [None] * geometry.n_classes
         self.thresholds = [c.base_threshold for c in geometry.classes]
+        self._shift = geometry.tunables.pointer_size.bit_length() - 1  # bytes to words
         # The same thresholds indexed by request size, so the allocator's fast
         # path needs one list lookup instead of a size-to-class computation.
         self.threshold_by_size = [0] * (geometry.largest_slab_request + 1)
@@ -148,12 +149,12 @@ class Depot:
     # -- in-memory metadata -----------------------------------------------------
     def _write_fields(self, magazine: DepotMagazine) -> None:
         """Store prev, stamp, next and count in c1..c4's data words (DEPOT-002)."""
-        words, word = self.slabs.words, self.slabs.word_index
+        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
         chunks = magazine.chunks  # each chunk's data word is the word after its next word
-        words[word(chunks[-1]) + 1] = magazine.prev.chunks[-1]
-        words[word(chunks[-2]) + 1] = magazine.stamp
-        words[word(chunks[-3]) + 1] = magazine.next.chunks[-1]
-        words[word(chunks[-4]) + 1] = len(chunks)
+        words[((chunks[-1] - origin) >> shift) + 1] = magazine.prev.chunks[-1]
+        words[((chunks[-2] - origin) >> shift) + 1] = magazine.stamp
+        words[((chunks[-3] - origin) >> shift) + 1] = magazine.next.chunks[-1]
+        words[((chunks[-4] - origin) >> shift) + 1] = len(chunks)
 
     def _clear_fields(self, magazine: DepotMagazine) -> None:
         words, word = self.slabs.words, self.slabs.word_index
@@ -198,12 +199,13 @@ class Depot:
             trash.append(current)
             if current is head:
                 self.heads[index] = None
-                break
+                return trash
             previous.next = head
             head.prev = previous
-            self._write_fields(previous)
-            self._write_fields(head)
             current = previous
+        if trash:  # the in-memory links as GLib leaves them after the last unlink
+            self._write_fields(head.prev)
+            self._write_fields(head)
         return trash
 
     def _release(self, index: int, trash: list[DepotMagazine]) -> None:
@@ -213,9 +215,10 @@ class Depot:
         with self.slab_lock:
             for magazine in trash:
                 self._clear_fields(magazine)
-                while magazine.chunks:
-                    self.slabs.free_chunk(index, magazine.chunks[-1])
-                    magazine.chunks.pop()
+                chunks = magazine.chunks
+                chunks.reverse()  # from the head chunk down, as GLib walks the magazine
+                self.slabs.free_chunks(index, chunks)
+                chunks.clear()
 
     def pop(self, index: int) -> list[int]:
         """A full magazine for a thread whose two magazines are empty (DEPOT-004/005)."""
@@ -252,8 +255,7 @@ class Depot:
         with self.slab_lock:
             colour_before = self.slabs.colour.value
             try:
-                for _ in range(threshold):
-                    taken.append(self.slabs.alloc_chunk(index))
+                self.slabs.alloc_chunks(index, threshold, taken)
             except BaseException:
                 # Undo in reverse: each chunk goes back on top of its free list and
                 # each slab that filled up returns to the head in the order it

@@ -140,6 +140,5 @@ class MagazineLayer:
                     self.depot.push(magazines.index, magazine[:])
                 else:
                     with self.slab_lock:
-                        for chunk in reversed(magazine):
-                            self.slabs.free_chunk(magazines.index, chunk)
+                        self.slabs.free_chunks(magazines.index, reversed(magazine))
                 magazine.clear()

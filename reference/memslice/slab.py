@@ -62,6 +62,7 @@ allocator's slab lock.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable
 
 from .colour import ColourAccumulator
 from .errors import ForeignPointerError, SliceAssertionError
@@ -135,6 +136,9 @@ class SlabLayer:
         self._format = self.words.format
         # Per class: SlabInfo's offset in the page and the tags of one slab's chunk starts.
         self._info_offset = [c.page_size - geometry.slab_info_size for c in geometry.classes]
+        # ... and from a page address to its SlabInfo's word index: (page + delta) >> shift.
+        self._info_delta = [offset - self.map_origin for offset in self._info_offset]
+        self._page_mask = [~(c.page_size - 1) for c in geometry.classes]
         self._tags = [bytes([c.index + 1]) * c.chunks_per_slab for c in geometry.classes]
 
     # -- memory helpers -------------------------------------------------------
@@ -152,7 +156,7 @@ class SlabLayer:
 
     def _info_word(self, index: int, page: int) -> int:
         """Index in :attr:`words` of a slab's SlabInfo word 0."""
-        return (page + self._info_offset[index] - self.map_origin) >> self._shift
+        return (page + self._info_delta[index]) >> self._shift
 
     def _page_of_info(self, index: int, info: int) -> int:
         return info - self._info_offset[index]
@@ -262,19 +266,32 @@ class SlabLayer:
 
     def alloc_chunk(self, index: int) -> int:
         """Pop one chunk of class ``index`` (SLAB-005)."""
-        words = self.words
-        page = self.heads[index]
-        word = self._info_word(index, page) if page else 0
-        if not page or not words[word]:
-            page = self.add_slab(index)
-            word = self._info_word(index, page)
-        chunk = int(words[word])
-        following = int(words[(chunk - self.map_origin) >> self._shift])
-        words[word] = following
-        words[word + 1] += 1
-        if not following:  # full: rotate it behind the head
-            self.heads[index] = int(words[word + 2]) - self._info_offset[index]
-        return chunk
+        taken: list[int] = []
+        self.alloc_chunks(index, 1, taken)
+        return taken[0]
+
+    def alloc_chunks(self, index: int, count: int, into: list[int]) -> None:
+        """Pop ``count`` chunks of class ``index`` one by one, appending each to ``into``.
+
+        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005), in one loop.  If the
+        page source refuses a new slab, the chunks taken so far are in ``into``.
+        """
+        words, shift, origin = self.words, self._shift, self.map_origin
+        delta, info_offset, heads = self._info_delta[index], self._info_offset[index], self.heads
+        append = into.append
+        for _ in range(count):
+            page = heads[index]
+            word = (page + delta) >> shift
+            if not page or not words[word]:
+                page = self.add_slab(index)
+                word = (page + delta) >> shift
+            chunk = words[word]
+            following = words[(chunk - origin) >> shift]
+            words[word] = following
+            words[word + 1] += 1
+            if not following:  # full: rotate it behind the head
+                heads[index] = words[word + 2] - info_offset
+            append(chunk)
 
     def owner(self, index: int, chunk: int) -> Slab:
         """A view of the slab a chunk of class ``index`` belongs to (PY-004 first)."""
@@ -286,24 +303,32 @@ class SlabLayer:
 
         The caller has checked the chunk against the chunk map (PY-004).
         """
-        words = self.words
-        page = chunk & ~(self.geometry.classes[index].page_size - 1)
-        word = self._info_word(index, page)
-        n_allocated = int(words[word + 1])
-        if n_allocated <= 0:
-            raise SliceAssertionError("GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)")
-        free_head = int(words[word])
-        words[(chunk - self.map_origin) >> self._shift] = free_head
-        words[word] = chunk
-        words[word + 1] = n_allocated - 1
-        if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
-            self._unlink(index, page)
-            self._push_head(index, page)
-        if n_allocated == 1:  # SLAB-007: eager release
-            self._unlink(index, page)
-            self._untag_chunks(index, page)
-            self.slab_counts[index] -= 1
-            self.pages.release(page)
+        self.free_chunks(index, (chunk,))
+
+    def free_chunks(self, index: int, chunks: Iterable[int]) -> None:
+        """:meth:`free_chunk` for each chunk in turn, in one loop (depot trims, thread exit)."""
+        words, shift, origin = self.words, self._shift, self.map_origin
+        delta, page_mask = self._info_delta[index], self._page_mask[index]
+        for chunk in chunks:
+            page = chunk & page_mask
+            word = (page + delta) >> shift
+            n_allocated = words[word + 1]
+            if n_allocated <= 0:
+                raise SliceAssertionError(
+                    "GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)"
+                )
+            free_head = words[word]
+            words[(chunk - origin) >> shift] = free_head
+            words[word] = chunk
+            words[word + 1] = n_allocated - 1
+            if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
+                self._unlink(index, page)
+                self._push_head(index, page)
+            if n_allocated == 1:  # SLAB-007: eager release
+                self._unlink(index, page)
+                self._untag_chunks(index, page)
+                self.slab_counts[index] -= 1
+                self.pages.release(page)
 
     # -- introspection --------------------------------------------------------
     def ring(self, index: int) -> list[Slab]:
