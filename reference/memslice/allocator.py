@@ -22,14 +22,19 @@ thread (API-010, CONF-013), as GLib's ``thread_memory_from_self``: only then are
 ``G_SLICE`` and ``G_DEBUG`` read and the defaults copied (CONF-007), so
 ``set_config`` works until then and never after (CONF-004).
 
-Fast path.  ``alloc`` and ``free1`` first try a few lines that serve a
-magazine hit without computing anything else: a per-thread table maps the
-request size straight to that thread's magazines for the class, and a
-magazine is a Python list.  Everything else -- first use in a thread, empty
-or full magazines, other routes, debug-blocks, gc-friendly, bad arguments --
-falls through to the full path, which follows GLib's order of operations
-step by step.  The fast path is taken only when it is observably identical
-to the full path (the conformance suite and the fidelity tests check both).
+Fast path.  ``alloc`` and ``free1`` first try a few lines that serve the
+magazine route without computing anything else: a per-thread table
+(``ThreadMemory.by_size``) maps the request size straight to that thread's
+magazines for the class, and a magazine is a Python list.  A hit is a
+``pop`` or an ``append`` (plus, for a free, the chunk-map check of PY-004 and
+the two link words of MAG-002); a swap of the two magazines is done in line;
+a trip to the depot (both empty, both full) goes straight to the magazine
+layer, since size and route are already known.  Everything else -- first use
+in a thread, other routes, debug-blocks, gc-friendly, bad arguments, a closed
+allocator (the tables are emptied) -- falls through to the full path, which
+follows GLib's order of operations step by step.  The fast path is taken only
+when it is observably identical to the full path (the conformance suite and
+the fidelity tests check both).
 
 Bad input (PY-001..PY-006) is rejected before any state changes: wrong types
 raise ``SliceTypeError``, impossible values ``SliceValueError``, addresses
@@ -60,7 +65,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .colour import ColourAccumulator
 from .config import (
@@ -72,7 +77,6 @@ from .config import (
     defaults_from_tunables,
     settings_from_environment,
 )
-from .consistency import Layers, verify
 from .contention import ContendedLock, ContentionProbe
 from .depot import Depot
 from .errors import (
@@ -97,15 +101,10 @@ from .pages import (
 )
 from .sizeclass import Geometry, geometry_for
 from .slab import Slab, SlabLayer
-from .snapshot import (
-    AllocatorSnapshot,
-    MagazineSnapshot,
-    SizeClassSnapshot,
-    SlabSnapshot,
-    ThreadSnapshot,
-    Totals,
-)
 from .tunables import GLIB_2_74, Tunables
+
+if TYPE_CHECKING:  # imported when used: start-up pays only for the allocating layers
+    from .snapshot import AllocatorSnapshot, SlabSnapshot, ThreadSnapshot
 
 __all__ = ["Allocator"]
 
@@ -370,6 +369,8 @@ class Allocator:
                     return freeing.pop()  # type: ignore[no-any-return]
             except (AttributeError, IndexError):
                 pass
+            else:  # both empty: the size and route are known, go straight to the depot
+                return self._magazines.alloc_from(magazines)
         return self._alloc(mem_size)
 
     def _alloc(self, mem_size: object) -> int:
@@ -445,8 +446,8 @@ class Allocator:
                     threshold = self._threshold_by_size[mem_size]
                     if len(freeing) >= threshold:  # MAG-006: full, so swap first
                         loaded = magazines.loaded
-                        if len(loaded) >= threshold:
-                            return self._free1(mem_size, mem_block)  # both full: unload
+                        if len(loaded) >= threshold:  # both full: unload to the depot
+                            return self._magazines.free_into(magazines, mem_block)
                         magazines.loaded, magazines.freeing = freeing, loaded
                         freeing = loaded
                     # MAG-002: ChunkLink {next = previous head, data = NULL}, then push.
@@ -745,6 +746,8 @@ class Allocator:
 
     def snapshot(self) -> AllocatorSnapshot:
         """A consistent copy of every layer's state (INTRO-001, INTRO-002)."""
+        from .snapshot import AllocatorSnapshot, MagazineSnapshot, SizeClassSnapshot, Totals
+
         self._require_open()
         settings = self._ensure_initialised()
         with self._depot_lock.lock, self._slab_lock:
@@ -804,6 +807,8 @@ class Allocator:
             )
 
     def _slab_snapshot(self, slab: Slab, free_chunks: tuple[int, ...]) -> SlabSnapshot:
+        from .snapshot import SlabSnapshot
+
         return SlabSnapshot(
             page=slab.page,
             page_size=slab.page_size,
@@ -816,6 +821,8 @@ class Allocator:
         )
 
     def _thread_snapshots(self) -> tuple[tuple[ThreadSnapshot, ...], int]:
+        from .snapshot import MagazineSnapshot, ThreadSnapshot
+
         with self._threads_lock:
             memories = list(self._threads.values())
         threads = []
@@ -847,6 +854,8 @@ class Allocator:
         if not self.initialised:
             return
         settings = self._ensure_initialised()
+        from .consistency import Layers, verify  # the checker loads on first use
+
         layers = Layers(
             geometry=self.geometry,
             arena=self._arena,

@@ -101,16 +101,25 @@ class MagazineLayer:
 
     def alloc(self, memory: ThreadMemory, index: int) -> int:
         """Pop a chunk, swapping or reloading first if needed (MAG-005)."""
-        magazines = memory.classes[index]
+        return self.alloc_from(memory.classes[index])
+
+    def alloc_from(self, magazines: ClassMagazines) -> int:
+        """:meth:`alloc` on a thread's magazines of one class (the allocator's fast path
+        calls this directly when both magazines are empty)."""
         if not magazines.loaded:
             magazines.loaded, magazines.freeing = magazines.freeing, magazines.loaded
             if not magazines.loaded:
-                magazines.loaded = self.depot.pop(index)
+                magazines.loaded = self.depot.pop(magazines.index)
         return magazines.loaded.pop()
 
     def free(self, memory: ThreadMemory, index: int, chunk: int, gc_friendly: bool) -> None:
         """Push a chunk, swapping or unloading first if needed (MAG-006)."""
-        magazines = memory.classes[index]
+        self.free_into(memory.classes[index], chunk, gc_friendly)
+
+    def free_into(self, magazines: ClassMagazines, chunk: int, gc_friendly: bool = False) -> None:
+        """:meth:`free` on a thread's magazines of one class (the allocator's fast path
+        calls this directly when both magazines are full)."""
+        index = magazines.index
         threshold = self.depot.thresholds[index]
         if len(magazines.freeing) >= threshold:
             magazines.loaded, magazines.freeing = magazines.freeing, magazines.loaded
