@@ -40,6 +40,7 @@ Lock order: depot lock, then (never while holding it) the slab lock.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Callable
 
 from .contention import ContendedLock
@@ -267,13 +268,29 @@ class Depot:
                 # failed refill leaves no trace in later slabs' colours (PY-020).
                 self.slabs.colour.value = colour_before
                 raise
-            words, word = self.slabs.words, self.slabs.word_index
-            for this, following in zip(taken, [*taken[1:], 0], strict=True):
-                at = word(this)  # ChunkLink {next, data = NULL} (MAG-002)
-                words[at] = following
-                words[at + 1] = 0
+            self._link(index, taken)
         taken.reverse()  # the stack's end is the magazine head: first allocated pops first
         return taken
+
+    def _link(self, index: int, taken: list[int]) -> None:
+        """Write each chunk's ChunkLink {next = the following chunk, data = NULL} (MAG-002).
+
+        Chunks from a fresh slab are usually one evenly spaced run; then the two
+        words of every chunk are written with two strided stores instead of a loop.
+        """
+        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
+        step = self.geometry.classes[index].chunk_size
+        first, count = taken[0], len(taken)
+        if taken == list(range(first, first + count * step, step)):
+            start, stride = (first - origin) >> shift, step >> shift
+            stop = start + count * stride
+            words[start:stop:stride] = array(words.format, [*taken[1:], 0])
+            words[start + 1 : stop + 1 : stride] = array(words.format, bytes(count * words.itemsize))
+            return
+        for this, following in zip(taken, [*taken[1:], 0], strict=True):
+            at = (this - origin) >> shift
+            words[at] = following
+            words[at + 1] = 0
 
     def ring(self, index: int) -> list[DepotMagazine]:
         """The magazines of class ``index``, newest first."""

@@ -279,19 +279,24 @@ class SlabLayer:
         words, shift, origin = self.words, self._shift, self.map_origin
         delta, info_offset, heads = self._info_delta[index], self._info_offset[index], self.heads
         append = into.append
-        for _ in range(count):
+        while count:
             page = heads[index]
             word = (page + delta) >> shift
             if not page or not words[word]:
                 page = self.add_slab(index)
                 word = (page + delta) >> shift
-            chunk = words[word]
-            following = words[(chunk - origin) >> shift]
-            words[word] = following
-            words[word + 1] += 1
-            if not following:  # full: rotate it behind the head
+            # Pop a run from this slab's free list; its SlabInfo is written once at the
+            # end, which leaves memory exactly as one pop at a time would.
+            chunk, n_allocated = words[word], words[word + 1]
+            while chunk and count:
+                append(chunk)
+                chunk = words[(chunk - origin) >> shift]
+                n_allocated += 1
+                count -= 1
+            words[word] = chunk
+            words[word + 1] = n_allocated
+            if not chunk:  # full: rotate it behind the head
                 heads[index] = words[word + 2] - info_offset
-            append(chunk)
 
     def owner(self, index: int, chunk: int) -> Slab:
         """A view of the slab a chunk of class ``index`` belongs to (PY-004 first)."""
