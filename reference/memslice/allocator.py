@@ -353,11 +353,12 @@ class Allocator:
         routes (API-012) and its contents are unspecified (API-015).
         """
         # Fast path (see the module header and ThreadMemory.by_size): the thread's
-        # table maps the size to its class's magazines.  Sizes 0 and past the
-        # largest class, and negative ones, find None there (AttributeError) or
-        # fall off the table (IndexError); a thread's first call has no table yet
-        # (AttributeError): all of them take the full path.
-        if mem_size.__class__ is int:  # not a bool, which is never a size (PY-001)
+        # table maps the size to its class's magazines.  Size 0 finds None there
+        # (AttributeError), sizes past the largest class fall off the table
+        # (IndexError), a thread's first call has no table yet (AttributeError):
+        # all of them take the full path.  A bool is never a size (PY-001), and a
+        # negative size must not reach the table: Python indexes from the end.
+        if mem_size.__class__ is int and mem_size > 0:
             try:
                 magazines = self._tls.by_size[mem_size]
                 loaded = magazines.loaded
@@ -434,7 +435,7 @@ class Allocator:
         # test rejects both a negative offset (its sign bit) and an address
         # inside a granule; an offset past the map raises IndexError, a non-int
         # block TypeError; all take the full path, which raises the right error.
-        if mem_size.__class__ is int:
+        if mem_size.__class__ is int and mem_size > 0:
             try:
                 magazines = self._tls.by_size[mem_size]
                 offset = mem_block - self._map_origin

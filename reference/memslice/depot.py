@@ -285,7 +285,8 @@ class Depot:
             start, stride = (first - origin) >> shift, step >> shift
             stop = start + count * stride
             words[start:stop:stride] = array(words.format, [*taken[1:], 0])
-            words[start + 1 : stop + 1 : stride] = array(words.format, bytes(count * words.itemsize))
+            zeros = bytes(count * words.itemsize)
+            words[start + 1 : stop + 1 : stride] = array(words.format, zeros)
             return
         for this, following in zip(taken, [*taken[1:], 0], strict=True):
             at = (this - origin) >> shift

@@ -70,16 +70,13 @@ class ThreadMemory:
     def __init__(self, geometry: Geometry) -> None:
         self.classes = [ClassMagazines(c.index) for c in geometry.classes]
         # by_size[n] is the class serving an n-byte request: the fast path's
-        # one-lookup replacement for P2ALIGN + SLAB_INDEX.  Index 0 holds None,
-        # and so does a second half as long as the first: Python reads a
-        # negative index from the end, so by_size[-n] is None too, and every
-        # size outside 1..largest request finds None or raises IndexError.
+        # one-lookup replacement for P2ALIGN + SLAB_INDEX.  by_size[0] is None
+        # and larger sizes fall off the end (IndexError); the fast path checks
+        # n > 0 itself, since Python would read a negative index from the end.
         shift = geometry.p2alignment.bit_length() - 1
-        largest = geometry.largest_slab_request
-        self.by_size: list[ClassMagazines | None] = [
-            None,
-            *(self.classes[(size - 1) >> shift] for size in range(1, largest + 1)),
-            *(None for _ in range(largest)),
+        self.by_size: list[ClassMagazines | None] = [None] + [
+            self.classes[(size - 1) >> shift]
+            for size in range(1, geometry.largest_slab_request + 1)
         ]
         current = threading.current_thread()
         self.thread_id = threading.get_ident()

@@ -247,3 +247,21 @@ def test_environment_values_must_be_text(value: object) -> None:
     changing["G_SLICE"] = "always-malloc"
     assert late.alloc(8) and late.settings.always_malloc
     late.close()
+
+
+@pytest.mark.parametrize("size", [-1, -8, -1009, -1500, -2016, -2017, -(1 << 40)])
+def test_negative_sizes_never_reach_the_fast_path(allocator: Allocator, size: int) -> None:
+    """PY-002: a negative size is refused on every call, whatever its magnitude.
+
+    (A fast-path table indexed by the size would read a negative index from its
+    end: a padded table still served -1010..-2016 from real classes.)
+    """
+    keep = allocator.alloc(24)
+    allocator.free1(24, allocator.alloc(24))  # warm: the thread's table exists
+    before = allocator.snapshot()
+    for call in (allocator.alloc, allocator.alloc0):
+        with pytest.raises(SliceValueError):
+            call(size)
+    with pytest.raises(SliceValueError):
+        allocator.free1(size, keep)
+    assert allocator.snapshot() == before

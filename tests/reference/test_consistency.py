@@ -96,8 +96,9 @@ def forge_ring(allocator: Allocator, blocks: list[int]) -> None:
 def forge_page_index(allocator: Allocator, blocks: list[int]) -> None:
     slabs = allocator._slabs
     stray = (blocks[0] & ~511) + (1 << 20)  # a chunk start recorded where no slab is
-    slabs.chunk_map.extend(bytes(max(0, ((stray - slabs.map_origin) >> 4) + 1 - len(slabs.chunk_map))))
-    slabs.chunk_map[(stray - slabs.map_origin) >> 4] = 3
+    granule = (stray - slabs.map_origin) >> 4
+    slabs.chunk_map.extend(bytes(max(0, granule + 1 - len(slabs.chunk_map))))
+    slabs.chunk_map[granule] = 3
 
 
 def forge_page_source(allocator: Allocator, blocks: list[int]) -> None:
