@@ -514,17 +514,15 @@ class Allocator:
         head = _check_address(mem_chain, "mem_chain")
         offset = _require_int(next_offset, "next_offset")
         pointer = self.tunables.pointer_size
-        # Arguments are checked before the chain is looked at, even an empty one (PY-002).
-        if offset < 0 or offset + pointer > max(size, pointer):
+        # A negative offset is refused before the chain is looked at, even for an
+        # empty chain (PY-002); one past the block only matters once there is a
+        # node to read (a NULL chain is a no-op at any offset, API-007).
+        if offset < 0 or (head and offset + pointer > size):
             raise SliceValueError(
                 f"next_offset {offset} leaves no room for a pointer in a {size}-byte block (PY-002)"
             )
         if not head:
             return  # API-007
-        if offset + pointer > size:
-            raise SliceValueError(
-                f"next_offset {offset} leaves no room for a pointer in a {size}-byte block (PY-002)"
-            )
         settings = self._ensure_initialised()
         chunk_size = self.geometry.p2align(size)
         route = self._route(chunk_size)

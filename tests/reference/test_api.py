@@ -229,6 +229,7 @@ def test_chain_arguments_are_checked_before_the_chain(allocator: Allocator, offs
     with pytest.raises(SliceValueError, match="next_offset"):
         allocator.free_chain_with_offset(16, 0, offset)
     allocator.free_chain_with_offset(16, 0, 8)  # a valid offset and NULL: a no-op (API-007)
+    allocator.free_chain_with_offset(0, 0, 16)  # NULL at any offset >= 0: a no-op (API-007)
 
 
 @pytest.mark.parametrize("value", [5, b"always-malloc", None.__class__])
