@@ -7,12 +7,23 @@ Rules and theory of operation
     memslice-bench [--workloads W1,W4] [--peers reference,glib] [--rounds N]
                    [--quick] [--out results.json] [--plots DIR] [--list]
                    [--glib-threads ROUNDS] [--gmemchunk-tables]
+                   [--speed | --speed-only] [--baseline results.json] [--tolerance 0.25]
 
 ``--quick`` runs every workload at tiny sizes with one round: a smoke test
 that exercises every code path in seconds (the test suite uses it).  The
 default is the full parameters with 5 rounds.  The JSON document is the one
 :func:`memslice_bench.harness.run` returns; the table printed at the end is
 the issue 6 targets with measured figure, bound and margin.
+
+``--speed`` adds the issue 14 figures (:mod:`memslice_bench.speed`: thread
+CPU-time ratios of the reference against GLib and floors, memory per block,
+start-up), each with min, median, max and spread over the rounds;
+``--speed-only`` measures just those and, when ``--out`` names an existing
+document, replaces only its ``speed`` section.  ``--baseline`` is the
+regression guard: it reads the speed figures of a committed document before
+anything is written, and a figure whose median is more than ``--tolerance``
+(25 %) worse fails the run (exit 1); the new document then goes to
+``<out>.rejected.json`` and the baseline stays as it was.
 """
 
 from __future__ import annotations
@@ -79,7 +90,52 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROUNDS",
         help="also reproduce GSlice 2.74's two-thread slowdown in C (hammer rounds, e.g. 2000)",
     )
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--speed", action="store_true", help="also measure the issue 14 speed figures"
+    )
+    speed.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="measure only the issue 14 speed figures (merged into an existing --out)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="fail if a speed figure is more than --tolerance worse than in this document",
+    )
+    parser.add_argument(
+        "--tolerance", type=float, default=0.25, help="regression tolerance (default 0.25)"
+    )
     return parser
+
+
+def _speed_table(figures: dict[str, object]) -> Table:
+    table = Table(title="issue 14 speed figures (thread CPU-time ratios, same run)")
+    for column in ("figure", "min", "median", "max", "spread", "wall median", "goal", "met"):
+        table.add_column(column)
+    for name, figure in figures.items():
+        assert isinstance(figure, dict)
+        wall = figure.get("wall_median")
+        table.add_row(
+            name,
+            f"{figure['min']:.3f}",
+            f"{figure['median']:.3f}",
+            f"{figure['max']:.3f}",
+            f"{figure['spread']:.3f}",
+            "-" if wall is None else f"{wall:.3f}",
+            f"<= {figure['goal']}",
+            "yes" if figure["met"] else "NO",
+        )
+    return table
+
+
+def _read_baseline(path: Path) -> dict[str, object]:
+    """The ``speed`` section of a committed document (empty if it has none)."""
+    document = json.loads(path.read_text())
+    speed = document.get("speed", {}) if isinstance(document, dict) else {}
+    return speed if isinstance(speed, dict) else {}
 
 
 def _summary_table(doc: dict[str, object]) -> Table:
@@ -167,10 +223,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rounds < 1:
         console.print("--rounds must be at least 1")
         return 2
+    baseline: dict[str, object] | None = None
+    if args.baseline is not None:
+        try:
+            baseline = _read_baseline(args.baseline)
+        except (OSError, ValueError) as error:
+            console.print(f"cannot read the baseline {args.baseline}: {error}")
+            return 2
     progress = None if args.quiet else (lambda line: console.print(f"[dim]{line}[/dim]"))
-    doc = harness.run(
-        args.workloads, args.peers, rounds=rounds, quick=args.quick, progress=progress
-    )
+    if args.speed_only:
+        doc: dict[str, object] = {}
+        if args.out is not None and args.out.exists():
+            doc = json.loads(args.out.read_text())
+    else:
+        doc = harness.run(
+            args.workloads, args.peers, rounds=rounds, quick=args.quick, progress=progress
+        )
+    if args.speed or args.speed_only:
+        from .speed import measure_all
+
+        if progress is not None:
+            progress("issue 14 speed figures")
+        doc["speed"] = measure_all(rounds=max(rounds, 3), quick=args.quick)
     if args.glib_threads:
         from dataclasses import asdict
 
@@ -193,17 +267,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc["gmemchunk_phases"] = [
             asdict(r) for r in (phase_table(500, 2, 20) if quick else phase_table())
         ]
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    if args.plots is not None:
+    regressions: list[str] = []
+    if baseline is not None:
+        from .speed import compare
+
+        speed = doc.get("speed")
+        if not isinstance(speed, dict):
+            console.print("--baseline needs --speed or --speed-only")
+            return 2
+        regressions = compare(speed, baseline, args.tolerance)
+    out_path = args.out
+    if out_path is not None and regressions:
+        out_path = out_path.with_suffix(".rejected.json")  # keep the baseline as it was
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    if args.plots is not None and not args.speed_only:
         from .plots import draw_all
 
         for path in draw_all(doc, args.plots):
             console.print(f"wrote {path}")
     out = Console(file=sys.stdout, width=200)
-    out.print(_summary_table(doc))
-    out.print(_targets_table(doc))
+    if not args.speed_only:
+        out.print(_summary_table(doc))
+        out.print(_targets_table(doc))
+    if "speed" in doc and isinstance(doc["speed"], dict):
+        out.print(_speed_table(doc["speed"]))
     if "glib_threads" in doc:
         out.print(_threads_table(doc))
     if "gmemchunk_lookup" in doc:
@@ -215,6 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.print(
             _dict_table("GMemChunk facts table 2 (bytes held by phase)", doc["gmemchunk_phases"])
         )
+    for line in regressions:
+        console.print(f"[bold red]regression[/bold red] {line}")
+    if regressions:
+        console.print(f"the document went to {out_path}; the baseline is unchanged")
+        return 1
     return 0
 
 

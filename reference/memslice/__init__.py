@@ -16,6 +16,7 @@ Addresses are plain ints naming real memory: hand them to ctypes, C code or
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, TypeVar
 
@@ -80,6 +81,16 @@ T = TypeVar("T", bound="_CData")
 
 _default: Allocator | None = None
 _default_lock = threading.Lock()
+
+
+def _reset_default_lock() -> None:
+    """A fork child starts with the default allocator's creation lock free (PY-025)."""
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_default_lock)
 
 
 def default_allocator() -> Allocator:

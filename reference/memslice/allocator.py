@@ -22,14 +22,19 @@ thread (API-010, CONF-013), as GLib's ``thread_memory_from_self``: only then are
 ``G_SLICE`` and ``G_DEBUG`` read and the defaults copied (CONF-007), so
 ``set_config`` works until then and never after (CONF-004).
 
-Fast path.  ``alloc`` and ``free1`` first try a few lines that serve a
-magazine hit without computing anything else: a per-thread table maps the
-request size straight to that thread's magazines for the class, and a
-magazine is a Python list.  Everything else -- first use in a thread, empty
-or full magazines, other routes, debug-blocks, gc-friendly, bad arguments --
-falls through to the full path, which follows GLib's order of operations
-step by step.  The fast path is taken only when it is observably identical
-to the full path (the conformance suite and the fidelity tests check both).
+Fast path.  ``alloc`` and ``free1`` first try a few lines that serve the
+magazine route without computing anything else: a per-thread table
+(``ThreadMemory.by_size``) maps the request size straight to that thread's
+magazines for the class, and a magazine is a Python list.  A hit is a
+``pop`` or an ``append`` (plus, for a free, the chunk-map check of PY-004 and
+the two link words of MAG-002); a swap of the two magazines is done in line;
+a trip to the depot (both empty, both full) goes straight to the magazine
+layer, since size and route are already known.  Everything else -- first use
+in a thread, other routes, debug-blocks, gc-friendly, bad arguments, a closed
+allocator (the tables are emptied) -- falls through to the full path, which
+follows GLib's order of operations step by step.  The fast path is taken only
+when it is observably identical to the full path (the conformance suite and
+the fidelity tests check both).
 
 Bad input (PY-001..PY-006) is rejected before any state changes: wrong types
 raise ``SliceTypeError``, impossible values ``SliceValueError``, addresses
@@ -38,6 +43,16 @@ GLib cannot see without debug-blocks (a double free, a chunk freed with a
 size of another class) is undefined in GLib; the reference stays memory-safe
 (it never writes outside its arena) and the consistency checker reports the
 damage (PY-007).
+
+fork (PY-025).  Every allocator registers with ``os.register_at_fork``:
+before a fork the forking thread takes all of the allocator's locks, in the
+order the code always takes them (init, threads, depot, slab, large blocks,
+debug-blocks), so no other thread is half-way through a locked step; both
+parent and child release them afterwards.  In the child only the forking
+thread survives: its magazines stay as they were, and every other thread's
+magazines are retired as at that thread's exit (EXIT-002), so their cached
+chunks are reusable and ``check()`` is sound.  Blocks those threads held are
+leaked in the child, as they would be in C.
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING, Final
 
 from .colour import ColourAccumulator
 from .config import (
@@ -57,15 +73,16 @@ from .config import (
     Route,
     Settings,
     SliceConfig,
+    check_environment,
     defaults_from_tunables,
     settings_from_environment,
 )
-from .consistency import Layers, verify
 from .contention import ContendedLock, ContentionProbe
 from .depot import Depot
 from .errors import (
     ConsistencyError,
     ForeignPointerError,
+    SliceAssertionError,
     SliceMemoryError,
     SliceTypeError,
     SliceUsageError,
@@ -74,18 +91,20 @@ from .errors import (
 from .large import LargeBlocks
 from .magazine import MagazineLayer, ThreadMemory
 from .memcheck import MemChecker
-from .pages import Arena, BuddyPageSource, MallocSource, PageSource, SystemMalloc
+from .pages import (
+    Arena,
+    BuddyPageSource,
+    MallocSource,
+    PageSource,
+    SystemMalloc,
+    require_readable,
+)
 from .sizeclass import Geometry, geometry_for
 from .slab import Slab, SlabLayer
-from .snapshot import (
-    AllocatorSnapshot,
-    MagazineSnapshot,
-    SizeClassSnapshot,
-    SlabSnapshot,
-    ThreadSnapshot,
-    Totals,
-)
 from .tunables import GLIB_2_74, Tunables
+
+if TYPE_CHECKING:  # imported when used: start-up pays only for the allocating layers
+    from .snapshot import AllocatorSnapshot, SlabSnapshot, ThreadSnapshot
 
 __all__ = ["Allocator"]
 
@@ -94,6 +113,12 @@ _GINT64_MAX = (1 << 63) - 1
 _GSIZE_MASK = (1 << 64) - 1
 _GUINT_MASK = 0xFFFFFFFF
 _ADDRESS_LIMIT = 1 << 64
+# The fast path's constants: a chunk-map granule is 2 * sizeof(void*) (the size
+# classes' alignment, SIZE-002) and link words are sizeof(void*) wide.
+_WORD_SHIFT: Final = ctypes.sizeof(ctypes.c_void_p).bit_length() - 1
+_GRANULE_SHIFT: Final = _WORD_SHIFT + 1
+_GRANULE_MASK: Final = (1 << _GRANULE_SHIFT) - 1
+_SIGN_OR_GRANULE: Final = _GRANULE_MASK | (1 << 63)  # a negative int has bit 63 set
 
 
 def _real_time_msecs() -> int:
@@ -126,21 +151,37 @@ def _check_address(value: object, what: str = "address") -> int:
     return address
 
 
-def _read_process_memory(address: int, size: int) -> bytes:
-    """``size`` bytes at ``address``, read by the kernel so bad ranges fail cleanly (PY-023)."""
-    try:
-        fd = os.open("/proc/self/mem", os.O_RDONLY)
-        try:
-            data = os.pread(fd, size, address)
-        finally:
-            os.close(fd)
-    except (OSError, OverflowError) as error:
-        raise ForeignPointerError(
-            f"copy source [{address:#x}, +{size}) is not readable memory (PY-023): {error}"
-        ) from None
-    if len(data) != size:
-        raise ForeignPointerError(f"copy source [{address:#x}, +{size}) is not readable (PY-023)")
-    return data
+# Every open allocator, for the fork handlers (PY-025); weak, so closing or
+# dropping an allocator is enough to forget it.
+_ALLOCATORS: weakref.WeakSet[Allocator] = weakref.WeakSet()
+_FORK_HELD: list[Allocator] = []
+
+
+def _before_fork() -> None:
+    held = sorted(_ALLOCATORS, key=id)  # a fixed order: never two forks' orders crossing
+    for allocator in held:
+        allocator._fork_prepare()
+    _FORK_HELD[:] = held
+
+
+def _after_fork_in_parent() -> None:
+    for allocator in reversed(_FORK_HELD):
+        allocator._fork_release()
+    _FORK_HELD.clear()
+
+
+def _after_fork_in_child() -> None:
+    for allocator in reversed(_FORK_HELD):
+        allocator._fork_child()
+    _FORK_HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class _ThreadReaper:
@@ -185,6 +226,12 @@ class Allocator:
                 f"process has {ctypes.sizeof(ctypes.c_void_p)}-byte pointers: its geometry is "
                 "available from memslice.sizeclass, but it cannot hand out real addresses"
             )
+        if environ is not None:
+            if not isinstance(environ, Mapping):
+                raise SliceTypeError(
+                    f"environ must be a mapping, not {type(environ).__name__} (PY-024)"
+                )
+            check_environment(environ)  # PY-024: early, with the caller still in sight
         self.tunables = tunables
         self.geometry: Geometry = geometry_for(tunables)
         self._environ = environ
@@ -203,13 +250,14 @@ class Allocator:
         self._threads_lock = threading.Lock()
         self._large = LargeBlocks(self._system_malloc)
         self._memcheck = MemChecker()
-        # Fast-path constants; _magazine_limit stays 0 (everything takes the full
+        # Fast-path state; _magazine_limit stays 0 (everything takes the full
         # path) until initialisation decides the fast path is faithful.
         self._magazine_limit = 0
         self._base = self._arena.base
         self._arena_size = self._arena.size
-        self._words = self._arena.words
-        self._word_shift = tunables.pointer_size.bit_length() - 1
+        self._fork_locks: list[threading.Lock] = []
+        self._forked_from = 0  # pid of the parent while a fork is in progress (PY-025)
+        _ALLOCATORS.add(self)
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -250,6 +298,11 @@ class Allocator:
         )
         self._magazines = MagazineLayer(geometry, self._slabs, self._slab_lock, self._depot)
         self._threshold_by_size = self._depot.threshold_by_size
+        self._chunk_map = self._slabs.chunk_map
+        self._map_origin = self._slabs.map_origin
+        if self._slabs.granule_shift != _GRANULE_SHIFT:  # pragma: no cover - by construction
+            raise SliceAssertionError("the chunk map's granule is not 2 * sizeof(void*)")
+        self._carved_words = self._arena.carved_words  # word 0 is at map_origin
         # max_slab_chunk_size_for_magazine_cache (SIZE-009)
         self._magazine_chunk_limit = (
             0
@@ -275,7 +328,9 @@ class Allocator:
         self._ensure_initialised()
         memory = ThreadMemory(self.geometry)
         self._tls.memory = memory
-        self._tls.by_size = memory.by_size
+        # The fast path's table; empty (so every call takes the full path) when the
+        # fast path would not be faithful: other routes, debug-blocks, gc-friendly.
+        self._tls.by_size = memory.by_size if self._magazine_limit else []
         self._tls.reaper = _ThreadReaper(self, memory)
         with self._threads_lock:
             self._threads[id(memory)] = memory
@@ -297,13 +352,26 @@ class Allocator:
         The block is aligned to at least ``2 * sizeof(void*)`` on the slab
         routes (API-012) and its contents are unspecified (API-015).
         """
-        if mem_size.__class__ is int and 0 < mem_size <= self._magazine_limit:
+        # Fast path (see the module header and ThreadMemory.by_size): the thread's
+        # table maps the size to its class's magazines.  Size 0 finds None there
+        # (AttributeError), sizes past the largest class fall off the table
+        # (IndexError), a thread's first call has no table yet (AttributeError):
+        # all of them take the full path.  A bool is never a size (PY-001), and a
+        # negative size must not reach the table: Python indexes from the end.
+        if mem_size.__class__ is int and mem_size > 0:
             try:
-                loaded = self._tls.by_size[mem_size].loaded
-            except AttributeError:  # first use in this thread
-                return self._alloc(mem_size)
-            if loaded:  # magazine hit (MAG-005): nothing else to do
-                return loaded.pop()  # type: ignore[no-any-return]
+                magazines = self._tls.by_size[mem_size]
+                loaded = magazines.loaded
+                if loaded:  # magazine hit (MAG-005)
+                    return loaded.pop()  # type: ignore[no-any-return]
+                freeing = magazines.freeing
+                if freeing:  # MAG-005: loaded is empty, so swap the two, then pop
+                    magazines.loaded, magazines.freeing = freeing, loaded
+                    return freeing.pop()  # type: ignore[no-any-return]
+            except (AttributeError, IndexError):
+                pass
+            else:  # both empty: the size and route are known, go straight to the depot
+                return self._magazines.alloc_from(magazines)
         return self._alloc(mem_size)
 
     def _alloc(self, mem_size: object) -> int:
@@ -348,11 +416,13 @@ class Allocator:
             address = _check_address(mem_block, "mem_block")
             if size and not address:
                 raise SliceValueError("copy of a NULL block with a nonzero size (API-003)")
-            source = _read_process_memory(address, size) if size else b""
-        address = self.alloc(size)
-        if address:
-            ctypes.memmove(address, source, size)
-        return address
+            if size:
+                require_readable(address, size)  # PY-023: never dereference blindly
+            source = address
+        block = self.alloc(size)
+        if block:
+            ctypes.memmove(block, source, size)
+        return block
 
     # -------------------------------------------------------------------- freeing
     def free1(self, mem_size: int, mem_block: int) -> None:
@@ -360,22 +430,36 @@ class Allocator:
 
         Freeing 0 (NULL) is a no-op for any size (API-007).
         """
-        if mem_size.__class__ is int and 0 < mem_size <= self._magazine_limit:
+        # Fast path: as in alloc.  Then PY-004 before any write: the block must
+        # start a chunk of this class in a live slab, by the chunk map.  One mask
+        # test rejects both a negative offset (its sign bit) and an address
+        # inside a granule; an offset past the map raises IndexError, a non-int
+        # block TypeError; all take the full path, which raises the right error.
+        if mem_size.__class__ is int and mem_size > 0:
             try:
                 magazines = self._tls.by_size[mem_size]
-            except AttributeError:  # first use in this thread
-                return self._free1(mem_size, mem_block)
-            freeing = magazines.freeing
-            if mem_block.__class__ is int and len(freeing) < self._threshold_by_size[mem_size]:
-                offset = mem_block - self._base
-                if 0 <= offset < self._arena_size:  # memory safety: never write outside the arena
+                offset = mem_block - self._map_origin
+                if (
+                    not offset & _SIGN_OR_GRANULE
+                    and self._chunk_map[offset >> _GRANULE_SHIFT] == magazines.tag
+                ):
+                    freeing = magazines.freeing
+                    threshold = self._threshold_by_size[mem_size]
+                    if len(freeing) >= threshold:  # MAG-006: full, so swap first
+                        loaded = magazines.loaded
+                        if len(loaded) >= threshold:  # both full: unload to the depot
+                            return self._magazines.free_into(magazines, mem_block)
+                        magazines.loaded, magazines.freeing = freeing, loaded
+                        freeing = loaded
                     # MAG-002: ChunkLink {next = previous head, data = NULL}, then push.
-                    words = self._words
-                    offset >>= self._word_shift
-                    words[offset] = freeing[-1] if freeing else 0
-                    words[offset + 1] = 0
+                    words = self._carved_words
+                    word = offset >> _WORD_SHIFT
+                    words[word] = freeing[-1] if freeing else 0
+                    words[word + 1] = 0
                     freeing.append(mem_block)
                     return None
+            except (AttributeError, IndexError, TypeError):
+                pass
         return self._free1(mem_size, mem_block)
 
     def _free1(self, mem_size: object, mem_block: object) -> None:
@@ -402,8 +486,8 @@ class Allocator:
         self, block: int, size: int, chunk_size: int, route: Route, settings: Settings
     ) -> None:
         """Hand one validated block to its route's layer (API-017)."""
-        if route is not Route.SYSTEM_MALLOC:
-            self._require_in_arena(block, chunk_size)
+        if route is not Route.SYSTEM_MALLOC:  # PY-004: before any memory is touched
+            self._slabs.require_chunk(self.geometry.class_index(chunk_size), block)
         if route is Route.MAGAZINES:
             memory = self._thread_memory()
             index = self.geometry.class_index(chunk_size)
@@ -411,16 +495,11 @@ class Allocator:
         elif route is Route.SLAB_ONLY:
             index = self.geometry.class_index(chunk_size)
             with self._slab_lock:
-                self._slabs.owner(index, block)  # validate before zeroing anything
                 if settings.gc_friendly:
                     ctypes.memset(block, 0, chunk_size)  # GC-001
                 self._slabs.free_chunk(index, block)
         else:
             self._large.free(block, settings.gc_friendly)
-
-    def _require_in_arena(self, block: int, length: int) -> None:
-        if not self._arena.contains(block, length):
-            raise ForeignPointerError(f"{block:#x} is not slab memory of this allocator (PY-004)")
 
     def free_chain_with_offset(self, mem_size: int, mem_chain: int, next_offset: int) -> None:
         """Free a linked list whose next pointer sits ``next_offset`` bytes into each block.
@@ -434,13 +513,16 @@ class Allocator:
         size = _check_size(mem_size)
         head = _check_address(mem_chain, "mem_chain")
         offset = _require_int(next_offset, "next_offset")
-        if not head:
-            return  # API-007
         pointer = self.tunables.pointer_size
-        if offset < 0 or offset + pointer > size:
+        # A negative offset is refused before the chain is looked at, even for an
+        # empty chain (PY-002); one past the block only matters once there is a
+        # node to read (a NULL chain is a no-op at any offset, API-007).
+        if offset < 0 or (head and offset + pointer > size):
             raise SliceValueError(
                 f"next_offset {offset} leaves no room for a pointer in a {size}-byte block (PY-002)"
             )
+        if not head:
+            return  # API-007
         settings = self._ensure_initialised()
         chunk_size = self.geometry.p2align(size)
         route = self._route(chunk_size)
@@ -480,7 +562,7 @@ class Allocator:
                     raise SliceValueError(f"chain node {node:#x} is smaller than next_offset")
                 following = ctypes.c_void_p.from_address(node + offset).value or 0
             else:
-                self._require_in_arena(node, chunk_size)
+                self._slabs.require_chunk(self.geometry.class_index(chunk_size), node)  # PY-004
                 start = node + offset - self._base
                 following = int.from_bytes(
                     self._arena.bytes[start : start + self.tunables.pointer_size], sys.byteorder
@@ -598,14 +680,52 @@ class Allocator:
     def _retire(self, memory: ThreadMemory) -> None:
         if self._closed:
             return
+        if self._forked_from and os.getpid() != self._forked_from:
+            return  # a dead parent thread's state, cleared in a fork child: _fork_child retires it
         with self._threads_lock:
             self._threads.pop(id(memory), None)
         self._magazines.retire(memory)
 
+    # ---------------------------------------------------------------- fork
+    def _fork_prepare(self) -> None:
+        """Take every lock in the code's own order, so the state is quiescent (PY-025)."""
+        locks = [self._init_lock, self._threads_lock]
+        for lock in locks:
+            lock.acquire()
+        later = [self._depot_lock.lock, self._slab_lock] if self._settings is not None else []
+        later += [self._large._lock, self._memcheck._lock]
+        for lock in later:  # initialisation cannot start now: the init lock is ours
+            lock.acquire()
+        self._fork_locks = locks + later
+        self._forked_from = os.getpid()
+
+    def _fork_release(self) -> None:
+        self._forked_from = 0
+        locks, self._fork_locks = self._fork_locks, []
+        for lock in reversed(locks):
+            lock.release()
+
+    def _fork_child(self) -> None:
+        """In the child: unlock, then retire every thread that did not survive (PY-025)."""
+        self._fork_release()
+        me = threading.get_ident()
+        with self._threads_lock:
+            dead = [m for m in self._threads.values() if m.thread_id != me]
+            for memory in dead:
+                del self._threads[id(memory)]
+        if self._closed:
+            return
+        for memory in dead:
+            self._magazines.retire(memory)  # EXIT-002: as if each had exited
+
     def close(self) -> None:
         """Release the arena; the allocator refuses every later call (PY-022)."""
+        _ALLOCATORS.discard(self)
         self._closed = True
         self._magazine_limit = 0
+        with self._threads_lock:  # every thread's fast path now falls through (PY-022)
+            for memory in self._threads.values():
+                memory.by_size.clear()
         self._arena.close()
 
     def __enter__(self) -> Allocator:
@@ -625,6 +745,8 @@ class Allocator:
 
     def snapshot(self) -> AllocatorSnapshot:
         """A consistent copy of every layer's state (INTRO-001, INTRO-002)."""
+        from .snapshot import AllocatorSnapshot, MagazineSnapshot, SizeClassSnapshot, Totals
+
         self._require_open()
         settings = self._ensure_initialised()
         with self._depot_lock.lock, self._slab_lock:
@@ -684,6 +806,8 @@ class Allocator:
             )
 
     def _slab_snapshot(self, slab: Slab, free_chunks: tuple[int, ...]) -> SlabSnapshot:
+        from .snapshot import SlabSnapshot
+
         return SlabSnapshot(
             page=slab.page,
             page_size=slab.page_size,
@@ -696,6 +820,8 @@ class Allocator:
         )
 
     def _thread_snapshots(self) -> tuple[tuple[ThreadSnapshot, ...], int]:
+        from .snapshot import MagazineSnapshot, ThreadSnapshot
+
         with self._threads_lock:
             memories = list(self._threads.values())
         threads = []
@@ -727,6 +853,8 @@ class Allocator:
         if not self.initialised:
             return
         settings = self._ensure_initialised()
+        from .consistency import Layers, verify  # the checker loads on first use
+
         layers = Layers(
             geometry=self.geometry,
             arena=self._arena,

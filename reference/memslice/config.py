@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final, TextIO
 
+from .errors import SliceTypeError
 from .tunables import Tunables
 
 __all__ = [
@@ -135,6 +136,16 @@ def defaults_from_tunables(tunables: Tunables) -> Settings:
     )
 
 
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Raise :class:`SliceTypeError` unless ``G_SLICE``/``G_DEBUG`` are absent or str (PY-024)."""
+    for name in ("G_SLICE", "G_DEBUG"):
+        value = environ.get(name)
+        if value is not None and value.__class__ is not str:
+            raise SliceTypeError(
+                f"environ[{name!r}] must be a str, not {type(value).__name__} (PY-024)"
+            )
+
+
 def settings_from_environment(
     defaults: Settings, environ: Mapping[str, str], stream: TextIO | None = None
 ) -> Settings:
@@ -144,6 +155,7 @@ def settings_from_environment(
     runs under valgrind (CONF-009); a Python process is never "under valgrind"
     in that sense, so the reference does not reproduce it.
     """
+    check_environment(environ)
     effective = defaults
     g_slice = environ.get("G_SLICE")
     if g_slice is not None:

@@ -40,6 +40,7 @@ Lock order: depot lock, then (never while holding it) the slab lock.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Callable
 
 from .contention import ContendedLock
@@ -90,6 +91,7 @@ class Depot:
         self.working_set_msecs = working_set_msecs
         self.heads: list[DepotMagazine | None] = [None] * geometry.n_classes
         self.thresholds = [c.base_threshold for c in geometry.classes]
+        self._shift = geometry.tunables.pointer_size.bit_length() - 1  # bytes to words
         # The same thresholds indexed by request size, so the allocator's fast
         # path needs one list lookup instead of a size-to-class computation.
         self.threshold_by_size = [0] * (geometry.largest_slab_request + 1)
@@ -148,18 +150,17 @@ class Depot:
     # -- in-memory metadata -----------------------------------------------------
     def _write_fields(self, magazine: DepotMagazine) -> None:
         """Store prev, stamp, next and count in c1..c4's data words (DEPOT-002)."""
-        data = self.geometry.tunables.pointer_size  # the data word follows the next word
-        write = self.slabs.write_word
-        chunks = magazine.chunks
-        write(chunks[-1] + data, magazine.prev.head_chunk)
-        write(chunks[-2] + data, magazine.stamp)
-        write(chunks[-3] + data, magazine.next.head_chunk)
-        write(chunks[-4] + data, len(chunks))
+        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
+        chunks = magazine.chunks  # each chunk's data word is the word after its next word
+        words[((chunks[-1] - origin) >> shift) + 1] = magazine.prev.chunks[-1]
+        words[((chunks[-2] - origin) >> shift) + 1] = magazine.stamp
+        words[((chunks[-3] - origin) >> shift) + 1] = magazine.next.chunks[-1]
+        words[((chunks[-4] - origin) >> shift) + 1] = len(chunks)
 
     def _clear_fields(self, magazine: DepotMagazine) -> None:
-        data = self.geometry.tunables.pointer_size
+        words, word = self.slabs.words, self.slabs.word_index
         for chunk in magazine.chunks[-4:]:
-            self.slabs.write_word(chunk + data, 0)
+            words[word(chunk) + 1] = 0
 
     # -- operations -------------------------------------------------------------
     def push(self, index: int, chunks: list[int]) -> None:
@@ -199,12 +200,13 @@ class Depot:
             trash.append(current)
             if current is head:
                 self.heads[index] = None
-                break
+                return trash
             previous.next = head
             head.prev = previous
-            self._write_fields(previous)
-            self._write_fields(head)
             current = previous
+        if trash:  # the in-memory links as GLib leaves them after the last unlink
+            self._write_fields(head.prev)
+            self._write_fields(head)
         return trash
 
     def _release(self, index: int, trash: list[DepotMagazine]) -> None:
@@ -214,9 +216,10 @@ class Depot:
         with self.slab_lock:
             for magazine in trash:
                 self._clear_fields(magazine)
-                while magazine.chunks:
-                    self.slabs.free_chunk(index, magazine.chunks[-1])
-                    magazine.chunks.pop()
+                chunks = magazine.chunks
+                chunks.reverse()  # from the head chunk down, as GLib walks the magazine
+                self.slabs.free_chunks(index, chunks)
+                chunks.clear()
 
     def pop(self, index: int) -> list[int]:
         """A full magazine for a thread whose two magazines are empty (DEPOT-004/005)."""
@@ -249,14 +252,11 @@ class Depot:
         back to their slabs before the error propagates, so nothing is lost
         (PY-005) and the slab layer is as it was before the refill (PY-020).
         """
-        data = self.geometry.tunables.pointer_size
-        write = self.slabs.write_word
         taken: list[int] = []
         with self.slab_lock:
             colour_before = self.slabs.colour.value
             try:
-                for _ in range(threshold):
-                    taken.append(self.slabs.alloc_chunk(index))
+                self.slabs.alloc_chunks(index, threshold, taken)
             except BaseException:
                 # Undo in reverse: each chunk goes back on top of its free list and
                 # each slab that filled up returns to the head in the order it
@@ -268,11 +268,30 @@ class Depot:
                 # failed refill leaves no trace in later slabs' colours (PY-020).
                 self.slabs.colour.value = colour_before
                 raise
-            for this, following in zip(taken, [*taken[1:], 0], strict=True):
-                write(this, following)
-                write(this + data, 0)
+            self._link(index, taken)
         taken.reverse()  # the stack's end is the magazine head: first allocated pops first
         return taken
+
+    def _link(self, index: int, taken: list[int]) -> None:
+        """Write each chunk's ChunkLink {next = the following chunk, data = NULL} (MAG-002).
+
+        Chunks from a fresh slab are usually one evenly spaced run; then the two
+        words of every chunk are written with two strided stores instead of a loop.
+        """
+        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
+        step = self.geometry.classes[index].chunk_size
+        first, count = taken[0], len(taken)
+        if taken == list(range(first, first + count * step, step)):
+            start, stride = (first - origin) >> shift, step >> shift
+            stop = start + count * stride
+            words[start:stop:stride] = array(words.format, [*taken[1:], 0])
+            zeros = bytes(count * words.itemsize)
+            words[start + 1 : stop + 1 : stride] = array(words.format, zeros)
+            return
+        for this, following in zip(taken, [*taken[1:], 0], strict=True):
+            at = (this - origin) >> shift
+            words[at] = following
+            words[at + 1] = 0
 
     def ring(self, index: int) -> list[DepotMagazine]:
         """The magazines of class ``index``, newest first."""
@@ -280,7 +299,7 @@ class Depot:
 
     def magazine_bound(self) -> int:
         """More magazines than this cannot exist: each holds four chunks of some slab."""
-        return sum(slab.n_chunks for slab in self.slabs.by_page.values()) // 4 + 1
+        return self.slabs.total_chunks() // 4 + 1
 
 
 def _next_magazine(magazine: DepotMagazine) -> DepotMagazine:

@@ -137,8 +137,13 @@ class FailingPageSource(FaultInjector):
 
     @property
     def live(self) -> object:
-        """The inner source's live-page table, if it has one (the checker reads it)."""
+        """The inner source's live-page table, if it has one."""
         return getattr(self.inner, "live", None)
+
+    def is_live_block(self, address: int) -> bool:
+        """The inner source's answer, if it keeps one (the checker asks it); else True."""
+        ask = getattr(self.inner, "is_live_block", None)
+        return True if ask is None else bool(ask(address))
 
     @property
     def mapped_bytes(self) -> int:

@@ -53,10 +53,11 @@ __all__ = ["ClassMagazines", "MagazineLayer", "ThreadMemory"]
 class ClassMagazines:
     """A thread's two magazines for one size class."""
 
-    __slots__ = ("freeing", "index", "loaded")
+    __slots__ = ("freeing", "index", "loaded", "tag")
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.tag = index + 1  # the class's byte in the slab layer's chunk map (PY-004)
         self.loaded: list[int] = []
         self.freeing: list[int] = []
 
@@ -69,7 +70,9 @@ class ThreadMemory:
     def __init__(self, geometry: Geometry) -> None:
         self.classes = [ClassMagazines(c.index) for c in geometry.classes]
         # by_size[n] is the class serving an n-byte request: the fast path's
-        # one-lookup replacement for P2ALIGN + SLAB_INDEX.
+        # one-lookup replacement for P2ALIGN + SLAB_INDEX.  by_size[0] is None
+        # and larger sizes fall off the end (IndexError); the fast path checks
+        # n > 0 itself, since Python would read a negative index from the end.
         shift = geometry.p2alignment.bit_length() - 1
         self.by_size: list[ClassMagazines | None] = [None] + [
             self.classes[(size - 1) >> shift]
@@ -95,16 +98,25 @@ class MagazineLayer:
 
     def alloc(self, memory: ThreadMemory, index: int) -> int:
         """Pop a chunk, swapping or reloading first if needed (MAG-005)."""
-        magazines = memory.classes[index]
+        return self.alloc_from(memory.classes[index])
+
+    def alloc_from(self, magazines: ClassMagazines) -> int:
+        """:meth:`alloc` on a thread's magazines of one class (the allocator's fast path
+        calls this directly when both magazines are empty)."""
         if not magazines.loaded:
             magazines.loaded, magazines.freeing = magazines.freeing, magazines.loaded
             if not magazines.loaded:
-                magazines.loaded = self.depot.pop(index)
+                magazines.loaded = self.depot.pop(magazines.index)
         return magazines.loaded.pop()
 
     def free(self, memory: ThreadMemory, index: int, chunk: int, gc_friendly: bool) -> None:
         """Push a chunk, swapping or unloading first if needed (MAG-006)."""
-        magazines = memory.classes[index]
+        self.free_into(memory.classes[index], chunk, gc_friendly)
+
+    def free_into(self, magazines: ClassMagazines, chunk: int, gc_friendly: bool = False) -> None:
+        """:meth:`free` on a thread's magazines of one class (the allocator's fast path
+        calls this directly when both magazines are full)."""
+        index = magazines.index
         threshold = self.depot.thresholds[index]
         if len(magazines.freeing) >= threshold:
             magazines.loaded, magazines.freeing = magazines.freeing, magazines.loaded
@@ -117,8 +129,10 @@ class MagazineLayer:
 
     def push(self, magazine: list[int], chunk: int) -> None:
         """Write the ChunkLink ``{next, data=NULL}`` into the chunk and stack it (MAG-002)."""
-        self.slabs.write_word(chunk, magazine[-1] if magazine else 0)
-        self.slabs.write_word(chunk + self._pointer, 0)
+        words = self.slabs.words
+        word = self.slabs.word_index(chunk)
+        words[word] = magazine[-1] if magazine else 0
+        words[word + 1] = 0
         magazine.append(chunk)
 
     def retire(self, memory: ThreadMemory) -> None:
@@ -132,6 +146,5 @@ class MagazineLayer:
                     self.depot.push(magazines.index, magazine[:])
                 else:
                     with self.slab_lock:
-                        for chunk in reversed(magazine):
-                            self.slabs.free_chunk(magazines.index, chunk)
+                        self.slabs.free_chunks(magazines.index, reversed(magazine))
                 magazine.clear()

@@ -29,12 +29,24 @@ with ``MAP_NORESERVE`` so that untouched address space costs nothing::
   :class:`~memslice.errors.SliceMemoryError` and changes nothing (PY-005).
 
 ``SystemMalloc`` is the libc ``malloc``/``free`` pair through ctypes, used for
-large blocks (LARGE-001).  Both classes are small injectable objects: tests
-substitute failing or counting versions (see :class:`PageSource` and
-:class:`MallocSource`, the Protocols the allocator depends on).
+large blocks (LARGE-001).  ``require_readable`` asks the kernel, with
+``process_vm_readv`` on this process, whether a range may be read: unlike a
+dereference it cannot crash, and unlike ``/proc/self/mem`` it honours page
+protections (``PROT_NONE`` and write-only pages fail), as ``copy`` needs
+(PY-023).  libc is the process's own (``dlopen(NULL)``): no ``ldconfig`` run.
+Both classes are small injectable objects: tests substitute failing or
+counting versions (see :class:`PageSource` and :class:`MallocSource`, the
+Protocols the allocator depends on).
 
-Invariant: a byte offset is in at most one live block; ``live`` maps each live
-block's offset to its order; a free block's offset is in exactly one free list.
+Data layout: no Python object per block.  ``orders`` holds one byte per
+``MIN_BLOCK`` (128 bytes) of carved area: ``order + 1`` at the offset where a
+live block starts, 0 elsewhere; ``page_users`` one byte per OS page (at most
+32 blocks of 128 bytes share a 4 KiB page).  Both grow with the carved area,
+64 KiB at a time, so the books cost about 1/128 of the slab memory.
+
+Invariant: a byte offset is in at most one live block; ``orders`` records the
+order of each live block at its offset; a free block's offset is in exactly
+one free list.
 """
 
 from __future__ import annotations
@@ -42,13 +54,22 @@ from __future__ import annotations
 import bisect
 import contextlib
 import ctypes
-import ctypes.util
 import mmap
+import os
+from collections.abc import Callable
+from functools import cache
 from typing import Final, Protocol
 
 from .errors import ForeignPointerError, SliceMemoryError
 
-__all__ = ["Arena", "BuddyPageSource", "MallocSource", "PageSource", "SystemMalloc"]
+__all__ = [
+    "Arena",
+    "BuddyPageSource",
+    "MallocSource",
+    "PageSource",
+    "SystemMalloc",
+    "require_readable",
+]
 
 MIN_BLOCK_ORDER: Final = 7  # 128 bytes: GLib's smallest slab page (SIZE-004)
 MAX_BLOCK_ORDER: Final = 16  # 64 KiB: blocks are carved from runs of this size
@@ -85,6 +106,8 @@ class Arena:
         self.os_page_size: Final = mmap.PAGESIZE
         self.aligned_offset: Final = -self.base % (1 << MAX_BLOCK_ORDER)
         """Offset of the first MAX_BLOCK-aligned address: where page carving starts."""
+        self.carved_words: memoryview = self.words[self.aligned_offset // self.words.itemsize :]
+        """``words`` from the first aligned address: word k is at ``base + aligned_offset + 8k``."""
 
     def contains(self, address: int, length: int = 1) -> bool:
         """Whether ``[address, address + length)`` lies inside the arena."""
@@ -97,6 +120,7 @@ class Arena:
 
     def close(self) -> None:
         """Unmap the arena if nobody still holds a view into it."""
+        self.carved_words.release()
         self.words.release()
         self.bytes.release()
         del self._anchor
@@ -136,14 +160,33 @@ class BuddyPageSource:
     def __init__(self, arena: Arena) -> None:
         self.arena = arena
         self._free: list[list[int]] = [[] for _ in range(MAX_BLOCK_ORDER + 1)]
-        self.live: dict[int, int] = {}
         self._next_run = arena.aligned_offset  # offset of the first never-used 64 KiB run
-        self._page_users: dict[int, int] = {}  # OS page index -> live blocks on it
+        self._origin = arena.aligned_offset
+        self.orders = bytearray()  # per MIN_BLOCK from the origin: order + 1 of a live block
+        self.page_users = bytearray()  # per OS page from offset 0: live blocks on it
+        self._mapped_pages = 0
 
     @property
     def mapped_bytes(self) -> int:
         """Bytes of OS pages that back at least one live block."""
-        return len(self._page_users) * self.arena.os_page_size
+        return self._mapped_pages * self.arena.os_page_size
+
+    @property
+    def live(self) -> dict[int, int]:
+        """``{offset: order}`` of every live block (a fresh dict, for checks and tests)."""
+        origin = self._origin
+        return {
+            origin + (slot << MIN_BLOCK_ORDER): order - 1
+            for slot, order in enumerate(self.orders)
+            if order
+        }
+
+    def is_live_block(self, address: int) -> bool:
+        """Whether a live block starts at ``address``."""
+        offset = address - self.arena.base - self._origin
+        slot = offset >> MIN_BLOCK_ORDER
+        aligned = not offset & ((1 << MIN_BLOCK_ORDER) - 1)
+        return aligned and 0 <= slot < len(self.orders) and bool(self.orders[slot])
 
     def allocate(self, page_size: int) -> int:
         """Carve a naturally aligned block of ``page_size`` bytes (PAGE-001)."""
@@ -162,6 +205,7 @@ class BuddyPageSource:
                 )
             self._free[MAX_BLOCK_ORDER].append(self._next_run)
             self._next_run += 1 << MAX_BLOCK_ORDER
+            self._grow_books()
             found = MAX_BLOCK_ORDER
         offset = self._free[found].pop(0)
         while found > order:  # split, keeping the upper half free
@@ -169,16 +213,25 @@ class BuddyPageSource:
             bisect.insort(self._free[found], offset + (1 << found))
         # Offsets of order-k blocks are multiples of 2**k counted from an aligned
         # origin, so the address itself is aligned to the page size (PAGE-001).
-        self.live[offset] = order
+        self.orders[(offset - self._origin) >> MIN_BLOCK_ORDER] = order + 1
         self._count_pages(offset, 1 << order, +1)
         return self.arena.base + offset
+
+    def _grow_books(self) -> None:
+        """Extend both tables to cover the carved area (a new 64 KiB run)."""
+        slots = (self._next_run - self._origin) >> MIN_BLOCK_ORDER
+        self.orders.extend(bytes(slots - len(self.orders)))
+        pages = -(-self._next_run // self.arena.os_page_size)
+        self.page_users.extend(bytes(pages - len(self.page_users)))
 
     def release(self, address: int) -> None:
         """Free a block and merge it with free buddies (PAGE-002)."""
         offset = address - self.arena.base
-        order = self.live.pop(offset, None)
-        if order is None:
+        if not self.is_live_block(address):
             raise ForeignPointerError(f"page source: {address:#x} is not a live slab page")
+        slot = (offset - self._origin) >> MIN_BLOCK_ORDER
+        order = self.orders[slot] - 1
+        self.orders[slot] = 0
         self._count_pages(offset, 1 << order, -1)
         origin = self.arena.aligned_offset
         while order < MAX_BLOCK_ORDER:
@@ -194,13 +247,15 @@ class BuddyPageSource:
 
     def _count_pages(self, offset: int, length: int, delta: int) -> None:
         page = self.arena.os_page_size
+        users = self.page_users
         for index in range(offset // page, (offset + length - 1) // page + 1):
-            users = self._page_users.get(index, 0) + delta
-            if users:
-                self._page_users[index] = users
-            else:
-                del self._page_users[index]
+            count = users[index] + delta
+            users[index] = count
+            if count == 0:
+                self._mapped_pages -= 1
                 self.arena.release_pages(index * page, page)  # PAGE-003
+            elif count == 1 and delta > 0:
+                self._mapped_pages += 1
 
 
 class MallocSource(Protocol):
@@ -215,11 +270,17 @@ class MallocSource(Protocol):
         ...
 
 
+@cache
+def _libc() -> ctypes.CDLL:
+    """The C library already loaded in this process (its global symbols)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 class SystemMalloc:
     """libc's ``malloc``/``free`` through ctypes."""
 
     def __init__(self) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         self._malloc = libc.malloc
         self._malloc.restype = ctypes.c_void_p
         self._malloc.argtypes = [ctypes.c_size_t]
@@ -237,3 +298,54 @@ class SystemMalloc:
     def free(self, address: int) -> None:
         """``free(address)``."""
         self._free(address)
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("length", ctypes.c_size_t))
+
+
+_PROBE_BYTES: Final = 1 << 16  # scratch buffer of a readability probe
+
+
+@cache
+def _process_vm_readv() -> Callable[..., int]:
+    function = _libc().process_vm_readv
+    function.restype = ctypes.c_ssize_t
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.POINTER(_IoVec),
+        ctypes.c_ulong,
+        ctypes.POINTER(_IoVec),
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
+    return function
+
+
+def require_readable(address: int, size: int) -> None:
+    """Raise :class:`ForeignPointerError` unless all of ``[address, +size)`` is readable (PY-023).
+
+    The kernel reads the range into a small scratch buffer, piece by piece,
+    so an absurd ``size`` fails at the first unreadable page instead of
+    asking for that much memory.
+    """
+    if address + size > 1 << 64:
+        raise ForeignPointerError(f"copy source [{address:#x}, +{size}) wraps the address space")
+    read = _process_vm_readv()
+    scratch = ctypes.create_string_buffer(min(size, _PROBE_BYTES))
+    local = _IoVec(ctypes.addressof(scratch), 0)
+    remote = _IoVec(0, 0)
+    pid = os.getpid()
+    done = 0
+    while done < size:
+        length = min(size - done, _PROBE_BYTES)
+        local.length = remote.length = length
+        remote.base = address + done
+        got = read(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        if got != length:
+            error = os.strerror(ctypes.get_errno()) if got < 0 else "short read"
+            raise ForeignPointerError(
+                f"copy source [{address:#x}, +{size}) is not readable memory at "
+                f"{address + done + max(got, 0):#x} (PY-023): {error}"
+            )
+        done += length

@@ -30,51 +30,80 @@ Ring invariant (SLAB-008): slabs with free chunks form one contiguous run
 starting at the head, and full slabs follow; so checking the head alone is
 enough and both operations are O(1).
 
-The free-list links live in chunk memory (``ChunkLink.next``, first word); the
-``SlabInfo`` fields are mirrored into the page at ``page + page_size - 48`` in
-GLib's order, so a hex dump of a slab reads like GLib's (SLAB-003).  The
-:class:`Slab` object is the reference's handle on that memory.  All calls must
-hold the allocator's slab lock.
+**Chunk map** (PY-004).  Every address handed to a free is checked before
+any memory is touched: one byte per ``p2alignment`` (16-byte) granule of
+the arena's carved area holds ``class index + 1`` iff a chunk of that class
+starts at the granule's first byte and its slab is live, else 0.  So "is this the start of a chunk
+of class *ix* in a live slab?" is one bytearray lookup (the allocator's fast
+path does it inline), and it costs one byte per 16 bytes of slab memory
+(2 bytes per 32-byte chunk).  ``add_slab`` tags a new slab's chunk starts;
+releasing a slab zeroes its span.  The map grows with the carved area.
+
+**Data layout: memory is the record.**  As in GLib, a slab's bookkeeping
+lives only in its page: the free-list links in chunk memory (``ChunkLink.next``,
+first word) and the four ``SlabInfo`` words at ``page + page_size - 48``, in
+GLib's order (SLAB-003)::
+
+    word 0  chunks       first free chunk, 0 when the slab is full
+    word 1  n_allocated  chunks handed out (a guint; the padding half stays 0)
+    word 2  next         SlabInfo address of the next slab on the ring
+    word 3  prev         SlabInfo address of the previous slab
+
+The layer keeps no Python object per slab: a class's ring is entered by the
+head slab's page address (``heads``), a slab's page is found by masking a
+chunk address with the class's page size, and its colour is where its first
+chunk starts in the chunk map.  So allocating a chunk is a few word reads and
+writes, a slab costs no Python memory, and a hex dump of a slab reads like
+GLib's.  :class:`Slab` is a read-only *view* built on demand for the
+introspection and the consistency checker.  All calls must hold the
+allocator's slab lock.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable
+
 from .colour import ColourAccumulator
 from .errors import ForeignPointerError, SliceAssertionError
 from .pages import Arena, PageSource
-from .rings import walk
 from .sizeclass import Geometry
 
 __all__ = ["Slab", "SlabLayer"]
 
 
 class Slab:
-    """One slab page and its SlabInfo record."""
+    """A read-only view of one slab: its page, geometry and SlabInfo words, as read."""
 
     __slots__ = (
         "chunk_size",
         "colour",
         "free_head",
+        "index",
         "info",
         "n_allocated",
         "n_chunks",
-        "next",
+        "next_info",
         "page",
         "page_size",
-        "prev",
+        "prev_info",
     )
 
-    def __init__(self, page: int, page_size: int, chunk_size: int, colour: int, n_chunks: int):
+    def __init__(self, layer: SlabLayer, index: int, page: int) -> None:
+        size_class = layer.geometry.classes[index]
+        self.index = index
         self.page = page
-        self.page_size = page_size
-        self.chunk_size = chunk_size
-        self.colour = colour
-        self.n_chunks = n_chunks
-        self.n_allocated = 0
-        self.free_head = 0  # address of the first free chunk, 0 when full
-        self.info = 0  # address of the SlabInfo record inside the page
-        self.next: Slab = self
-        self.prev: Slab = self
+        self.page_size = size_class.page_size
+        self.chunk_size = size_class.chunk_size
+        self.n_chunks = size_class.chunks_per_slab
+        self.colour = layer.colour_of(index, page)
+        self.info = page + size_class.page_size - layer.geometry.slab_info_size
+        word = layer.word_index(self.info)
+        words = layer.words
+        self.free_head = int(words[word])  # address of the first free chunk, 0 when full
+        self.n_allocated = int(words[word + 1])
+        self.next_info = int(words[word + 2])
+        self.prev_info = int(words[word + 3])
 
     def chunk_addresses(self) -> range:
         """Addresses of every chunk of this slab, in address order."""
@@ -92,119 +121,264 @@ class SlabLayer:
         self.arena = arena
         self.pages = pages
         self.colour = colour
-        self.heads: list[Slab | None] = [None] * geometry.n_classes
-        self.by_page: dict[int, Slab] = {}
-        self._word = arena.words  # link words: index (address - base) // pointer size
-        self._base = arena.base
+        self.heads: list[int] = [0] * geometry.n_classes  # head slab's page, 0: no slab
+        self.slab_counts: list[int] = [0] * geometry.n_classes
+        if geometry.n_classes > 254:
+            raise SliceAssertionError("the chunk map holds class index + 1 in one byte")
+        # Chunk map (PY-004): one byte per granule from the first aligned address.
+        self.granule_shift = geometry.p2alignment.bit_length() - 1
+        self.granule_mask = geometry.p2alignment - 1
+        self.map_origin = arena.base + arena.aligned_offset
+        self.chunk_map = bytearray()
+        # Words from the same origin: the word at address a is words[(a - origin) >> shift].
+        self.words = arena.carved_words
         self._shift = geometry.tunables.pointer_size.bit_length() - 1
+        self._format = self.words.format
+        # Per class: SlabInfo's offset in the page and the tags of one slab's chunk starts.
+        self._info_offset = [c.page_size - geometry.slab_info_size for c in geometry.classes]
+        # ... and from a page address to its SlabInfo's word index: (page + delta) >> shift.
+        self._info_delta = [offset - self.map_origin for offset in self._info_offset]
+        self._page_mask = [~(c.page_size - 1) for c in geometry.classes]
+        self._tags = [bytes([c.index + 1]) * c.chunks_per_slab for c in geometry.classes]
 
     # -- memory helpers -------------------------------------------------------
+    def word_index(self, address: int) -> int:
+        """Index in :attr:`words` of the word at ``address`` (inside the carved area)."""
+        return (address - self.map_origin) >> self._shift
+
     def read_word(self, address: int) -> int:
         """The pointer-size word at ``address`` (inside the arena)."""
-        return int(self._word[(address - self._base) >> self._shift])
+        return int(self.words[(address - self.map_origin) >> self._shift])
 
     def write_word(self, address: int, value: int) -> None:
         """Store a pointer-size word at ``address`` (inside the arena)."""
-        self._word[(address - self._base) >> self._shift] = value
+        self.words[(address - self.map_origin) >> self._shift] = value
 
-    def _mirror_info(self, slab: Slab) -> None:
-        """Write the SlabInfo fields into the page, in GLib's field order (SLAB-003)."""
-        pointer = self.geometry.tunables.pointer_size
-        info = slab.info
-        self.write_word(info, slab.free_head)
-        self.write_word(info + pointer, slab.n_allocated)  # guint plus padding word
-        self.write_word(info + 2 * pointer, slab.next.info)
-        self.write_word(info + 3 * pointer, slab.prev.info)
+    def _info_word(self, index: int, page: int) -> int:
+        """Index in :attr:`words` of a slab's SlabInfo word 0."""
+        return (page + self._info_delta[index]) >> self._shift
+
+    def _page_of_info(self, index: int, info: int) -> int:
+        return info - self._info_offset[index]
+
+    def colour_of(self, index: int, page: int) -> int:
+        """A live slab's colour: the offset of its first chunk, from the chunk map."""
+        start = (page - self.map_origin) >> self.granule_shift
+        span = self.geometry.classes[index].page_size >> self.granule_shift
+        first = self.chunk_map.find(index + 1, start, start + span)
+        if first < 0:
+            raise SliceAssertionError(f"slab {page:#x} has no chunk in the chunk map")
+        return (first - start) << self.granule_shift
 
     # -- ring -----------------------------------------------------------------
-    def _push_head(self, index: int, slab: Slab) -> None:
+    def _push_head(self, index: int, page: int) -> None:
+        words = self.words
+        word = self._info_word(index, page)
+        info = page + self._info_offset[index]
         head = self.heads[index]
-        if head is None:
-            slab.next = slab.prev = slab
+        if not head:
+            words[word + 2] = words[word + 3] = info
         else:
-            slab.next = head
-            slab.prev = head.prev
-            head.prev.next = slab
-            head.prev = slab
-            self._mirror_info(slab.prev)
-            self._mirror_info(head)
-        self.heads[index] = slab
-        self._mirror_info(slab)
+            head_word = self._info_word(index, head)
+            tail_info = int(words[head_word + 3])
+            words[word + 2] = head + self._info_offset[index]
+            words[word + 3] = tail_info
+            words[((tail_info - self.map_origin) >> self._shift) + 2] = info
+            words[head_word + 3] = info
+        self.heads[index] = page
 
-    def _unlink(self, index: int, slab: Slab) -> None:
-        if slab.next is slab:
-            self.heads[index] = None
+    def _unlink(self, index: int, page: int) -> None:
+        words = self.words
+        word = self._info_word(index, page)
+        info = page + self._info_offset[index]
+        following, previous = int(words[word + 2]), int(words[word + 3])
+        if following == info:
+            self.heads[index] = 0
         else:
-            if self.heads[index] is slab:
-                self.heads[index] = slab.next
-            slab.prev.next = slab.next
-            slab.next.prev = slab.prev
-            self._mirror_info(slab.prev)
-            self._mirror_info(slab.next)
-        slab.next = slab.prev = slab
+            if self.heads[index] == page:
+                self.heads[index] = following - self._info_offset[index]
+            words[((previous - self.map_origin) >> self._shift) + 2] = following
+            words[((following - self.map_origin) >> self._shift) + 3] = previous
+        words[word + 2] = words[word + 3] = info
 
     # -- operations -----------------------------------------------------------
-    def add_slab(self, index: int) -> Slab:
-        """Take a page, colour it, thread its free list, push it at the head (SLAB-009)."""
+    def add_slab(self, index: int) -> int:
+        """Take a page, colour it, thread its free list, push it at the head (SLAB-009).
+
+        Returns the new slab's page address.
+        """
         size_class = self.geometry.classes[index]
-        page_size = size_class.page_size
+        page_size, chunk_size = size_class.page_size, size_class.chunk_size
         page = self.pages.allocate(page_size)  # may raise SliceMemoryError: nothing changed yet
         colour = self.colour.next_colour(size_class.padding)
-        slab = Slab(page, page_size, size_class.chunk_size, colour, size_class.chunks_per_slab)
-        slab.info = page + page_size - self.geometry.slab_info_size
-        chunks = slab.chunk_addresses()
-        for this, following in zip(chunks, [*chunks[1:], 0], strict=True):
-            self.write_word(this, following)
-        slab.free_head = chunks[0]
-        self.by_page[page] = slab
-        self._push_head(index, slab)
-        return slab
+        first = page + colour
+        n = size_class.chunks_per_slab
+        # The free list in ascending order, written with one strided store:
+        # chunk k's first word holds chunk k+1's address, the last one's 0.
+        links = array(self._format, range(first + chunk_size, first + n * chunk_size, chunk_size))
+        links.append(0)
+        step = chunk_size >> self._shift
+        start = (first - self.map_origin) >> self._shift
+        self.words[start : start + n * step : step] = links
+        word = self._info_word(index, page)
+        self.words[word] = first
+        self.words[word + 1] = 0
+        self._tag_chunks(index, page, colour)
+        self.slab_counts[index] += 1
+        self._push_head(index, page)
+        return page
+
+    def _tag_chunks(self, index: int, page: int, colour: int) -> None:
+        """Mark a new slab's chunk starts in the chunk map (PY-004)."""
+        size_class = self.geometry.classes[index]
+        shift = self.granule_shift
+        end = (page + size_class.page_size - self.map_origin) >> shift
+        if end > len(self.chunk_map):  # the carved area grew: grow the map with it
+            self.chunk_map.extend(bytes(end - len(self.chunk_map) + (1 << 12)))
+        first = (page + colour - self.map_origin) >> shift
+        step = size_class.chunk_size >> shift
+        self.chunk_map[first : first + step * size_class.chunks_per_slab : step] = self._tags[index]
+
+    def _untag_chunks(self, index: int, page: int) -> None:
+        """Forget a released slab's chunks in the chunk map (PY-004)."""
+        span = self.geometry.classes[index].page_size >> self.granule_shift
+        start = (page - self.map_origin) >> self.granule_shift
+        self.chunk_map[start : start + span] = bytes(span)
+
+    def is_chunk(self, index: int, address: int) -> bool:
+        """Whether ``address`` starts a chunk of class ``index`` in a live slab (PY-004)."""
+        offset = address - self.map_origin
+        granule = offset >> self.granule_shift
+        return (
+            0 <= granule < len(self.chunk_map)
+            and self.chunk_map[granule] == index + 1
+            and not offset & self.granule_mask  # a granule's first byte only
+        )
+
+    def require_chunk(self, index: int, address: int) -> None:
+        """Raise :class:`ForeignPointerError` unless :meth:`is_chunk` (PY-004)."""
+        if not self.is_chunk(index, address):
+            chunk_size = self.geometry.classes[index].chunk_size
+            raise ForeignPointerError(
+                f"{address:#x} is not the start of a {chunk_size}-byte chunk in a live slab "
+                "of this allocator (PY-004)"
+            )
 
     def alloc_chunk(self, index: int) -> int:
         """Pop one chunk of class ``index`` (SLAB-005)."""
-        slab = self.heads[index]
-        if slab is None or not slab.free_head:
-            slab = self.add_slab(index)
-        chunk = slab.free_head
-        slab.free_head = self.read_word(chunk)
-        slab.n_allocated += 1
-        if not slab.free_head:
-            self.heads[index] = slab.next  # rotate the full slab behind the head
-        self._mirror_info(slab)
-        return chunk
+        taken: list[int] = []
+        self.alloc_chunks(index, 1, taken)
+        return taken[0]
+
+    def alloc_chunks(self, index: int, count: int, into: list[int]) -> None:
+        """Pop ``count`` chunks of class ``index`` one by one, appending each to ``into``.
+
+        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005), in one loop.  If the
+        page source refuses a new slab, the chunks taken so far are in ``into``.
+        """
+        words, shift, origin = self.words, self._shift, self.map_origin
+        delta, info_offset, heads = self._info_delta[index], self._info_offset[index], self.heads
+        append = into.append
+        while count:
+            page = heads[index]
+            word = (page + delta) >> shift
+            if not page or not words[word]:
+                page = self.add_slab(index)
+                word = (page + delta) >> shift
+            # Pop a run from this slab's free list; its SlabInfo is written once at the
+            # end, which leaves memory exactly as one pop at a time would.
+            chunk, n_allocated = words[word], words[word + 1]
+            while chunk and count:
+                append(chunk)
+                chunk = words[(chunk - origin) >> shift]
+                n_allocated += 1
+                count -= 1
+            words[word] = chunk
+            words[word + 1] = n_allocated
+            if not chunk:  # full: rotate it behind the head
+                heads[index] = words[word + 2] - info_offset
 
     def owner(self, index: int, chunk: int) -> Slab:
-        """The slab a chunk of class ``index`` belongs to, found by address masking."""
-        size_class = self.geometry.classes[index]
-        slab = self.by_page.get(chunk & ~(size_class.page_size - 1))
-        if slab is None or slab.chunk_size != size_class.chunk_size:
-            raise ForeignPointerError(
-                f"{chunk:#x} is not inside a slab of {size_class.chunk_size}-byte chunks (PY-004)"
-            )
-        return slab
+        """A view of the slab a chunk of class ``index`` belongs to (PY-004 first)."""
+        self.require_chunk(index, chunk)
+        return Slab(self, index, chunk & ~(self.geometry.classes[index].page_size - 1))
 
     def free_chunk(self, index: int, chunk: int) -> None:
-        """Return one chunk to its slab, releasing the slab if it empties (SLAB-006/007)."""
-        slab = self.owner(index, chunk)
-        if slab.n_allocated <= 0:
-            raise SliceAssertionError("GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)")
-        was_full = not slab.free_head
-        self.write_word(chunk, slab.free_head)
-        slab.free_head = chunk
-        slab.n_allocated -= 1
-        if was_full:  # SLAB-006: a slab that regains a free chunk moves to the head
-            self._unlink(index, slab)
-            self._push_head(index, slab)
-        if slab.n_allocated == 0:  # SLAB-007: eager release
-            self._unlink(index, slab)
-            del self.by_page[slab.page]
-            self.pages.release(slab.page)
-        else:
-            self._mirror_info(slab)
+        """Return one chunk to its slab, releasing the slab if it empties (SLAB-006/007).
 
+        The caller has checked the chunk against the chunk map (PY-004).
+        """
+        self.free_chunks(index, (chunk,))
+
+    def free_chunks(self, index: int, chunks: Iterable[int]) -> None:
+        """:meth:`free_chunk` for each chunk in turn, in one loop (depot trims, thread exit)."""
+        words, shift, origin = self.words, self._shift, self.map_origin
+        delta, page_mask = self._info_delta[index], self._page_mask[index]
+        for chunk in chunks:
+            page = chunk & page_mask
+            word = (page + delta) >> shift
+            n_allocated = words[word + 1]
+            if n_allocated <= 0:
+                raise SliceAssertionError(
+                    "GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)"
+                )
+            free_head = words[word]
+            words[(chunk - origin) >> shift] = free_head
+            words[word] = chunk
+            words[word + 1] = n_allocated - 1
+            if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
+                self._unlink(index, page)
+                self._push_head(index, page)
+            if n_allocated == 1:  # SLAB-007: eager release
+                self._unlink(index, page)
+                self._untag_chunks(index, page)
+                self.slab_counts[index] -= 1
+                self.pages.release(page)
+
+    # -- introspection --------------------------------------------------------
     def ring(self, index: int) -> list[Slab]:
-        """The slabs of class ``index`` in ring order, head first."""
-        return walk(self.heads[index], _next_slab, len(self.by_page), f"slab ring of class {index}")
+        """Views of the slabs of class ``index`` in ring order, head first.
+
+        A ring that does not come back to its head within the class's slab
+        count (only damage can cause that) raises :class:`SliceAssertionError`.
+        """
+        head = self.heads[index]
+        if not head:
+            return []
+        slabs = [Slab(self, index, head)]
+        while True:
+            following = slabs[-1].next_info - self._info_offset[index]
+            if following == head:
+                return slabs
+            if len(slabs) >= self.slab_counts[index] or not self._is_slab(index, following):
+                raise SliceAssertionError(f"slab ring of class {index} does not close")
+            slabs.append(Slab(self, index, following))
+
+    def _is_slab(self, index: int, page: int) -> bool:
+        """Whether a live slab of class ``index`` has this (page-aligned) address."""
+        if page & (self.geometry.classes[index].page_size - 1):
+            return False
+        start = (page - self.map_origin) >> self.granule_shift
+        span = self.geometry.classes[index].page_size >> self.granule_shift
+        return start >= 0 and index + 1 in self.chunk_map[start : start + span]
+
+    @property
+    def by_page(self) -> dict[int, Slab]:
+        """Every slab on the rings, by page address (a fresh dict of views)."""
+        return {
+            slab.page: slab for index in range(self.geometry.n_classes) for slab in self.ring(index)
+        }
+
+    def total_chunks(self) -> int:
+        """Chunks in all live slabs."""
+        return sum(
+            count * c.chunks_per_slab
+            for count, c in zip(self.slab_counts, self.geometry.classes, strict=True)
+        )
+
+    def tagged_granules(self) -> int:
+        """Chunk starts recorded in the chunk map (equals :meth:`total_chunks` when sound)."""
+        return len(self.chunk_map) - self.chunk_map.count(0)
 
     def free_list(self, slab: Slab) -> list[int]:
         """The chunks on a slab's free list, in pop order, read from memory."""
@@ -212,11 +386,9 @@ class SlabLayer:
         chunk = slab.free_head
         while chunk:
             chunks.append(chunk)
-            if len(chunks) > slab.n_chunks:
+            if len(chunks) > slab.n_chunks or not self.map_origin <= chunk < self.arena.base + (
+                self.arena.size - 8
+            ):
                 raise SliceAssertionError(f"free list of slab {slab.page:#x} does not end")
             chunk = self.read_word(chunk)
         return chunks
-
-
-def _next_slab(slab: Slab) -> Slab:
-    return slab.next

@@ -183,3 +183,86 @@ def test_repr_and_context_manager() -> None:
         assert "not initialised" in repr(allocator)
         allocator.alloc(1)
         assert "initialised" in repr(allocator)
+
+
+def _mapping_with(prot: int) -> int:
+    """A fresh anonymous page with protection ``prot`` (PROT_NONE = 0, PROT_WRITE = 2)."""
+    libc = ctypes.CDLL(None)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    address = libc.mmap(None, 4096, prot, 0x22, -1, 0)  # MAP_PRIVATE | MAP_ANONYMOUS
+    assert address not in (None, ctypes.c_void_p(-1).value)
+    return int(address)
+
+
+@pytest.mark.parametrize("prot", [0, 2], ids=["PROT_NONE", "write-only"])
+def test_copy_refuses_pages_that_cannot_be_read(allocator: Allocator, prot: int) -> None:
+    """PY-023 (issue 12 item 8): /proc/self/mem used to read these pages; now refused."""
+    source = _mapping_with(prot)
+    before = allocator.snapshot()
+    with pytest.raises(ForeignPointerError, match="PY-023"):
+        allocator.copy(16, source)
+    assert allocator.snapshot() == before
+
+
+def test_copy_of_an_absurd_size_is_a_typed_error(allocator: Allocator) -> None:
+    """PY-023: ``copy(2**36, small_buffer)`` fails at the buffer's end, not in MemoryError."""
+    source = ctypes.create_string_buffer(16)
+    before = allocator.snapshot()
+    with pytest.raises(ForeignPointerError, match="not readable"):
+        allocator.copy(1 << 36, ctypes.addressof(source))
+    with pytest.raises(SliceValueError):
+        allocator.copy(1 << 36, bytes(source))
+    assert allocator.snapshot() == before
+
+
+@pytest.mark.parametrize("offset", [-8, -1])
+def test_chain_arguments_are_checked_before_the_chain(allocator: Allocator, offset: int) -> None:
+    """PY-002 (issue 12 item 8): a negative offset is refused even for an empty chain."""
+    with pytest.raises(SliceValueError, match="next_offset"):
+        allocator.free_chain_with_offset(16, 0, offset)
+    allocator.free_chain_with_offset(16, 0, 8)  # a valid offset and NULL: a no-op (API-007)
+    allocator.free_chain_with_offset(0, 0, 16)  # NULL at any offset >= 0: a no-op (API-007)
+
+
+@pytest.mark.parametrize("value", [5, b"always-malloc", None.__class__])
+def test_environment_values_must_be_text(value: object) -> None:
+    """PY-024 (issue 12 item 8): non-str G_SLICE/G_DEBUG give SliceTypeError, not AttributeError."""
+    for name in ("G_SLICE", "G_DEBUG"):
+        with pytest.raises(SliceTypeError, match=name):
+            Allocator(environ={name: value})  # type: ignore[dict-item]
+    with pytest.raises(SliceTypeError, match="mapping"):
+        Allocator(environ=["G_SLICE=always-malloc"])  # type: ignore[arg-type]
+    changing: dict[str, object] = {}
+    late = Allocator(environ=changing)  # type: ignore[arg-type]
+    changing["G_SLICE"] = 7  # read at initialisation (CONF-013): refused there too
+    with pytest.raises(SliceTypeError, match="G_SLICE"):
+        late.alloc(8)
+    changing["G_SLICE"] = "always-malloc"
+    assert late.alloc(8) and late.settings.always_malloc
+    late.close()
+
+
+@pytest.mark.parametrize("size", [-1, -8, -1009, -1500, -2016, -2017, -(1 << 40)])
+def test_negative_sizes_never_reach_the_fast_path(allocator: Allocator, size: int) -> None:
+    """PY-002: a negative size is refused on every call, whatever its magnitude.
+
+    (A fast-path table indexed by the size would read a negative index from its
+    end: a padded table still served -1010..-2016 from real classes.)
+    """
+    keep = allocator.alloc(24)
+    allocator.free1(24, allocator.alloc(24))  # warm: the thread's table exists
+    before = allocator.snapshot()
+    for call in (allocator.alloc, allocator.alloc0):
+        with pytest.raises(SliceValueError):
+            call(size)
+    with pytest.raises(SliceValueError):
+        allocator.free1(size, keep)
+    assert allocator.snapshot() == before

@@ -68,34 +68,43 @@ def slab_only() -> Allocator:
 Damage = Callable[[Allocator, list[int]], None]
 
 
+def _info(allocator: Allocator, block: int) -> int:
+    """Address of the SlabInfo record of the 48-byte slab (512-byte page) holding ``block``."""
+    return (block & ~511) + 512 - allocator.geometry.slab_info_size
+
+
 def forge_count(allocator: Allocator, blocks: list[int]) -> None:
-    allocator._slabs.by_page[blocks[0] & ~511].n_allocated += 1
+    info = _info(allocator, blocks[0])
+    allocator._slabs.write_word(info + 8, allocator._slabs.read_word(info + 8) + 1)
 
 
 def forge_info(allocator: Allocator, blocks: list[int]) -> None:
-    slab = allocator._slabs.by_page[blocks[0] & ~511]
-    allocator._slabs.write_word(slab.info + 8, 99)
+    allocator._slabs.write_word(_info(allocator, blocks[0]) + 8, 99)
 
 
 def forge_free_head(allocator: Allocator, blocks: list[int]) -> None:
-    slab = allocator._slabs.by_page[blocks[0] & ~511]
     allocator.free1(48, blocks[1])
-    slab.free_head = blocks[1] + 8
+    allocator._slabs.write_word(_info(allocator, blocks[0]), blocks[1] + 8)
     allocator._slabs.write_word(blocks[1] + 8, 0)
 
 
 def forge_ring(allocator: Allocator, blocks: list[int]) -> None:
-    slab = allocator._slabs.by_page[blocks[0] & ~511]
-    slab.next.prev = slab.next
+    following = allocator._slabs.read_word(_info(allocator, blocks[0]) + 16)
+    allocator._slabs.write_word(following + 24, following)  # next.prev = next
 
 
 def forge_page_index(allocator: Allocator, blocks: list[int]) -> None:
-    slab = allocator._slabs.by_page.pop(blocks[0] & ~511)
-    allocator._slabs.by_page[slab.page + (1 << 30)] = slab
+    slabs = allocator._slabs
+    stray = (blocks[0] & ~511) + (1 << 20)  # a chunk start recorded where no slab is
+    granule = (stray - slabs.map_origin) >> 4
+    slabs.chunk_map.extend(bytes(max(0, granule + 1 - len(slabs.chunk_map))))
+    slabs.chunk_map[granule] = 3
 
 
 def forge_page_source(allocator: Allocator, blocks: list[int]) -> None:
-    allocator._page_source.live.pop((blocks[0] & ~511) - allocator._arena.base)  # type: ignore[attr-defined]
+    pages = allocator._page_source
+    offset = (blocks[0] & ~511) - allocator._arena.base - pages._origin  # type: ignore[attr-defined]
+    pages.orders[offset >> 7] = 0  # type: ignore[attr-defined]
 
 
 def forge_endless_free_list(allocator: Allocator, blocks: list[int]) -> None:
@@ -104,8 +113,7 @@ def forge_endless_free_list(allocator: Allocator, blocks: list[int]) -> None:
 
 
 def forge_order(allocator: Allocator, blocks: list[int]) -> None:
-    full = allocator._slabs.by_page[blocks[0] & ~511]  # the first slab: all 9 chunks out
-    allocator._slabs.heads[2] = full  # a full head, with the partial slab behind it
+    allocator._slabs.heads[2] = blocks[0] & ~511  # the full first slab as head, the partial behind
 
 
 @pytest.mark.parametrize(
@@ -122,7 +130,7 @@ def forge_order(allocator: Allocator, blocks: list[int]) -> None:
     ],
 )
 def test_slab_damage_is_reported(damage: Damage, match: str) -> None:
-    """SLAB-003, SLAB-008: counts, SlabInfo mirror, boundaries, rings, order, pages."""
+    """SLAB-003, SLAB-008: counts, SlabInfo words, boundaries, rings, order, pages."""
     allocator = slab_only()
     blocks = [allocator.alloc(48) for _ in range(12)]  # one full slab of 9, one partial
     allocator.check(live=[(b, 48) for b in blocks])
@@ -155,12 +163,18 @@ def test_unreachable_slab_ring_is_reported(allocator: Allocator) -> None:
     """SLAB-004: a ring that never returns to its head."""
     allocator.alloc(40)  # a reload builds class-48 slabs
     ring = allocator._slabs.ring(2)
-    from memslice.slab import Slab
-
-    stray = Slab(0, 512, 48, 0, 9)
-    ring[-1].next = stray
-    stray.next = stray
+    # The last slab's next points into the arena where no slab is: the ring never closes.
+    allocator._slabs.write_word(ring[-1].info + 16, ring[-1].info + (1 << 20))
     damaged(allocator, [], "does not close")
+
+
+def test_a_ring_longer_than_the_slab_count_is_reported(allocator: Allocator) -> None:
+    """SLAB-004: a ring that loops back to a slab other than its head."""
+    blocks = [allocator.alloc(40) for _ in range(60)]  # several class-48 slabs
+    ring = allocator._slabs.ring(2)
+    assert len(ring) >= 3
+    allocator._slabs.write_word(ring[-1].info + 16, ring[1].info)  # back to the second
+    damaged(allocator, [(b, 40) for b in blocks], "does not close")
 
 
 def test_check_before_first_use_is_trivially_sound() -> None:

@@ -151,7 +151,7 @@ def test_freeing_into_an_empty_slab_is_glibs_assertion() -> None:
     block = allocator.alloc(32)
     allocator.free1(32, block)
     # Forge the slab's count to zero to reach the assertion without releasing the page.
-    slab = allocator._slabs.by_page[keep & ~511]
-    slab.n_allocated = 0
+    info = (keep & ~511) + 512 - allocator.geometry.slab_info_size
+    allocator._slabs.write_word(info + 8, 0)  # n_allocated, in the page's SlabInfo
     with pytest.raises(SliceAssertionError, match=r"sinfo->n_allocated > 0"):
         allocator.free1(32, keep)

@@ -39,7 +39,8 @@ def test_page_source_refuses_on_cue_and_touches_nothing_underneath() -> None:
     pages.release(first)
     assert (pages.calls, pages.failures, pages.releases) == (3, 1, 1)
     assert pages.log == [Fault(call=2, operation="allocate", argument=512)]
-    assert pages.live is inner.live and pages.arena is inner.arena
+    assert pages.live == inner.live and pages.arena is inner.arena
+    assert pages.is_live_block(second) and not pages.is_live_block(first)
     assert pages.mapped_bytes == inner.mapped_bytes > 0
 
 

@@ -52,20 +52,26 @@ def test_double_free_is_reported_by_the_checker(plain: Allocator) -> None:
         plain.check(live=[(other, 24)])
 
 
-def test_free_with_a_size_of_another_class_is_reported(plain: Allocator) -> None:
-    """PY-007, API-013: a 32-byte chunk cached as a 112-byte one is not in a slab of its class."""
+def test_free_with_a_size_of_another_class_is_refused(plain: Allocator) -> None:
+    """PY-004, PY-006: a 32-byte chunk freed as a 112-byte one is no chunk of that class."""
     block, other = plain.alloc(24), plain.alloc(24)
-    plain.free1(100, block)
-    with pytest.raises(ConsistencyError, match="not in a live slab of its class"):
-        plain.check(live=[(other, 24)])
+    before = plain.snapshot()
+    with pytest.raises(ForeignPointerError, match="112-byte chunk"):
+        plain.free1(100, block)
+    assert plain.snapshot() == before
+    plain.check(live=[(block, 24), (other, 24)])
 
 
-def test_interior_pointer_is_reported(plain: Allocator) -> None:
-    """PY-007: an interior pointer is cached; the checker says it is no chunk boundary."""
+@pytest.mark.parametrize("delta", [8, 16, -8])
+def test_interior_pointer_is_refused(plain: Allocator, delta: int) -> None:
+    """PY-004, PY-006: an address inside (or just before) a chunk is refused untouched."""
     block = plain.alloc(24)
-    plain.free1(24, block + 16)
-    with pytest.raises(ConsistencyError, match="not a chunk boundary"):
-        plain.check(live=[(block, 24)])
+    plain.write(block, bytes(range(32)))
+    before = plain.snapshot()
+    with pytest.raises(ForeignPointerError):
+        plain.free1(24, block + delta)
+    assert plain.snapshot() == before and plain.read(block, 32) == bytes(range(32))
+    plain.check(live=[(block, 24)])
 
 
 def test_slab_only_double_free_releases_a_slab_under_a_live_block() -> None:
@@ -98,6 +104,68 @@ def test_addresses_outside_the_allocator_are_refused_and_never_touched(plain: Al
     assert bytes(sentinel) == bytes(range(64))
     assert plain.snapshot() == before
     plain.check(live=held)  # the chain's first node was not freed either (PY-006)
+
+
+def _arena_end(allocator: Allocator) -> int:
+    arena = allocator._arena
+    return arena.base + arena.size
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["arena, never handed out", "last word of the arena", "freed slab", "slab-only route"],
+)
+def test_arena_addresses_never_handed_out_are_refused(where: str) -> None:
+    """PY-004 (issue 12 item 8): the magazine route checks the slab records before writing.
+
+    ``free1(24, p + 2**30)`` used to be cached (the checker then reported a lost chunk
+    and a later thread exit raised in the reaper); ``free1(24, end - 8)`` raised a bare
+    IndexError after writing a word.  Both are now refused with nothing changed.
+    """
+    allocator = Allocator(environ={})
+    if where == "slab-only route":
+        allocator.set_config(SliceConfig.BYPASS_MAGAZINES, 1)
+    held = allocator.alloc(24)
+    victim = {
+        "arena, never handed out": held + (1 << 30),
+        "last word of the arena": _arena_end(allocator) - 8,
+        "freed slab": held + 4096,  # a page the buddy source has not handed out
+        "slab-only route": held + (1 << 30),
+    }[where]
+    before = allocator.snapshot()
+    for _ in range(3):  # the fast path (a warm magazine) and the full path alike
+        with pytest.raises(ForeignPointerError, match="PY-004"):
+            allocator.free1(24, victim)
+    assert allocator.snapshot() == before
+    allocator.check(live=[(held, 24)])
+    allocator.free1(24, held)
+    allocator.check(live=[])
+    allocator.close()
+
+
+def test_a_foreign_free_in_a_thread_leaves_its_exit_clean() -> None:
+    """PY-004, PY-015: a refused free leaves nothing for the thread-exit reaper to trip on."""
+    import threading
+
+    allocator = Allocator(environ={})
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        block = allocator.alloc(24)
+        try:
+            allocator.free1(24, block + (1 << 30))
+        except ForeignPointerError:
+            pass
+        else:  # pragma: no cover - the defect this test pins
+            errors.append(AssertionError("a foreign address was accepted"))
+        allocator.free1(24, block)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert not errors
+    allocator.check(live=[])
+    allocator.close()
 
 
 def test_a_second_free_of_a_large_block_is_refused(plain: Allocator) -> None:
@@ -216,7 +284,11 @@ def test_a_bad_chain_node_frees_nothing(debug: Allocator, bad: str) -> None:
 def test_every_debug_refusal_is_a_usage_error(debug: Allocator) -> None:
     """PY-018: the refusals are SliceUsageErrors, and the allocator goes on working."""
     block = debug.alloc(40)
-    for misuse in (lambda: debug.free1(40, block + 8), lambda: debug.free1(41, block)):
+    misuses: tuple[Callable[[], None], ...] = (
+        lambda: debug.free1(40, block + 8),
+        lambda: debug.free1(41, block),
+    )
+    for misuse in misuses:
         with pytest.raises(SliceUsageError):
             misuse()
     debug.free1(40, block)

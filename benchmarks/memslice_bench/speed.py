@@ -1,0 +1,349 @@
+"""The reference's speed figures (issue 14): CPU-time ratios against GLib and floors, in one run.
+
+Rules and theory of operation
+-----------------------------
+The machine these run on is shared and noisy, so every figure is a *ratio of
+CPU times measured in the same round*, and each figure is summarised over
+rounds by its minimum, median and spread (max - min)::
+
+    for r in 0..rounds-1:                     the order of the two sides rotates
+        side A: thread CPU ns (and wall ns) of the timed stretch
+        side B: the same
+        ratio[r] = A / B
+    figure = {min, median, max, spread} of ratio[], plus each side's ns
+
+CPU time is ``time.thread_time_ns`` of the thread doing the work (the
+machine's other load does not count against a loop, as it does in wall
+time); wall time is reported beside it.  The figures and their goals::
+
+    w1_glib        W1 magazine-hit alloc+free pair, reference / GLib via ctypes   <= 0.5
+    w1_floor       the same pair / two bare Python method calls                   <= 4
+    w4_glib        W4 memory hammer core (no space probes), reference / GLib      <= 1.2
+    fresh_glib     allocating 24-byte blocks into fresh slabs, per alloc          <= 2
+    w6_glib        W6 release core (alloc, free, expire, trim), reference / GLib  <= 2
+    memory_per_block   Python bytes the allocator holds per live 24-byte block    <= 4
+                       (tracemalloc; the caller's list and ints subtracted)
+    import_cpu     ``python -c "import memslice"`` / ``python -c pass``, CPU       <= 1.5
+
+``compare`` is the regression guard: a ratio whose median got more than
+``tolerance`` (25 %) worse than in a baseline document fails.  Clauses:
+API-001, API-013, MAG-002, MAG-005, DEPOT-007.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from memslice import Allocator, SliceConfig
+
+from .peers.native import libglib
+from .workloads import lcg
+
+__all__ = ["GOALS", "compare", "measure_all"]
+
+JSONDict = dict[str, object]
+Side = Callable[[], tuple[int, int]]  # runs one timed stretch: (cpu ns, wall ns)
+
+GOALS: Final[Mapping[str, float]] = {
+    "w1_glib": 0.5,
+    "w1_floor": 4.0,
+    "w4_glib": 1.2,
+    "fresh_glib": 2.0,
+    "w6_glib": 2.0,
+    "memory_per_block": 4.0,
+    "import_cpu": 1.5,
+}
+
+
+def _timed(body: Callable[[], None]) -> tuple[int, int]:
+    """(thread CPU ns, wall ns) of one call of ``body``, with the collector off."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        cpu, wall = time.thread_time_ns(), time.perf_counter_ns()
+        body()
+        return time.thread_time_ns() - cpu, time.perf_counter_ns() - wall
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _duel(a: Side, b: Side, rounds: int, per: int) -> JSONDict:
+    """Ratios A / B of CPU time per operation, round by round, order rotating."""
+    samples: dict[str, list[tuple[int, int]]] = {"a": [], "b": []}
+    for r in range(rounds):
+        order = (("a", a), ("b", b)) if r % 2 == 0 else (("b", b), ("a", a))
+        for name, side in order:
+            samples[name].append(side())
+    ratios = [x[0] / y[0] for x, y in zip(samples["a"], samples["b"], strict=True)]
+    wall_ratios = [x[1] / y[1] for x, y in zip(samples["a"], samples["b"], strict=True)]
+    return {
+        **_summary(ratios),
+        "wall_median": statistics.median(wall_ratios),
+        "a_cpu_ns_per_op": statistics.median(s[0] for s in samples["a"]) / per,
+        "b_cpu_ns_per_op": statistics.median(s[0] for s in samples["b"]) / per,
+        "rounds": rounds,
+    }
+
+
+def _summary(values: list[float]) -> JSONDict:
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+        "spread": max(values) - min(values),
+        "values": values,
+    }
+
+
+def _glib() -> tuple[Callable[[int], int], Callable[[int, int], None]]:
+    lib = libglib()
+    return lib.g_slice_alloc, lib.g_slice_free1
+
+
+class _PythonPair:
+    """The floor: two Python method calls that do nothing but return."""
+
+    def alloc(self, size: int) -> int:
+        return size
+
+    def free1(self, size: int, block: int) -> None:
+        return None
+
+
+def _pair_side(alloc: Callable[[int], int], free1: Callable[[int, int], None], n: int) -> Side:
+    size = 40
+
+    def body() -> None:
+        for _ in range(n):
+            free1(size, alloc(size))
+
+    free1(size, alloc(size))  # warm: magazines filled, bytecode specialised
+    body()
+    return lambda: _timed(body)
+
+
+def w1(rounds: int, n: int) -> tuple[JSONDict, JSONDict]:
+    """W1 pair: reference / GLib and reference / two Python method calls."""
+    allocator = Allocator(environ={})
+    reference = _pair_side(allocator.alloc, allocator.free1, n)
+    g_alloc, g_free = _glib()
+    glib = _pair_side(g_alloc, g_free, n)
+    pair = _PythonPair()
+    floor = _pair_side(pair.alloc, pair.free1, n)
+    return _duel(reference, glib, rounds, n), _duel(reference, floor, rounds, n)
+
+
+def _hammer_side(
+    alloc: Callable[[int], int], free1: Callable[[int, int], None], blocks: int, repeats: int
+) -> Side:
+    """GLib's memory hammer (API-020) without W4's space probes: the timed loops only."""
+
+    def run() -> None:
+        rand = lcg(12346)
+        sizes = [next(rand) % 1021 for _ in range(blocks)]
+        live = [alloc(s) for s in sizes]
+        for _ in range(repeats):
+            for i in range(0, blocks, 2):
+                free1(sizes[i], live[i])
+                sizes[i] = next(rand) % 1021
+                live[i] = alloc(sizes[i])
+        for size, block in zip(sizes, live, strict=True):
+            free1(size, block)
+
+    return lambda: _timed(run)
+
+
+def w4(rounds: int, blocks: int, repeats: int) -> JSONDict:
+    """W4 hammer core: reference (fresh each round) / GLib."""
+
+    def reference() -> tuple[int, int]:
+        allocator = Allocator(environ={})
+        try:
+            return _hammer_side(allocator.alloc, allocator.free1, blocks, repeats)()
+        finally:
+            allocator.close()
+
+    g_alloc, g_free = _glib()
+    glib = _hammer_side(g_alloc, g_free, blocks, repeats)
+    return _duel(reference, glib, rounds, blocks * (2 + repeats))
+
+
+def fresh(rounds: int, n: int) -> JSONDict:
+    """Per allocation of ``n`` live 24-byte blocks into fresh slabs: reference / GLib.
+
+    The reference gets a fresh allocator each round; GLib's blocks of a round are
+    kept until the end, so every round's allocations need new slabs there too.
+    """
+    kept: list[int] = []
+    g_alloc, g_free = _glib()
+
+    def reference() -> tuple[int, int]:
+        allocator = Allocator(environ={})
+        alloc = allocator.alloc
+        try:
+            return _timed(lambda: kept.extend([alloc(24) for _ in range(n)]))
+        finally:
+            kept.clear()
+            allocator.close()
+
+    glib_blocks: list[int] = []
+
+    def glib() -> tuple[int, int]:
+        return _timed(lambda: glib_blocks.extend([g_alloc(24) for _ in range(n)]))
+
+    try:
+        return _duel(reference, glib, rounds, n)
+    finally:
+        for block in glib_blocks:
+            g_free(24, block)
+
+
+def w6(rounds: int, n: int) -> JSONDict:
+    """W6 release core: alloc ``n`` mixed blocks, free them, expire, one push per class.
+
+    As W6 without its space probes and in one thread: the reserve set aside per
+    class is freed after the working set expired, which trims the depot and
+    releases the slabs (DEPOT-007).  GLib's working set runs on the real clock,
+    so its last frees only fill magazines; the figure is W6's time ratio.
+    """
+    rand = lcg(6)
+    sizes = [16 + next(rand) % 497 for _ in range(n)]
+    geometry = Allocator(environ={}).geometry
+    classes = sorted({geometry.p2align(s) for s in sizes})
+    reserve_sizes = [
+        chunk
+        for k, chunk in enumerate(classes)
+        for _ in range(
+            (12 if k == 0 else 3) * geometry.classes[geometry.class_index(chunk)].base_threshold
+            + 1
+        )
+    ]
+
+    def run(
+        alloc: Callable[[int], int], free1: Callable[[int, int], None], expire: Callable[[], None]
+    ) -> tuple[int, int]:
+        reserve = [(s, alloc(s)) for s in reserve_sizes]
+
+        def first() -> None:
+            blocks = [alloc(s) for s in sizes]
+            for s, b in zip(sizes, blocks, strict=True):
+                free1(s, b)
+
+        def last() -> None:
+            for s, b in reserve:
+                free1(s, b)
+
+        cpu, wall = _timed(first)
+        expire()
+        cpu2, wall2 = _timed(last)
+        return cpu + cpu2, wall + wall2
+
+    def reference() -> tuple[int, int]:
+        now = [0]
+        allocator = Allocator(environ={}, clock=lambda: now[0])
+
+        def expire() -> None:
+            now[0] += allocator.get_config(SliceConfig.WORKING_SET_MSECS) + 1
+
+        try:
+            return run(allocator.alloc, allocator.free1, expire)
+        finally:
+            allocator.close()
+
+    g_alloc, g_free = _glib()
+    return _duel(reference, lambda: run(g_alloc, g_free, lambda: None), rounds, 2 * n)
+
+
+def memory_per_block(counts: tuple[int, ...] = (10_000, 100_000)) -> JSONDict:
+    """Python bytes held by the allocator per live 24-byte block (tracemalloc)."""
+    per: dict[str, float] = {}
+    for n in counts:
+        allocator = Allocator(environ={})
+        allocator.free1(24, allocator.alloc(24))  # initialised: settings, tables, magazines
+        blocks = [0] * n  # the caller's list, at its final size
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(n):
+            blocks[k] = allocator.alloc(24)
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        callers_ints = sum(sys.getsizeof(b) for b in blocks)  # the addresses the caller holds
+        per[str(n)] = (after - before - callers_ints) / n
+        blocks.clear()
+        allocator.close()
+    values = list(per.values())
+    return {**_summary(values), "by_count": per}
+
+
+def _child_cpu_ns(argv: list[str]) -> int:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round(
+        (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1_000_000_000
+    )
+
+
+def import_cpu(rounds: int) -> JSONDict:
+    """CPU of ``python -c "import memslice; memslice.Allocator()"`` / ``python -c pass``."""
+    python = sys.executable
+    load = [python, "-c", "import memslice; memslice.Allocator()"]
+    empty = [python, "-c", "pass"]
+    _child_cpu_ns(load)  # warm the page cache and any bytecode cache
+    ratios = []
+    for r in range(rounds):
+        if r % 2:
+            b, a = _child_cpu_ns(empty), _child_cpu_ns(load)
+        else:
+            a, b = _child_cpu_ns(load), _child_cpu_ns(empty)
+        ratios.append(a / max(b, 1))
+    return {**_summary(ratios), "rounds": rounds}
+
+
+def measure_all(rounds: int = 5, quick: bool = False) -> JSONDict:
+    """Every figure of issue 14 in one run: ``{name: summary}`` plus the goals."""
+    scale = 10 if quick else 1
+    w1_glib, w1_floor = w1(rounds, 20_000 // scale)
+    figures: JSONDict = {
+        "w1_glib": w1_glib,
+        "w1_floor": w1_floor,
+        "w4_glib": w4(rounds, 4_000 // scale, 10 // scale or 1),
+        "fresh_glib": fresh(rounds, 100_000 // scale),
+        "w6_glib": w6(rounds, 50_000 // scale),
+        "memory_per_block": memory_per_block((1_000, 10_000) if quick else (10_000, 100_000)),
+        "import_cpu": import_cpu(max(3, rounds)),
+    }
+    for name, figure in figures.items():
+        assert isinstance(figure, dict)
+        figure["goal"] = GOALS[name]
+        figure["met"] = figure["median"] <= GOALS[name]
+    return figures
+
+
+def compare(
+    current: Mapping[str, object], baseline: Mapping[str, object], tolerance: float = 0.25
+) -> list[str]:
+    """Every figure whose median is more than ``tolerance`` worse than the baseline's."""
+    worse = []
+    for name, figure in current.items():
+        old = baseline.get(name)
+        if not isinstance(figure, dict) or not isinstance(old, dict):
+            continue
+        now, then = float(figure["median"]), float(old["median"])
+        if now > then * (1 + tolerance):
+            worse.append(
+                f"{name}: median {now:.3f} is {now / then - 1:+.0%} against the baseline "
+                f"{then:.3f} (more than {tolerance:.0%} worse)"
+            )
+    return worse
