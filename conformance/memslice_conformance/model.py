@@ -13,7 +13,11 @@ every answer with the model::
         ├── requests  [{"op":"alloc","size":40}, {"op":"write","addr":..}]
         ├── Session.run(batch) ──► responses
         ├── per-op checks      NULL iff 0, alignment, disjointness, errors
-        └── verify batch       read every live block; compare with the model
+        └── verify batch       every live block against the model: one
+                               ``digests`` request when the session offers
+                               it (a full ``read`` only of a block whose
+                               digest differs, or whose bytes are partly
+                               unknown), else one ``read`` per block
 
 The model: for each live handle, its address, size, allocating thread and
 expected bytes (with a mask of bytes never written: fresh ``alloc`` memory
@@ -47,8 +51,8 @@ from typing import Final, TypeAlias, cast
 
 from .executor import MAIN_THREAD
 from .failures import ImplCrash, ImplError, ImplFailure, ImplHang, Violation
-from .jsonl import JSONValue, Request
-from .session import Session
+from .jsonl import JSONValue, Request, block_digest
+from .session import Response, Session
 
 __all__ = [
     "ALIGNMENT",
@@ -81,6 +85,7 @@ CLAUSES: Final[dict[str, tuple[str, ...]]] = {
     "get_config": ("CONF-010",),
     "get_config_known": ("CONF-002",),
     "get_config_state": ("CONF-011",),
+    "get_config_contention": ("CONF-010",),
     "set_config_late": ("CONF-004",),
     # Added dynamically: a free from another thread than the allocating one,
     # and any op on a block whose allocating thread has exited.
@@ -114,6 +119,15 @@ class Block:
     #: The bytes this block must hold right after a copy/alloc0 (checked once).
     expect_fresh: bytes | None = None
     exited_owner: bool = False
+    #: ``block_digest`` of ``data`` while it is unchanged (None: recompute).
+    digest: str | None = None
+
+    def expected_digest(self) -> str:
+        if self.digest is None:
+            self.digest = block_digest(
+                bytes(self.data) if self.expect_fresh is None else self.expect_fresh
+            )
+        return self.digest
 
     def expected(self) -> tuple[bytes, bytes | None]:
         return bytes(self.data), None if self.known is None else bytes(self.known)
@@ -279,6 +293,8 @@ class Checker:
             return [{**base, "op": "get_config", "key": op["key"]}]
         if kind == "get_config_state":
             return [{**base, "op": "get_config_state", "key": op["key"], "address": op["address"]}]
+        if kind == "get_config_contention":
+            return [{**base, "op": "get_config_state", "key": 6, "address": op["address"]}]
         if kind == "set_config_late":
             return [
                 {**base, "op": "get_config", "key": op["key"]},
@@ -361,6 +377,7 @@ class Checker:
                 data = bytes.fromhex(cast(str, op["data"]))
                 offset = cast(int, op.get("offset", 0))
                 block.data[offset : offset + len(data)] = data
+                block.digest = None
                 if block.known is not None:
                     block.known[offset : offset + len(data)] = b"\x01" * len(data)
                     if all(block.known):
@@ -390,6 +407,18 @@ class Checker:
                         clauses,
                         f"get_config_state({op['key']}, {op['address']}) returned "
                         f"{answers[0]!r}, expected NULL",
+                    )
+            elif kind == "get_config_contention":
+                answer = answers[0]
+                if answer is not None and not (
+                    isinstance(answer, list)
+                    and len(answer) == 3
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in answer)
+                ):
+                    raise Violation(
+                        clauses,
+                        f"get_config_state(CONTENTION_COUNTER, {op['address']}) returned "
+                        f"{answer!r}, expected NULL or three values",
                     )
             elif kind == "set_config_late":
                 before, _, after = answers
@@ -475,7 +504,9 @@ class Checker:
         """Read live blocks with known bytes and compare them with the model.
 
         ``everything=False`` reads only blocks whose fresh contents
-        (``alloc0``, ``copy``) are still unchecked.
+        (``alloc0``, ``copy``) are still unchecked.  Fully known blocks are
+        compared by digest when the session offers ``digests``; only a
+        block whose digest differs is then read in full, for the message.
         """
         targets = [
             b
@@ -484,36 +515,83 @@ class Checker:
         ]
         if not targets:
             return
+        extra = tuple(extra_clauses)
+        integrity = tuple(dict.fromkeys((*CLAUSES["integrity"], *extra)))
+        differing: list[Block] = []
+        if "digests" in self.session.optional_ops:
+            whole = [b for b in targets if b.known is None or b.expect_fresh is not None]
+            partial = [b for b in targets if not (b.known is None or b.expect_fresh is not None)]
+            if whole:
+                request: Request = {
+                    "op": "digests",
+                    "thread": MAIN_THREAD,
+                    "blocks": [[b.addr, b.size] for b in whole],
+                }
+                [answer] = self._run_verify([request], integrity)
+                digests = answer.get("result")
+                if not answer.get("ok") or not isinstance(digests, list) or len(digests) != len(
+                    whole
+                ):
+                    raise Violation(integrity, f"digests of the live blocks failed: {answer!r}")
+                for block, digest in zip(whole, digests, strict=True):
+                    if digest != block.expected_digest():
+                        differing.append(block)
+                    elif block.expect_fresh is not None:
+                        block.expect_fresh = None
+                        block.digest = None  # it was the digest of expect_fresh
+            # Only what differs is read, so the message names the byte.
+            targets = partial + differing
+            if not targets:
+                return
         requests: list[Request] = [
             {"op": "read", "thread": MAIN_THREAD, "addr": b.addr, "size": b.size} for b in targets
         ]
-        extra = tuple(extra_clauses)
-        try:
-            responses = self.session.run(requests)
-        except ImplFailure as exc:
-            exc.clauses = tuple(dict.fromkeys((*CLAUSES["integrity"], *extra)))  # type: ignore[attr-defined]
-            raise
+        responses = self._run_verify(requests, integrity)
+        differing_handles = {b.handle for b in differing}
         for block, answer in zip(targets, responses, strict=True):
             if not answer.get("ok"):
                 raise Violation(
-                    (*CLAUSES["integrity"], *extra),
+                    integrity,
                     f"reading live block {block.handle} failed: {answer.get('error')}",
                 )
             got = bytes.fromhex(cast(str, answer.get("result")))
             if block.expect_fresh is not None:
-                fresh_clauses = ("API-002",) if block.origin.startswith("alloc0") else ("API-003",)
-                if got != block.expect_fresh:
-                    what = "zero" if block.origin.startswith("alloc0") else "a copy of its source"
-                    pairs = zip(got, block.expect_fresh, strict=False)
-                    first = next(i for i, (g, e) in enumerate(pairs) if g != e)
-                    raise Violation(
-                        fresh_clauses,
-                        f"{block.origin} at {block.addr:#x} is not {what}: byte {first} is "
-                        f"{got[first]:#04x}, expected {block.expect_fresh[first]:#04x}",
-                    )
-                block.expect_fresh = None
-                continue
-            self._compare(block, got, 0, tuple(dict.fromkeys((*CLAUSES["integrity"], *extra))))
+                self._check_fresh(block, got)
+            else:
+                self._compare(block, got, 0, integrity)
+            if block.handle in differing_handles:
+                # The digest differed, yet the bytes read back as expected:
+                # the block changed between the two reads, which no correct
+                # allocator does to a live block.
+                raise Violation(
+                    integrity,
+                    f"block {block.handle} ({block.origin}, {block.size} bytes at "
+                    f"{block.addr:#x}) changed while live: its digest differed from the "
+                    "model's, then it read back as expected",
+                )
+
+    def _run_verify(self, requests: list[Request], clauses: tuple[str, ...]) -> list[Response]:
+        try:
+            return self.session.run(requests)
+        except ImplFailure as exc:
+            exc.clauses = clauses  # type: ignore[attr-defined]
+            raise
+
+    def _check_fresh(self, block: Block, got: bytes) -> None:
+        """alloc0 memory reads zero, a copy equals its source (API-002, API-003)."""
+        assert block.expect_fresh is not None
+        if got != block.expect_fresh:
+            zeroed = block.origin.startswith("alloc0")
+            what = "zero" if zeroed else "a copy of its source"
+            pairs = zip(got, block.expect_fresh, strict=False)
+            first = next(i for i, (g, e) in enumerate(pairs) if g != e)
+            raise Violation(
+                ("API-002",) if zeroed else ("API-003",),
+                f"{block.origin} at {block.addr:#x} is not {what}: byte {first} is "
+                f"{got[first]:#04x}, expected {block.expect_fresh[first]:#04x}",
+            )
+        block.expect_fresh = None
+        block.digest = None
 
 
 def failure_of(exc: BaseException) -> StepFailure:
