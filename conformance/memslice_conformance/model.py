@@ -319,10 +319,17 @@ class Checker:
             plan.append((op, len(requests), len(reqs)))
             requests.extend(reqs)
         running = tuple(dict.fromkeys(c for op in ops for c in self.op_clauses(op)))
+        integrity = tuple(dict.fromkeys((*CLAUSES["integrity"], *running)))
+        survivors = self._piggyback(ops)
+        checks: list[Request] = []
+        if survivors is not None:
+            checks = self._verify_requests(survivors, str(ops[0].get("thread", MAIN_THREAD)))
         try:
-            responses = self.session.run(requests)
+            responses = self.session.run(requests + checks)
         except ImplFailure as exc:
-            exc.clauses = running  # type: ignore[attr-defined]
+            # Answers for every op came back: it died re-reading the blocks.
+            in_checks = checks and getattr(exc, "answered", 0) >= len(requests)
+            exc.clauses = integrity if in_checks else running  # type: ignore[attr-defined]
             raise
         # First every op's own answers; errors are failures of that op.
         results: list[list[JSONValue]] = []
@@ -341,7 +348,87 @@ class Checker:
                     raise failure
             results.append([a.get("result") for a in answers])
         self._apply(plan, results)
-        self.verify(extra_clauses=running, everything=self.verify_all)
+        if survivors is None:
+            self.verify(extra_clauses=running, everything=self.verify_all)
+            return
+        self._check_answers(survivors, responses[len(requests) :], integrity)
+        # Blocks this step made (alloc0, copy) still need their fresh check.
+        self.verify(extra_clauses=running, everything=False)
+
+    def _piggyback(self, ops: Sequence[Op]) -> list[Block] | None:
+        """The live blocks to re-check in the step's own batch, or None.
+
+        When every op of a step runs on one thread, the re-reading of the
+        blocks that were live before it and survive it can follow the ops
+        on that same thread in the same batch: one exchange instead of two,
+        and the bytes are read at the same moment as by a separate batch.
+        Blocks made by the step are checked afterwards (their addresses are
+        not known yet).  Not for thread exits (the read would start the
+        thread) nor when only fresh blocks are to be checked.
+        """
+        if not self.verify_all or "digests" not in self.session.optional_ops:
+            return None
+        threads = {str(op.get("thread", MAIN_THREAD)) for op in ops}
+        if len(threads) != 1 or any(op["op"] == "thread_exit" for op in ops):
+            return None
+        freed: set[str] = set()
+        for op in ops:
+            if op["op"] == "free1":
+                freed.add(str(op["block"]))
+            elif op["op"] == "free_chain":
+                freed.update(str(h) for h in cast(list[JSONValue], op["blocks"]))
+        return [
+            b
+            for b in self.blocks.values()
+            if b.handle not in freed
+            and (b.expect_fresh is not None or b.known is None or any(b.known))
+        ]
+
+    def _verify_requests(self, blocks: list[Block], thread: str) -> list[Request]:
+        """One ``digests`` request for the fully known blocks, a ``read`` per other."""
+        whole = [b for b in blocks if b.known is None or b.expect_fresh is not None]
+        requests: list[Request] = []
+        if whole:
+            requests.append(
+                {"op": "digests", "thread": thread, "blocks": [[b.addr, b.size] for b in whole]}
+            )
+        requests += [
+            {"op": "read", "thread": thread, "addr": b.addr, "size": b.size}
+            for b in blocks
+            if not (b.known is None or b.expect_fresh is not None)
+        ]
+        return requests
+
+    def _check_answers(
+        self, blocks: list[Block], answers: list[Response], integrity: tuple[str, ...]
+    ) -> None:
+        """Compare the answers of :meth:`_verify_requests` with the model."""
+        whole = [b for b in blocks if b.known is None or b.expect_fresh is not None]
+        partial = [b for b in blocks if not (b.known is None or b.expect_fresh is not None)]
+        reads = answers
+        differing: list[Block] = []
+        if whole:
+            answer, reads = answers[0], answers[1:]
+            digests = answer.get("result")
+            if not answer.get("ok") or not isinstance(digests, list) or len(digests) != len(
+                whole
+            ):
+                raise Violation(integrity, f"digests of the live blocks failed: {answer!r}")
+            for block, digest in zip(whole, digests, strict=True):
+                if digest != block.expected_digest():
+                    differing.append(block)
+                elif block.expect_fresh is not None:
+                    block.expect_fresh = None
+                    block.digest = None  # it was the digest of expect_fresh
+        for block, answer in zip(partial, reads, strict=True):
+            if not answer.get("ok"):
+                raise Violation(
+                    integrity, f"reading live block {block.handle} failed: {answer.get('error')}"
+                )
+            self._compare(block, bytes.fromhex(cast(str, answer.get("result"))), 0, integrity)
+        if differing:
+            # Read what differs in full, so the message names the byte.
+            self._explain(differing, integrity)
 
     def _apply(self, plan: list[tuple[Op, int, int]], results: list[list[JSONValue]]) -> None:
         # Frees first: memory released in this step may legitimately be
@@ -517,37 +604,24 @@ class Checker:
             return
         extra = tuple(extra_clauses)
         integrity = tuple(dict.fromkeys((*CLAUSES["integrity"], *extra)))
-        differing: list[Block] = []
         if "digests" in self.session.optional_ops:
-            whole = [b for b in targets if b.known is None or b.expect_fresh is not None]
-            partial = [b for b in targets if not (b.known is None or b.expect_fresh is not None)]
-            if whole:
-                request: Request = {
-                    "op": "digests",
-                    "thread": MAIN_THREAD,
-                    "blocks": [[b.addr, b.size] for b in whole],
-                }
-                [answer] = self._run_verify([request], integrity)
-                digests = answer.get("result")
-                if not answer.get("ok") or not isinstance(digests, list) or len(digests) != len(
-                    whole
-                ):
-                    raise Violation(integrity, f"digests of the live blocks failed: {answer!r}")
-                for block, digest in zip(whole, digests, strict=True):
-                    if digest != block.expected_digest():
-                        differing.append(block)
-                    elif block.expect_fresh is not None:
-                        block.expect_fresh = None
-                        block.digest = None  # it was the digest of expect_fresh
-            # Only what differs is read, so the message names the byte.
-            targets = partial + differing
-            if not targets:
-                return
+            requests = self._verify_requests(targets, MAIN_THREAD)
+            self._check_answers(targets, self._run_verify(requests, integrity), integrity)
+            return
+        self._explain(targets, integrity, digested=False)
+
+    def _explain(
+        self, targets: list[Block], integrity: tuple[str, ...], digested: bool = True
+    ) -> None:
+        """Read ``targets`` in full and compare them byte by byte with the model.
+
+        ``digested``: their digests already differed, so reading back the
+        expected bytes is itself a finding (the block changed between reads).
+        """
         requests: list[Request] = [
             {"op": "read", "thread": MAIN_THREAD, "addr": b.addr, "size": b.size} for b in targets
         ]
         responses = self._run_verify(requests, integrity)
-        differing_handles = {b.handle for b in differing}
         for block, answer in zip(targets, responses, strict=True):
             if not answer.get("ok"):
                 raise Violation(
@@ -559,7 +633,7 @@ class Checker:
                 self._check_fresh(block, got)
             else:
                 self._compare(block, got, 0, integrity)
-            if block.handle in differing_handles:
+            if digested:
                 # The digest differed, yet the bytes read back as expected:
                 # the block changed between the two reads, which no correct
                 # allocator does to a live block.

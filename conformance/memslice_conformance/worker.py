@@ -697,7 +697,9 @@ class WorkerClient:
                 remaining = limit - time.monotonic()
                 if remaining <= 0:
                     self.kill()
-                    raise ImplHang(budget, self.stderr_tail())
+                    hang = ImplHang(budget, self.stderr_tail())
+                    hang.answered = len(responses)  # type: ignore[attr-defined]
+                    raise hang
                 for key, _ in selector.select(remaining):
                     if key.fd == out_fd:
                         try:
@@ -715,7 +717,10 @@ class WorkerClient:
                     except BlockingIOError:
                         continue
                     if not chunk:
-                        raise self._crashed()
+                        crash = self._crashed()
+                        # How far it got: the checker tells ops from re-reads.
+                        crash.answered = len(responses)  # type: ignore[attr-defined]
+                        raise crash
                     self._buffer += chunk
                     *complete, self._buffer = self._buffer.split(b"\n")
                     for line in complete:
