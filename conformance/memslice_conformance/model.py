@@ -95,12 +95,25 @@ CLAUSES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+#: Pseudo-random bytes that writes are cut from (see :func:`pattern`).
+_POOL_SPAN: Final = 1 << 20
+_POOL_WINDOW: Final = 1 << 13
+_POOL: Final = random.Random(0x9E3779B1).randbytes(_POOL_SPAN + _POOL_WINDOW)
+
+
 def pattern(serial: int, size: int) -> bytes:
     """Deterministic pseudo-random bytes: unique per write, pointer-like garbage.
 
     Random words make an implementation that misreads a link word follow a
-    wild pointer, which crashes instead of silently leaking.
+    wild pointer, which crashes instead of silently leaking.  Writes of up to
+    8 KiB (nearly all) are a window of one fixed random pool at an offset
+    spread by the serial: as random as a fresh generator, at the cost of a
+    slice rather than seeding a generator per write (the sweeps make tens of
+    thousands of writes).
     """
+    if size <= _POOL_WINDOW:
+        start = (serial * 0x9E3779B1 + size) % _POOL_SPAN
+        return _POOL[start : start + size]
     return random.Random(serial * 0x9E3779B1 + size).randbytes(size)
 
 

@@ -105,7 +105,7 @@ def test_a_name_without_a_slash_is_looked_for_in_the_current_directory(
 
 
 def test_a_library_that_needs_more_static_tls_is_retried_and_says_so(
-    five: Callable[[str], Path],
+    five: Callable[[str], Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """256 KiB of initial-exec TLS does not fit glibc's reserve; the retry does (LOAD-005)."""
     spec = f"lib:{five('BIG_TLS')}"
@@ -119,6 +119,11 @@ def test_a_library_that_needs_more_static_tls_is_retried_and_says_so(
     assert any("glibc.rtld.optional_static_tls=" in note for note in impl.notes)
     report = run_conformance(impl, max_examples=3, checks=["edges", "sizes_sweep"])
     assert report.conforming, [c.failure for c in report.checks if c.failure]
+    argv = ["run", "--impl", spec, "--check", "edges", "--quiet", "--trace-dir", str(tmp_path)]
+    assert cli_main(argv) == 0
+    assert "note: loaded with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=" in " ".join(
+        capsys.readouterr().out.split()
+    )
 
 
 def test_a_constructor_that_aborts_could_not_be_loaded(five: Callable[[str], Path]) -> None:
