@@ -220,7 +220,10 @@ class Checker:
 
     def op_clauses(self, op: Op) -> tuple[str, ...]:
         kind = str(op["op"])
-        clauses = list(CLAUSES.get(kind, ()))
+        base = CLAUSES.get(kind, ())
+        if "block" not in op and "src" not in op and "blocks" not in op:
+            return base  # no block named: nothing to add (the common case)
+        clauses = list(base)
         thread = str(op.get("thread", MAIN_THREAD))
         handles: list[str] = []
         if "block" in op:
@@ -237,7 +240,7 @@ class Checker:
                 clauses.extend(CLAUSES["cross_thread"])
             if block.exited_owner:
                 clauses.extend(CLAUSES["after_exit"])
-        return tuple(dict.fromkeys(clauses))
+        return base if len(clauses) == len(base) else tuple(dict.fromkeys(clauses))
 
     def _requests(self, op: Op) -> list[Request]:
         """The protocol requests that implement one symbolic op, in order."""
@@ -331,7 +334,10 @@ class Checker:
             reqs = self._requests(op)
             plan.append((op, len(requests), len(reqs)))
             requests.extend(reqs)
-        running = tuple(dict.fromkeys(c for op in ops for c in self.op_clauses(op)))
+        # Once per op, before the step changes the model (the clauses of an
+        # op depend on the blocks it names as they were when it was issued).
+        per_op = [self.op_clauses(op) for op in ops]
+        running = tuple(dict.fromkeys(c for clauses in per_op for c in clauses))
         integrity = tuple(dict.fromkeys((*CLAUSES["integrity"], *running)))
         survivors = self._piggyback(ops)
         checks: list[Request] = []
@@ -346,7 +352,7 @@ class Checker:
             raise
         # First every op's own answers; errors are failures of that op.
         results: list[list[JSONValue]] = []
-        for op, first, count in plan:
+        for (op, first, count), op_clauses in zip(plan, per_op, strict=True):
             answers = responses[first : first + count]
             for request, answer in zip(requests[first : first + count], answers, strict=True):
                 if not answer.get("ok"):
@@ -356,11 +362,11 @@ class Checker:
                         etype = str(error.get("type", ""))
                         message = str(error.get("message", ""))
                     failure = ImplError(str(request["op"]), etype, message)
-                    failure.clauses = self.op_clauses(op)  # type: ignore[attr-defined]
+                    failure.clauses = op_clauses  # type: ignore[attr-defined]
                     failure.args = (f"{_describe(op)}: {failure.args[0]}",)
                     raise failure
             results.append([a.get("result") for a in answers])
-        self._apply(plan, results)
+        self._apply(plan, results, per_op)
         if survivors is None:
             self.verify(extra_clauses=running, everything=self.verify_all)
             return
@@ -443,7 +449,12 @@ class Checker:
             # Read what differs in full, so the message names the byte.
             self._explain(differing, integrity)
 
-    def _apply(self, plan: list[tuple[Op, int, int]], results: list[list[JSONValue]]) -> None:
+    def _apply(
+        self,
+        plan: list[tuple[Op, int, int]],
+        results: list[list[JSONValue]],
+        per_op: list[tuple[str, ...]],
+    ) -> None:
         # Frees first: memory released in this step may legitimately be
         # handed out again by an allocation in the same step.
         for op, _, _ in plan:
@@ -453,10 +464,9 @@ class Checker:
             elif kind == "free_chain":
                 for handle in cast(list[JSONValue], op["blocks"]):
                     self._remove(self.blocks[str(handle)])
-        for (op, _, _), answers in zip(plan, results, strict=True):
+        for (op, _, _), answers, clauses in zip(plan, results, per_op, strict=True):
             kind = str(op["op"])
             thread = str(op.get("thread", MAIN_THREAD))
-            clauses = self.op_clauses(op)
             if kind in ("alloc", "alloc0", "copy"):
                 size = cast(int, op["size"])
                 addr = answers[-1]
