@@ -45,7 +45,7 @@ def five(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
             flags = [] if variant == "PLAIN" else [f"-D{variant}"]
             subprocess.run(
                 [gcc, "-O1", "-Wall", "-Werror", "-shared", "-fPIC", *flags,
-                 "-o", str(target), str(FIVE)],
+                 "-o", str(target), str(FIVE), "-lpthread"],
                 check=True,
             )
             built[variant] = target
@@ -224,6 +224,22 @@ def test_reset_gives_the_pristine_state_of_a_new_process(five: Callable[[str], P
         assert client.call("alloc", size=40) == first
     finally:
         client.close()
+
+
+def test_a_library_with_threads_at_load_is_not_forked_but_still_checked(
+    five: Callable[[str], Path],
+) -> None:
+    """fork copies only the calling thread: no reset then, a new process per
+    example instead, same verdict (LOAD-010, LOAD-011)."""
+    spec = f"lib:{five('CTOR_THREAD')}"
+    client = WorkerClient(worker_argv(spec))
+    client.start()
+    try:
+        assert client.hello().optional_ops == frozenset({"digests"})
+    finally:
+        client.close()
+    report = run_conformance(spec, max_examples=4, checks=["edges", "machine"])
+    assert report.conforming, [c.failure for c in report.checks if c.failure]
 
 
 def test_a_mutable_config_api_fails_only_the_config_profile(

@@ -5,7 +5,8 @@
  * in its constructor and aborts if that fails (the memory cap, LOAD-009);
  * -DCTOR_FORK forks a child that sleeps (LOAD-007); -DCTOR_STDERR writes
  * 300 MB to stderr (LOAD-008); -DBIG_TLS has 256 KiB of initial-exec TLS
- * (LOAD-005). */
+ * (LOAD-005); -DCTOR_THREAD starts a thread at load (no fork-reset, LOAD-010). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,21 @@
 static __thread char big_tls[256 << 10] __attribute__((tls_model("initial-exec")));
 #endif
 
-#if defined(CTOR_ABORT) || defined(CTOR_MAP_10G) || defined(CTOR_FORK) || defined(CTOR_STDERR)
+#ifdef CTOR_THREAD
+static void *sleeper(void *arg) {
+  (void)arg;
+  for (;;) sleep(1);
+  return NULL;
+}
+#endif
+
+#if defined(CTOR_ABORT) || defined(CTOR_MAP_10G) || defined(CTOR_FORK) || \
+    defined(CTOR_STDERR) || defined(CTOR_THREAD)
 __attribute__((constructor)) static void on_load(void) {
+#ifdef CTOR_THREAD
+  pthread_t thread;
+  pthread_create(&thread, NULL, sleeper, NULL);
+#endif
 #ifdef CTOR_ABORT
   fputs("five: refusing to load\n", stderr);
   abort();
