@@ -84,6 +84,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     except ImplUnavailable as exc:
         console.print(f"[red]cannot load implementation:[/] {exc}")
         return EXIT_UNAVAILABLE
+    for note in impl.notes:  # how it was loaded (LOAD-003, LOAD-005)
+        console.print(f"note: {note}", markup=False, highlight=False)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
         console=console, disable=args.quiet or not console.is_terminal, transient=True,

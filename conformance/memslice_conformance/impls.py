@@ -9,8 +9,10 @@ Rules and theory of operation
     py:module:attr           in-process           an object, class or factory (SliceAllocator)
     NAME                     in-process           entry point NAME in group
                                                   memslice_conformance.implementations
-    lib:PATH                 worker process       any library exporting g_slice_* (ctypes);
-                                                  claims core, concurrency and what its
+    lib:PATH                 worker process       any library exporting the five g_slice_*
+                                                  allocation functions (ctypes); claims
+                                                  core, concurrency, config if it exports
+                                                  the three config functions, and what its
                                                   memslice_conformance_profiles string lists
     glib[:MODE]              worker process       the system libglib-2.0.so.0, G_SLICE=MODE
     malloc                   worker process       libc malloc/calloc/free, slice semantics
@@ -40,7 +42,7 @@ from importlib.metadata import entry_points
 from typing import Final, Literal
 
 from .failures import ImplUnavailable
-from .protocol import Described, SliceAllocator
+from .protocol import Configurable, Described, SliceAllocator
 
 __all__ = [
     "ALL_PROFILES",
@@ -49,6 +51,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "GLIB_MODES",
     "LIB_CLAIMS",
+    "MALLOC_CLAIMS",
     "Implementation",
     "make_local",
     "python_impl",
@@ -81,18 +84,30 @@ BUILTIN: Final[Mapping[str, str]] = {
 
 Factory = Callable[[], SliceAllocator]
 
-ALL_PROFILES: Final = frozenset({"core", "concurrency", "glib-2.74", "debug-blocks", "reuse"})
+ALL_PROFILES: Final = frozenset(
+    {"core", "concurrency", "config", "glib-2.74", "debug-blocks", "reuse"}
+)
 
 #: What the built-in implementations claim, by ``G_SLICE`` mode (issue 4).  The
 #: default mode is GLib 2.74 itself; debug-blocks keeps its layout (DEBUG-012)
-#: but its reuse timing is not promised; always-malloc and the malloc shim
-#: only promise correctness.  ``lib:`` libraries claim core and concurrency.
+#: and its configuration API, but its reuse timing is not promised.
+#: always-malloc promises correctness only: its configuration API is not
+#: claimed because GLib 2.74 then has no contention counters and
+#: ``get_config_state(CONTENTION_COUNTER, ix)`` reads through NULL (CONF-012;
+#: the reference refuses it, PY-017), which CONF-010 does not allow.
 BUILTIN_CLAIMS: Final[Mapping[str, frozenset[str]]] = {
     "": ALL_PROFILES,
-    "debug-blocks": frozenset({"core", "concurrency", "debug-blocks", "glib-2.74"}),
+    "debug-blocks": frozenset(
+        {"core", "concurrency", "config", "debug-blocks", "glib-2.74"}
+    ),
     "always-malloc": frozenset({"core", "concurrency"}),
 }
+#: ``lib:`` libraries: core and concurrency, plus ``config`` when they export
+#: the three configuration functions (LOAD-003).
 LIB_CLAIMS: Final = frozenset({"core", "concurrency"})
+#: The malloc shim answers the configuration API as GLib 2.76 does (every
+#: key 0, no state, set_config ignored): that conforms to ``config``.
+MALLOC_CLAIMS: Final = LIB_CLAIMS | {"config"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +121,8 @@ class Implementation:
     factory: Factory | None = None
     argv: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    #: What the user should know about how it was loaded (LOAD-003, LOAD-005).
+    notes: tuple[str, ...] = ()
 
 
 def _reference_factory(mode: str | None) -> Factory:
@@ -158,9 +175,11 @@ def _as_factory(obj: object, label: str) -> Factory:
 
 
 def _describe(impl: SliceAllocator, default_name: str) -> tuple[str, frozenset[str]]:
+    """Display name and claims; an object with the config API claims ``config`` (LOAD-003)."""
+    config = frozenset({"config"}) if isinstance(impl, Configurable) else frozenset()
     if isinstance(impl, Described):
-        return str(impl.name), frozenset(impl.profiles) | {"core"}
-    return default_name, frozenset({"core"})
+        return str(impl.name), frozenset(impl.profiles) | {"core"} | config
+    return default_name, frozenset({"core"}) | config
 
 
 def _in_process(spec: str, factory: Factory, default_name: str) -> Implementation:
@@ -243,9 +262,10 @@ def resolve(spec: str) -> Implementation:
 
 
 def _worker(spec: str, argv: tuple[str, ...], env: Mapping[str, str]) -> Implementation:
-    from .worker import WorkerClient
+    """Probe a worker's ``hello`` under the same memory cap as the sessions (LOAD-009)."""
+    from .worker import WorkerClient, memory_limit_for
 
-    client = WorkerClient(argv, env)
+    client = WorkerClient(argv, env, memory_limit=memory_limit_for(spec))
     client.start()
     try:
         hello = client.hello()
@@ -253,7 +273,7 @@ def _worker(spec: str, argv: tuple[str, ...], env: Mapping[str, str]) -> Impleme
         client.close()
     return Implementation(
         spec, hello.implementation, "worker", frozenset(hello.profiles) | {"core"},
-        argv=argv, env=dict(env),
+        argv=argv, env=dict(env), notes=hello.notes,
     )
 
 
@@ -277,8 +297,12 @@ def _lib_claims(path: str) -> frozenset[str]:
     return LIB_CLAIMS | (frozenset(n.strip() for n in names) & ALL_PROFILES)
 
 
-def make_local(spec: str) -> tuple[SliceAllocator, str, frozenset[str]]:
-    """Build the implementation inside this process (used by the worker)."""
+def make_local(spec: str) -> tuple[SliceAllocator, str, frozenset[str], tuple[str, ...]]:
+    """Build the implementation inside this process (used by the worker).
+
+    Returns the allocator, its display name, the profiles it claims and notes
+    for the user (e.g. why ``config`` is not claimed).
+    """
     from . import native
 
     head, _, rest = spec.partition(":")
@@ -289,16 +313,28 @@ def make_local(spec: str) -> tuple[SliceAllocator, str, frozenset[str]]:
             os.environ.pop("G_SLICE", None)
             if mode is not None:
                 os.environ["G_SLICE"] = mode
-            impl: SliceAllocator = native.LibSliceAllocator(native.GLIB_SONAME, name=spec)
-            return impl, spec, BUILTIN_CLAIMS[rest]
+            impl: SliceAllocator = native.open_library(native.GLIB_SONAME, name=spec)
+            return impl, spec, BUILTIN_CLAIMS[rest], ()
         if head == "lib":
-            impl = native.LibSliceAllocator(rest, name=spec)
-            return impl, spec, _lib_claims(rest)
+            library = native.open_library(rest, name=spec)
+            claims = _lib_claims(rest)
+            notes: tuple[str, ...] = ()
+            exported = library.config_symbols()
+            if isinstance(library, native.ConfigurableLibSliceAllocator):
+                claims |= {"config"}
+            elif exported:
+                absent = [native.CONFIG_SYMBOLS[s] for s in native.CONFIG_SYMBOLS
+                          if s not in exported]
+                notes = (
+                    "the config profile is not claimed: the library exports "
+                    f"{', '.join(exported)} but not " + " ".join(absent) + " (LOAD-003)",
+                )
+            return library, spec, claims, notes
         if head == "malloc":
-            return native.MallocSliceAllocator(), "malloc", LIB_CLAIMS
+            return native.MallocSliceAllocator(), "malloc", MALLOC_CLAIMS, ()
     except native.LoadError as exc:
         raise ImplUnavailable(str(exc)) from exc
     resolved = resolve(spec)
     if resolved.factory is None:
         raise ImplUnavailable(f"{spec!r} cannot be hosted in a worker")
-    return resolved.factory(), resolved.name, resolved.profiles
+    return resolved.factory(), resolved.name, resolved.profiles, ()

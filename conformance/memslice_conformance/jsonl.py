@@ -49,26 +49,47 @@ get_config             key                          int
 get_config_state       key, address                 list of int, or null
 thread_exit            --                           null
 shutdown               --                           null (then exit 0)
+digests  (optional)    blocks: [[addr, size], ...]  list of hex digests
+reset    (optional)    --                           {"pid": int}
 =====================  ===========================  ==================
+
+Optional ops.  A program need not know ``digests`` or ``reset``; the suite
+sends them only to an implementation whose ``hello`` lists them in
+``optional_ops``, and otherwise falls back to what every program speaks
+(one ``read`` per block; a fresh process per example):
+
+* ``digests`` reads each block and answers :func:`block_digest` of its
+  bytes (BLAKE2b, 8-byte digest, lowercase hex), so the suite re-checks
+  every live block after every step with one request instead of one
+  ``read`` per block.  A mismatch is then read in full, for the message.
+* ``reset`` throws the allocator state away and answers once a fresh
+  instance serves the same stream, as if the process had been restarted:
+  the Python worker forks a new child from a pristine parent that loaded
+  the library but never called it (see :mod:`memslice_conformance.worker`).
+  ``pid`` is the process that now serves.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, TypeAlias, cast
 
-from .protocol import SliceAllocator
+from .protocol import Configurable, SliceAllocator
 
 __all__ = [
+    "CONFIG_OPS",
     "OPS",
+    "OPTIONAL_OPS",
     "PROTOCOL_NAME",
     "PROTOCOL_VERSION",
     "Hello",
     "JSONValue",
     "ProtocolError",
     "Request",
+    "block_digest",
     "call_allocator",
     "decode_line",
     "encode",
@@ -96,7 +117,21 @@ OPS: Final[Mapping[str, tuple[str, ...]]] = {
     "get_config_state": ("key", "address"),
     "thread_exit": (),
     "shutdown": (),
+    "digests": (),
+    "reset": (),
 }
+
+#: The configuration API's ops: only for implementations that claim ``config``.
+CONFIG_OPS: Final = frozenset({"set_config", "get_config", "get_config_state"})
+
+#: Ops an implementation may leave out; it announces those it serves in
+#: ``hello.optional_ops``.  New ops for the suite's own speed go here too.
+OPTIONAL_OPS: Final = frozenset({"digests", "reset"})
+
+
+def block_digest(data: bytes) -> str:
+    """The ``digests`` answer for one block's bytes (BLAKE2b, 8 bytes, hex)."""
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 class ProtocolError(Exception):
@@ -111,14 +146,27 @@ class Hello:
     version: int
     implementation: str
     profiles: tuple[str, ...]
+    #: The optional ops (:data:`OPTIONAL_OPS`) the implementation serves.
+    optional_ops: frozenset[str] = frozenset()
+    #: The process serving the stream, when it says (the worker does).
+    pid: int | None = None
+    #: Things the user should know about how it was loaded (e.g. a retry).
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, JSONValue]:
-        return {
+        out: dict[str, JSONValue] = {
             "protocol": self.protocol,
             "version": self.version,
             "implementation": self.implementation,
             "profiles": list(self.profiles),
         }
+        if self.optional_ops:
+            out["optional_ops"] = list[JSONValue](sorted(self.optional_ops))
+        if self.pid is not None:
+            out["pid"] = self.pid
+        if self.notes:
+            out["notes"] = list[JSONValue](self.notes)
+        return out
 
     @classmethod
     def from_json(cls, value: JSONValue) -> Hello:
@@ -135,7 +183,23 @@ class Hello:
             )
         if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
             raise ProtocolError(f"hello.profiles must be a list of strings, got {profiles!r}")
-        return cls(PROTOCOL_NAME, PROTOCOL_VERSION, str(name), tuple(cast(list[str], profiles)))
+        optional = value.get("optional_ops", [])
+        if not isinstance(optional, list) or not all(isinstance(o, str) for o in optional):
+            raise ProtocolError(f"hello.optional_ops must be a list of strings, got {optional!r}")
+        notes = value.get("notes", [])
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise ProtocolError(f"hello.notes must be a list of strings, got {notes!r}")
+        pid = value.get("pid")
+        return cls(
+            PROTOCOL_NAME,
+            PROTOCOL_VERSION,
+            str(name),
+            tuple(cast(list[str], profiles)),
+            # Unknown names are ignored: a newer program may offer more.
+            frozenset(cast(list[str], optional)) & OPTIONAL_OPS,
+            pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+            tuple(cast(list[str], notes)),
+        )
 
 
 def encode(message: Mapping[str, JSONValue]) -> bytes:
@@ -184,7 +248,26 @@ def validate_request(message: Mapping[str, JSONValue]) -> tuple[int, str, str]:
             bytes.fromhex(data)
         except ValueError as exc:
             raise ProtocolError("write: field 'data' is not hex") from exc
+    if op == "digests":
+        _blocks(message)
     return ident, op, thread
+
+
+def _blocks(message: Mapping[str, JSONValue]) -> list[tuple[int, int]]:
+    """The ``blocks`` field of ``digests``: a list of ``[addr, size]`` pairs."""
+    blocks = message.get("blocks")
+    if not isinstance(blocks, list):
+        raise ProtocolError("digests: field 'blocks' must be a list of [addr, size] pairs")
+    pairs: list[tuple[int, int]] = []
+    for item in blocks:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in item)
+        ):
+            raise ProtocolError(f"digests: {item!r} is not an [addr, size] pair")
+        pairs.append((cast(int, item[0]), cast(int, item[1])))
+    return pairs
 
 
 def call_allocator(impl: SliceAllocator, message: Mapping[str, JSONValue]) -> JSONValue:
@@ -212,12 +295,23 @@ def call_allocator(impl: SliceAllocator, message: Mapping[str, JSONValue]) -> JS
         return None
     if op == "read":
         return impl.read(_int(message, "addr"), _int(message, "size")).hex()
+    if op in CONFIG_OPS:
+        if not isinstance(impl, Configurable):
+            raise NotImplementedError(
+                f"{op}: this implementation has no configuration API (the config profile)"
+            )
+        return _call_config(impl, message)
+    if op == "digests":
+        return [block_digest(impl.read(addr, size)) for addr, size in _blocks(message)]
+    raise ProtocolError(f"op {op!r} is not an allocator call")
+
+
+def _call_config(impl: Configurable, message: Mapping[str, JSONValue]) -> JSONValue:
+    op = message["op"]
     if op == "set_config":
         impl.set_config(_int(message, "key"), _int(message, "value"))
         return None
     if op == "get_config":
-        return impl.get_config(_int(message, "key"))
-    if op == "get_config_state":
-        state = impl.get_config_state(_int(message, "key"), _int(message, "address"))
-        return None if state is None else [int(v) for v in state]
-    raise ProtocolError(f"op {op!r} is not an allocator call")
+        return int(impl.get_config(_int(message, "key")))
+    state = impl.get_config_state(_int(message, "key"), _int(message, "address"))
+    return None if state is None else [int(v) for v in state]

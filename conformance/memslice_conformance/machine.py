@@ -3,8 +3,8 @@
 Rules and theory of operation
 -----------------------------
 ``build_machine(factory)`` returns a ``RuleBasedStateMachine`` whose every
-example opens a fresh session (a new allocator object, or a new worker
-process), so a failing example replays from a clean state and shrinks to a
+example opens a fresh session (a new allocator object, a worker reset to its
+pristine state, or a new process), so a failing example replays from a clean state and shrinks to a
 minimal program.  Each rule emits symbolic ops to a
 :class:`~memslice_conformance.model.Checker`, which checks every answer and
 re-reads every live block after every step::
@@ -18,7 +18,9 @@ re-reads every live block after every step::
     recycle                        alloc,write,free,alloc0   API-002 (dirty memory)
     zero_size / null_frees         size 0, NULL frees        API-001 API-007
     exit_thread                    thread_exit               EXIT-001 EXIT-005
-    config_shape                   get_config(_state)        CONF-004 CONF-010 CONF-011
+
+The configuration API is not exercised here: it is optional and has its own
+profile (``config``, :mod:`memslice_conformance.profile_config`).
 
 Sizes cover every slab class edge on 64-bit (16k and 16k+1 up to 1008/1009),
 tiny sizes, the system-malloc path up to a few KiB, and everything between.
@@ -319,26 +321,5 @@ def build_machine(
         def exit_thread(self, thread: str) -> None:
             """A thread exits; its blocks stay live, its name is reused later (EXIT-001)."""
             self.checker.step([{"op": "thread_exit", "thread": thread}])
-
-        @precondition(lambda self: bool(self.checker.blocks))
-        @rule(
-            key=st.sampled_from([0, 7, 8, 1000]),
-            state_key=st.sampled_from([0, 1, 2, 3, 4, 5, 7]),
-            address=st.integers(0, 62),
-            late_key=st.sampled_from([1, 2, 3, 4]),
-            value=st.sampled_from([0, 1, 7, 100000]),
-        )
-        def config_shape(
-            self, key: int, state_key: int, address: int, late_key: int, value: int
-        ) -> None:
-            """Unknown keys read 0, non-counter state is NULL, late set_config is ignored
-            (CONF-004, CONF-010, CONF-011)."""
-            self.checker.step(
-                [
-                    {"op": "get_config", "key": key},
-                    {"op": "get_config_state", "key": state_key, "address": address},
-                    {"op": "set_config_late", "key": late_key, "value": value},
-                ]
-            )
 
     return CoreMachine

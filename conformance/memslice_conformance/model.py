@@ -13,7 +13,11 @@ every answer with the model::
         ├── requests  [{"op":"alloc","size":40}, {"op":"write","addr":..}]
         ├── Session.run(batch) ──► responses
         ├── per-op checks      NULL iff 0, alignment, disjointness, errors
-        └── verify batch       read every live block; compare with the model
+        └── verify batch       every live block against the model: one
+                               ``digests`` request when the session offers
+                               it (a full ``read`` only of a block whose
+                               digest differs, or whose bytes are partly
+                               unknown), else one ``read`` per block
 
 The model: for each live handle, its address, size, allocating thread and
 expected bytes (with a mask of bytes never written: fresh ``alloc`` memory
@@ -47,8 +51,8 @@ from typing import Final, TypeAlias, cast
 
 from .executor import MAIN_THREAD
 from .failures import ImplCrash, ImplError, ImplFailure, ImplHang, Violation
-from .jsonl import JSONValue, Request
-from .session import Session
+from .jsonl import JSONValue, Request, block_digest
+from .session import Response, Session
 
 __all__ = [
     "ALIGNMENT",
@@ -81,6 +85,7 @@ CLAUSES: Final[dict[str, tuple[str, ...]]] = {
     "get_config": ("CONF-010",),
     "get_config_known": ("CONF-002",),
     "get_config_state": ("CONF-011",),
+    "get_config_contention": ("CONF-010",),
     "set_config_late": ("CONF-004",),
     # Added dynamically: a free from another thread than the allocating one,
     # and any op on a block whose allocating thread has exited.
@@ -90,12 +95,25 @@ CLAUSES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+#: Pseudo-random bytes that writes are cut from (see :func:`pattern`).
+_POOL_SPAN: Final = 1 << 20
+_POOL_WINDOW: Final = 1 << 13
+_POOL: Final = random.Random(0x9E3779B1).randbytes(_POOL_SPAN + _POOL_WINDOW)
+
+
 def pattern(serial: int, size: int) -> bytes:
     """Deterministic pseudo-random bytes: unique per write, pointer-like garbage.
 
     Random words make an implementation that misreads a link word follow a
-    wild pointer, which crashes instead of silently leaking.
+    wild pointer, which crashes instead of silently leaking.  Writes of up to
+    8 KiB (nearly all) are a window of one fixed random pool at an offset
+    spread by the serial: as random as a fresh generator, at the cost of a
+    slice rather than seeding a generator per write (the sweeps make tens of
+    thousands of writes).
     """
+    if size <= _POOL_WINDOW:
+        start = (serial * 0x9E3779B1 + size) % _POOL_SPAN
+        return _POOL[start : start + size]
     return random.Random(serial * 0x9E3779B1 + size).randbytes(size)
 
 
@@ -114,6 +132,15 @@ class Block:
     #: The bytes this block must hold right after a copy/alloc0 (checked once).
     expect_fresh: bytes | None = None
     exited_owner: bool = False
+    #: ``block_digest`` of ``data`` while it is unchanged (None: recompute).
+    digest: str | None = None
+
+    def expected_digest(self) -> str:
+        if self.digest is None:
+            self.digest = block_digest(
+                bytes(self.data) if self.expect_fresh is None else self.expect_fresh
+            )
+        return self.digest
 
     def expected(self) -> tuple[bytes, bytes | None]:
         return bytes(self.data), None if self.known is None else bytes(self.known)
@@ -193,7 +220,10 @@ class Checker:
 
     def op_clauses(self, op: Op) -> tuple[str, ...]:
         kind = str(op["op"])
-        clauses = list(CLAUSES.get(kind, ()))
+        base = CLAUSES.get(kind, ())
+        if "block" not in op and "src" not in op and "blocks" not in op:
+            return base  # no block named: nothing to add (the common case)
+        clauses = list(base)
         thread = str(op.get("thread", MAIN_THREAD))
         handles: list[str] = []
         if "block" in op:
@@ -210,7 +240,7 @@ class Checker:
                 clauses.extend(CLAUSES["cross_thread"])
             if block.exited_owner:
                 clauses.extend(CLAUSES["after_exit"])
-        return tuple(dict.fromkeys(clauses))
+        return base if len(clauses) == len(base) else tuple(dict.fromkeys(clauses))
 
     def _requests(self, op: Op) -> list[Request]:
         """The protocol requests that implement one symbolic op, in order."""
@@ -279,6 +309,8 @@ class Checker:
             return [{**base, "op": "get_config", "key": op["key"]}]
         if kind == "get_config_state":
             return [{**base, "op": "get_config_state", "key": op["key"], "address": op["address"]}]
+        if kind == "get_config_contention":
+            return [{**base, "op": "get_config_state", "key": 6, "address": op["address"]}]
         if kind == "set_config_late":
             return [
                 {**base, "op": "get_config", "key": op["key"]},
@@ -302,15 +334,25 @@ class Checker:
             reqs = self._requests(op)
             plan.append((op, len(requests), len(reqs)))
             requests.extend(reqs)
-        running = tuple(dict.fromkeys(c for op in ops for c in self.op_clauses(op)))
+        # Once per op, before the step changes the model (the clauses of an
+        # op depend on the blocks it names as they were when it was issued).
+        per_op = [self.op_clauses(op) for op in ops]
+        running = tuple(dict.fromkeys(c for clauses in per_op for c in clauses))
+        integrity = tuple(dict.fromkeys((*CLAUSES["integrity"], *running)))
+        survivors = self._piggyback(ops)
+        checks: list[Request] = []
+        if survivors is not None:
+            checks = self._verify_requests(survivors, str(ops[0].get("thread", MAIN_THREAD)))
         try:
-            responses = self.session.run(requests)
+            responses = self.session.run(requests + checks)
         except ImplFailure as exc:
-            exc.clauses = running  # type: ignore[attr-defined]
+            # Answers for every op came back: it died re-reading the blocks.
+            in_checks = checks and getattr(exc, "answered", 0) >= len(requests)
+            exc.clauses = integrity if in_checks else running  # type: ignore[attr-defined]
             raise
         # First every op's own answers; errors are failures of that op.
         results: list[list[JSONValue]] = []
-        for op, first, count in plan:
+        for (op, first, count), op_clauses in zip(plan, per_op, strict=True):
             answers = responses[first : first + count]
             for request, answer in zip(requests[first : first + count], answers, strict=True):
                 if not answer.get("ok"):
@@ -320,14 +362,99 @@ class Checker:
                         etype = str(error.get("type", ""))
                         message = str(error.get("message", ""))
                     failure = ImplError(str(request["op"]), etype, message)
-                    failure.clauses = self.op_clauses(op)  # type: ignore[attr-defined]
+                    failure.clauses = op_clauses  # type: ignore[attr-defined]
                     failure.args = (f"{_describe(op)}: {failure.args[0]}",)
                     raise failure
             results.append([a.get("result") for a in answers])
-        self._apply(plan, results)
-        self.verify(extra_clauses=running, everything=self.verify_all)
+        self._apply(plan, results, per_op)
+        if survivors is None:
+            self.verify(extra_clauses=running, everything=self.verify_all)
+            return
+        self._check_answers(survivors, responses[len(requests) :], integrity)
+        # Blocks this step made (alloc0, copy) still need their fresh check.
+        self.verify(extra_clauses=running, everything=False)
 
-    def _apply(self, plan: list[tuple[Op, int, int]], results: list[list[JSONValue]]) -> None:
+    def _piggyback(self, ops: Sequence[Op]) -> list[Block] | None:
+        """The live blocks to re-check in the step's own batch, or None.
+
+        When every op of a step runs on one thread, the re-reading of the
+        blocks that were live before it and survive it can follow the ops
+        on that same thread in the same batch: one exchange instead of two,
+        and the bytes are read at the same moment as by a separate batch.
+        Blocks made by the step are checked afterwards (their addresses are
+        not known yet).  Not for thread exits (the read would start the
+        thread) nor when only fresh blocks are to be checked.
+        """
+        if not self.verify_all or "digests" not in self.session.optional_ops:
+            return None
+        threads = {str(op.get("thread", MAIN_THREAD)) for op in ops}
+        if len(threads) != 1 or any(op["op"] == "thread_exit" for op in ops):
+            return None
+        freed: set[str] = set()
+        for op in ops:
+            if op["op"] == "free1":
+                freed.add(str(op["block"]))
+            elif op["op"] == "free_chain":
+                freed.update(str(h) for h in cast(list[JSONValue], op["blocks"]))
+        return [
+            b
+            for b in self.blocks.values()
+            if b.handle not in freed
+            and (b.expect_fresh is not None or b.known is None or any(b.known))
+        ]
+
+    def _verify_requests(self, blocks: list[Block], thread: str) -> list[Request]:
+        """One ``digests`` request for the fully known blocks, a ``read`` per other."""
+        whole = [b for b in blocks if b.known is None or b.expect_fresh is not None]
+        requests: list[Request] = []
+        if whole:
+            requests.append(
+                {"op": "digests", "thread": thread, "blocks": [[b.addr, b.size] for b in whole]}
+            )
+        requests += [
+            {"op": "read", "thread": thread, "addr": b.addr, "size": b.size}
+            for b in blocks
+            if not (b.known is None or b.expect_fresh is not None)
+        ]
+        return requests
+
+    def _check_answers(
+        self, blocks: list[Block], answers: list[Response], integrity: tuple[str, ...]
+    ) -> None:
+        """Compare the answers of :meth:`_verify_requests` with the model."""
+        whole = [b for b in blocks if b.known is None or b.expect_fresh is not None]
+        partial = [b for b in blocks if not (b.known is None or b.expect_fresh is not None)]
+        reads = answers
+        differing: list[Block] = []
+        if whole:
+            answer, reads = answers[0], answers[1:]
+            digests = answer.get("result")
+            if not answer.get("ok") or not isinstance(digests, list) or len(digests) != len(
+                whole
+            ):
+                raise Violation(integrity, f"digests of the live blocks failed: {answer!r}")
+            for block, digest in zip(whole, digests, strict=True):
+                if digest != block.expected_digest():
+                    differing.append(block)
+                elif block.expect_fresh is not None:
+                    block.expect_fresh = None
+                    block.digest = None  # it was the digest of expect_fresh
+        for block, answer in zip(partial, reads, strict=True):
+            if not answer.get("ok"):
+                raise Violation(
+                    integrity, f"reading live block {block.handle} failed: {answer.get('error')}"
+                )
+            self._compare(block, bytes.fromhex(cast(str, answer.get("result"))), 0, integrity)
+        if differing:
+            # Read what differs in full, so the message names the byte.
+            self._explain(differing, integrity)
+
+    def _apply(
+        self,
+        plan: list[tuple[Op, int, int]],
+        results: list[list[JSONValue]],
+        per_op: list[tuple[str, ...]],
+    ) -> None:
         # Frees first: memory released in this step may legitimately be
         # handed out again by an allocation in the same step.
         for op, _, _ in plan:
@@ -337,10 +464,9 @@ class Checker:
             elif kind == "free_chain":
                 for handle in cast(list[JSONValue], op["blocks"]):
                     self._remove(self.blocks[str(handle)])
-        for (op, _, _), answers in zip(plan, results, strict=True):
+        for (op, _, _), answers, clauses in zip(plan, results, per_op, strict=True):
             kind = str(op["op"])
             thread = str(op.get("thread", MAIN_THREAD))
-            clauses = self.op_clauses(op)
             if kind in ("alloc", "alloc0", "copy"):
                 size = cast(int, op["size"])
                 addr = answers[-1]
@@ -361,6 +487,7 @@ class Checker:
                 data = bytes.fromhex(cast(str, op["data"]))
                 offset = cast(int, op.get("offset", 0))
                 block.data[offset : offset + len(data)] = data
+                block.digest = None
                 if block.known is not None:
                     block.known[offset : offset + len(data)] = b"\x01" * len(data)
                     if all(block.known):
@@ -390,6 +517,18 @@ class Checker:
                         clauses,
                         f"get_config_state({op['key']}, {op['address']}) returned "
                         f"{answers[0]!r}, expected NULL",
+                    )
+            elif kind == "get_config_contention":
+                answer = answers[0]
+                if answer is not None and not (
+                    isinstance(answer, list)
+                    and len(answer) == 3
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in answer)
+                ):
+                    raise Violation(
+                        clauses,
+                        f"get_config_state(CONTENTION_COUNTER, {op['address']}) returned "
+                        f"{answer!r}, expected NULL or three values",
                     )
             elif kind == "set_config_late":
                 before, _, after = answers
@@ -475,7 +614,9 @@ class Checker:
         """Read live blocks with known bytes and compare them with the model.
 
         ``everything=False`` reads only blocks whose fresh contents
-        (``alloc0``, ``copy``) are still unchecked.
+        (``alloc0``, ``copy``) are still unchecked.  Fully known blocks are
+        compared by digest when the session offers ``digests``; only a
+        block whose digest differs is then read in full, for the message.
         """
         targets = [
             b
@@ -484,36 +625,70 @@ class Checker:
         ]
         if not targets:
             return
+        extra = tuple(extra_clauses)
+        integrity = tuple(dict.fromkeys((*CLAUSES["integrity"], *extra)))
+        if "digests" in self.session.optional_ops:
+            requests = self._verify_requests(targets, MAIN_THREAD)
+            self._check_answers(targets, self._run_verify(requests, integrity), integrity)
+            return
+        self._explain(targets, integrity, digested=False)
+
+    def _explain(
+        self, targets: list[Block], integrity: tuple[str, ...], digested: bool = True
+    ) -> None:
+        """Read ``targets`` in full and compare them byte by byte with the model.
+
+        ``digested``: their digests already differed, so reading back the
+        expected bytes is itself a finding (the block changed between reads).
+        """
         requests: list[Request] = [
             {"op": "read", "thread": MAIN_THREAD, "addr": b.addr, "size": b.size} for b in targets
         ]
-        extra = tuple(extra_clauses)
-        try:
-            responses = self.session.run(requests)
-        except ImplFailure as exc:
-            exc.clauses = tuple(dict.fromkeys((*CLAUSES["integrity"], *extra)))  # type: ignore[attr-defined]
-            raise
+        responses = self._run_verify(requests, integrity)
         for block, answer in zip(targets, responses, strict=True):
             if not answer.get("ok"):
                 raise Violation(
-                    (*CLAUSES["integrity"], *extra),
+                    integrity,
                     f"reading live block {block.handle} failed: {answer.get('error')}",
                 )
             got = bytes.fromhex(cast(str, answer.get("result")))
             if block.expect_fresh is not None:
-                fresh_clauses = ("API-002",) if block.origin.startswith("alloc0") else ("API-003",)
-                if got != block.expect_fresh:
-                    what = "zero" if block.origin.startswith("alloc0") else "a copy of its source"
-                    pairs = zip(got, block.expect_fresh, strict=False)
-                    first = next(i for i, (g, e) in enumerate(pairs) if g != e)
-                    raise Violation(
-                        fresh_clauses,
-                        f"{block.origin} at {block.addr:#x} is not {what}: byte {first} is "
-                        f"{got[first]:#04x}, expected {block.expect_fresh[first]:#04x}",
-                    )
-                block.expect_fresh = None
-                continue
-            self._compare(block, got, 0, tuple(dict.fromkeys((*CLAUSES["integrity"], *extra))))
+                self._check_fresh(block, got)
+            else:
+                self._compare(block, got, 0, integrity)
+            if digested:
+                # The digest differed, yet the bytes read back as expected:
+                # the block changed between the two reads, which no correct
+                # allocator does to a live block.
+                raise Violation(
+                    integrity,
+                    f"block {block.handle} ({block.origin}, {block.size} bytes at "
+                    f"{block.addr:#x}) changed while live: its digest differed from the "
+                    "model's, then it read back as expected",
+                )
+
+    def _run_verify(self, requests: list[Request], clauses: tuple[str, ...]) -> list[Response]:
+        try:
+            return self.session.run(requests)
+        except ImplFailure as exc:
+            exc.clauses = clauses  # type: ignore[attr-defined]
+            raise
+
+    def _check_fresh(self, block: Block, got: bytes) -> None:
+        """alloc0 memory reads zero, a copy equals its source (API-002, API-003)."""
+        assert block.expect_fresh is not None
+        if got != block.expect_fresh:
+            zeroed = block.origin.startswith("alloc0")
+            what = "zero" if zeroed else "a copy of its source"
+            pairs = zip(got, block.expect_fresh, strict=False)
+            first = next(i for i, (g, e) in enumerate(pairs) if g != e)
+            raise Violation(
+                ("API-002",) if zeroed else ("API-003",),
+                f"{block.origin} at {block.addr:#x} is not {what}: byte {first} is "
+                f"{got[first]:#04x}, expected {block.expect_fresh[first]:#04x}",
+            )
+        block.expect_fresh = None
+        block.digest = None
 
 
 def failure_of(exc: BaseException) -> StepFailure:

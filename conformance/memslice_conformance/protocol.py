@@ -2,8 +2,10 @@
 
 Rules and theory of operation
 -----------------------------
-The conformance suite drives an allocator only through the eight entry points
-of GLib's slice ABI plus two accessors for the bytes of a block.  Anything
+The conformance suite drives an allocator only through the five allocation
+entry points of GLib's slice ABI plus two accessors for the bytes of a block
+(:class:`SliceAllocator`); the three functions of the configuration API are
+optional (:class:`Configurable`, the ``config`` profile).  Anything
 that satisfies :class:`SliceAllocator` (a Python object, a ctypes wrapper
 around a shared library, a worker process speaking ``memslice-jsonl``) can
 be checked::
@@ -39,6 +41,10 @@ What the suite never asserts (the spec leaves it open): exact addresses, the
 order in which freed memory comes back, strides, and the contents of memory
 that ``alloc`` returned before anybody wrote it.
 
+An implementation that also offers ``get_config``, ``set_config`` and
+``get_config_state`` (:class:`Configurable`) claims the ``config`` profile:
+CONF-002, CONF-004, CONF-010 and CONF-011 bind it there, never in ``core``.
+
 Implementations may additionally expose ``name`` (a display name),
 ``profiles`` (the conformance profiles they claim, see
 :mod:`memslice_conformance.profiles`) and ``thread_exit()`` (run the calling
@@ -49,7 +55,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Described", "SliceAllocator", "ThreadAware"]
+__all__ = ["Configurable", "Described", "SliceAllocator", "ThreadAware"]
 
 
 @runtime_checkable
@@ -107,6 +113,15 @@ class SliceAllocator(Protocol):
     def write(self, addr: int, data: bytes, /) -> None:
         """Store ``data`` at ``addr`` (the suite writes only inside live blocks)."""
         ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """The optional configuration API (the ``config`` profile).
+
+    An implementation with all three methods claims ``config``; one without
+    them is checked on ``core`` only.
+    """
 
     def get_config(self, key: int, /) -> int:
         """``g_slice_get_config``: 0 for keys outside 1..6 (CONF-010)."""

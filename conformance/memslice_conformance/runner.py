@@ -43,7 +43,14 @@ from .failures import HangAbort, ImplHang, ImplUnavailable
 from .impls import Implementation, resolve
 from .machine import Recorder, build_machine
 from .model import Checker, StepFailure, failure_of
-from .profiles import CHECKS, CUSTOM_RUNNERS, PROFILES, NotChecked, expand_profiles
+from .profiles import (
+    CHECKS,
+    CUSTOM_RUNNERS,
+    PROFILE_PREFIXES,
+    PROFILES,
+    NotChecked,
+    expand_profiles,
+)
 from .session import Session, SessionFactory
 from .spec import Spec, SpecError, load_spec
 from .sweeps import run_sweep
@@ -136,8 +143,8 @@ def _load_spec() -> Spec | None:
         return None
 
 
-#: Core MUST clauses that belong to another profile's checks.
-_NOT_CORE_PREFIXES: Final = ("DEBUG",)
+#: Core MUST clauses that belong to another profile's checks (CONF: LOAD-003).
+_NOT_CORE_PREFIXES: Final = tuple(PROFILE_PREFIXES)
 
 
 def _profile_clauses(

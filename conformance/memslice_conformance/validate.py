@@ -7,6 +7,10 @@ language), its author can ask only whether the *wire format* is right::
 
     hello ─► alloc 24 ─► write ─► read ─► free1 ─► alloc 0 ─► bad op ─► shutdown
 
+The configuration ops are sent only to a program that claims ``config`` in
+its ``hello``, and ``digests`` only to one that lists it in ``optional_ops``
+(LOAD-003, LOAD-011).
+
 Every request sent and every response received is validated against the
 published JSON Schema (``schema/protocol-v1.json``); the responses must come
 back in request order with matching ids, carry results of the right type
@@ -22,7 +26,7 @@ from importlib.resources import files
 from typing import cast
 
 from .impls import resolve
-from .jsonl import JSONValue, Request
+from .jsonl import JSONValue, Request, block_digest
 from .worker import WorkerClient, worker_argv
 
 __all__ = ["load_schema", "validate_protocol"]
@@ -62,11 +66,21 @@ def validate_protocol(impl: str) -> list[str]:
         if not isinstance(addr, int) or addr == 0:
             problems.append(f"alloc(24) answered {responses[1]!r}")
             addr = 0
+        hello = responses[0].get("result")
+        claims = hello.get("profiles", []) if isinstance(hello, dict) else []
+        offered = hello.get("optional_ops", []) if isinstance(hello, dict) else []
         more: list[Request] = [
             {"op": "write", "addr": addr, "data": bytes(range(24)).hex()},
             {"op": "read", "addr": addr, "size": 24},
-            {"op": "get_config", "key": 0},
-            {"op": "get_config_state", "key": 1, "address": 0},
+        ]
+        if isinstance(claims, list) and "config" in claims:
+            more += [
+                {"op": "get_config", "key": 0},
+                {"op": "get_config_state", "key": 1, "address": 0},
+            ]
+        if isinstance(offered, list) and "digests" in offered:
+            more.append({"op": "digests", "blocks": [[addr, 24]]})
+        more += [
             {"op": "free1", "size": 24, "addr": addr, "thread": "other"},
             {"op": "thread_exit", "thread": "other"},
             {"op": "alloc", "size": 0},
@@ -93,6 +107,8 @@ def validate_protocol(impl: str) -> list[str]:
                     problems.append(f"result of {op}: {message}")
             if op == "read" and response.get("result") != script[index - 1].get("data"):
                 problems.append("read did not return the bytes just written")
+            if op == "digests" and response.get("result") != [block_digest(bytes(range(24)))]:
+                problems.append("digests did not answer the digest of the bytes written")
     except Exception as exc:
         problems.append(f"{type(exc).__name__}: {exc}")
     finally:

@@ -10,6 +10,8 @@ from memslice_conformance.impls import ALL_PROFILES, resolve
 from memslice_conformance.runner import run_conformance
 
 CORRECTNESS = frozenset({"core", "concurrency"})
+#: The malloc shim and a library with the configuration API (LOAD-003).
+CONFIGURABLE = CORRECTNESS | {"config"}
 
 
 @pytest.mark.glib
@@ -18,25 +20,37 @@ CORRECTNESS = frozenset({"core", "concurrency"})
     [
         ("reference", ALL_PROFILES),
         ("glib", ALL_PROFILES),
-        ("glib:debug-blocks", frozenset({"core", "concurrency", "debug-blocks", "glib-2.74"})),
-        ("reference:debug-blocks", frozenset({"core", "concurrency", "debug-blocks", "glib-2.74"})),
+        ("glib:debug-blocks", CONFIGURABLE | {"debug-blocks", "glib-2.74"}),
+        ("reference:debug-blocks", CONFIGURABLE | {"debug-blocks", "glib-2.74"}),
+        # Under always-malloc get_config_state(CONTENTION_COUNTER) reads
+        # through NULL in GLib 2.74 (CONF-012): config is not claimed.
         ("glib:always-malloc", CORRECTNESS),
         ("reference:always-malloc", CORRECTNESS),
-        ("malloc", CORRECTNESS),
+        ("malloc", CONFIGURABLE),
     ],
 )
 def test_builtin_claims(spec: str, claims: frozenset[str]) -> None:
     assert resolve(spec).profiles == claims
 
 
-def test_a_lib_claims_core_and_concurrency(clib: Callable[[str], str]) -> None:
-    assert resolve(clib("CORRECT")).profiles == CORRECTNESS
+def test_a_lib_claims_core_concurrency_and_config_if_it_exports_it(
+    clib: Callable[[str], str],
+) -> None:
+    """The configuration API is optional: all three functions claim config (LOAD-003)."""
+    assert resolve(clib("CORRECT")).profiles == CONFIGURABLE
+    assert resolve(clib("NO_CONFIG_API")).profiles == CORRECTNESS
+    partial = resolve(clib("PARTIAL_CONFIG_API"))
+    assert partial.profiles == CORRECTNESS
+    [note] = partial.notes
+    assert "g_slice_get_config" in note and "int64_t *g_slice_get_config_state(" in note
 
 
 def test_python_impls_declare_their_claims() -> None:
     impl = resolve("py:profile_support:ClaimsAll")
     assert impl.profiles == ALL_PROFILES
-    assert resolve("py:pyimpls:ArenaAllocator").profiles == frozenset({"core"})
+    # It has get_config, set_config and get_config_state: config (LOAD-003).
+    assert resolve("py:pyimpls:ArenaAllocator").profiles == frozenset({"core", "config"})
+    assert resolve("py:pyimpls:NoConfigAPI").profiles == frozenset({"core"})
 
 
 @pytest.mark.glib
@@ -61,7 +75,7 @@ def test_a_lib_declares_more_claims_through_its_exported_string(
 ) -> None:
     """Unknown names in the string are ignored, known ones added."""
     spec = clib("CLAIMS_REUSE")
-    assert resolve(spec).profiles == CORRECTNESS | {"reuse"}
+    assert resolve(spec).profiles == CONFIGURABLE | {"reuse"}
     report = run_conformance(spec, profiles=["reuse"], checks=["reuse", "trim"])
     assert [(c.name, c.status) for c in report.checks] == [
         ("reuse", "pass"),

@@ -1,6 +1,10 @@
 /* A small, correct slice allocator exporting GLib's g_slice_* ABI, with
  * planted bugs selected at compile time (-DBUG_...), for testing the tester.
  * (BUG_NO_LOCK is thread-unsafe: only the concurrency profile can see it.)
+ * The configuration API is optional (LOAD-003): -DNO_CONFIG_API exports only
+ * the five allocation functions, -DPARTIAL_CONFIG_API only g_slice_get_config,
+ * and -DCONFIG_MUTABLE is a custom allocator whose set_config still changes a
+ * value after the first allocation: correct on core, a CONF-004 violation.
  *
  *   chunk = size rounded up to 16; per-chunk-size LIFO free lists (link word
  *   at offset 0 of a freed chunk) under one mutex; fresh chunks from malloc,
@@ -121,10 +125,25 @@ void g_slice_free_chain_with_offset(size_t n, void *chain, size_t off) {
   }
 }
 
+#if defined(CONFIG_MUTABLE)
+static int64_t config_values[8];
+void g_slice_set_config(int key, int64_t value) {
+  if (key >= 1 && key <= 4) config_values[key] = value;  /* even after first use */
+}
+int64_t g_slice_get_config(int key) {
+  return key >= 1 && key <= 4 ? config_values[key] : 0;
+}
+#elif defined(PARTIAL_CONFIG_API)
+int64_t g_slice_get_config(int key) { (void)key; return 0; }
+#endif
+#if !defined(NO_CONFIG_API) && !defined(PARTIAL_CONFIG_API)
+#ifndef CONFIG_MUTABLE
 void g_slice_set_config(int key, int64_t value) { (void)key; (void)value; }
 int64_t g_slice_get_config(int key) { (void)key; return 0; }
+#endif
 int64_t *g_slice_get_config_state(int key, int64_t address, unsigned *n_values) {
   (void)key; (void)address;
   *n_values = 0;
   return NULL;
 }
+#endif

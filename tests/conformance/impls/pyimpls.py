@@ -350,6 +350,43 @@ class ChainOffset24Bug(ArenaAllocator):
         super().free_chain_with_offset(size, head, 16 if next_offset == 24 else next_offset)
 
 
+class NoConfigAPI:
+    """Correct, with only the allocation API: claims core, not config (LOAD-003)."""
+
+    name = "no-config-api"
+    profiles = frozenset({"core"})
+
+    def __init__(self) -> None:
+        self._arena = ArenaAllocator()
+        self.alloc = self._arena.alloc
+        self.alloc0 = self._arena.alloc0
+        self.copy = self._arena.copy
+        self.free1 = self._arena.free1
+        self.free_chain_with_offset = self._arena.free_chain_with_offset
+        self.read = self._arena.read
+        self.write = self._arena.write
+
+    def close(self) -> None:
+        self._arena.close()
+
+
+class MutableConfig(ArenaAllocator):
+    """Correct allocations, but set_config keeps working after first use:
+    conforms on core, fails only the config profile (CONF-004)."""
+
+    BREAKS = ("CONF-004",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._config: dict[int, int] = {}
+
+    def get_config(self, key: int, /) -> int:
+        return self._config.get(key, 0) if 1 <= key <= 4 else 0
+
+    def set_config(self, key: int, value: int, /) -> None:
+        self._config[key] = value
+
+
 CORRECT: tuple[type[ArenaAllocator], ...] = (
     ArenaAllocator, FifoReuse, GarbageFresh, FarApart, EightAligned,
 )
