@@ -78,7 +78,8 @@ def test_every_call_has_a_frame_and_clause_links_resolve(built: Path) -> None:
 
 def test_next_changes_the_picture_in_headless_chromium(built: Path) -> None:
     shown = "document.querySelector('section.frame:not([hidden])')"
-    with Chromium(built.as_uri() + "#step=5") as browser:
+    with Chromium() as browser:
+        browser.open(built.as_uri() + "#step=5")
         assert browser.evaluate(f"{shown}.dataset.step") == "5"
         before = browser.evaluate(f"{shown}.querySelector('.pictures').innerHTML")
         browser.click("button.next")
