@@ -45,9 +45,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         encoding="utf-8",
     )
     (src / "index.md").write_text(
-        "# Home\n\n```{toctree}\nexplanation/step-through\nreference/spec/index\n```\n",
+        "# Home\n\n```{toctree}\nstart-here\nexplanation/step-through\nreference/spec/index\n```\n",
         encoding="utf-8",
     )
+    # The glossary the extension renders from spec/00-terms.md links the real start page.
+    (src / "start-here.md").write_text("# Start here\n", encoding="utf-8")
     (src / "explanation" / "step-through.md").write_text(
         f"# Step through\n\n```{{memslice-stepper}} howto/examples/{TRACE.name}\n```\n",
         encoding="utf-8",
