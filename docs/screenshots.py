@@ -36,7 +36,7 @@ from typing import Final
 EXT = str(Path(__file__).resolve().parent / "_ext")
 if EXT not in sys.path:
     sys.path.insert(0, EXT)
-from chromium import Chromium  # noqa: E402
+from chromium import Chromium, ChromiumError  # noqa: E402
 
 PAGES: dict[str, str] = {
     # page (relative to the HTML root): screenshot name
@@ -167,23 +167,28 @@ def measure(browser: Chromium, page: Path, name: str) -> Layout:
 
 
 def main(argv: list[str]) -> int:
-    """Screenshot every page of :data:`PAGES`; exit 1 if a page does not fit."""
+    """Screenshot every page of :data:`PAGES`; exit 1 if a page does not fit or the
+    browser is missing or fails."""
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     html, out = Path(argv[0]), Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
-    with Chromium() as browser:
-        for relative, name in PAGES.items():
-            page = html / relative
-            if not page.exists():
-                raise SystemExit(f"{page} is missing: build the docs first")
-            layout = measure(browser, page, relative)
-            failures += layout.problems()
-            png = out / f"{name}.png"
-            browser.screenshot(png)
-            print(f"{png}: {layout.scroll_width} px wide, {layout.images} images")
+    try:
+        with Chromium() as browser:
+            for relative, name in PAGES.items():
+                page = html / relative
+                if not page.exists():
+                    raise SystemExit(f"{page} is missing: build the docs first")
+                layout = measure(browser, page, relative)
+                failures += layout.problems()
+                png = out / f"{name}.png"
+                browser.screenshot(png)
+                print(f"{png}: {layout.scroll_width} px wide, {layout.images} images")
+    except ChromiumError as error:  # no browser, or it failed: say which, exit non-zero
+        print(f"screenshots: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     for failure in failures:
         print("PROBLEM:", failure, file=sys.stderr)
     return 1 if failures else 0
