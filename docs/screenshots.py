@@ -7,43 +7,36 @@ module to run the same checks on every build.
 
 Rules and theory of operation
 -----------------------------
-Debian's ``chromium`` runs headless and is driven over the Chrome DevTools
-Protocol on a pipe (``--remote-debugging-pipe``: the browser reads commands
-from its file descriptor 3 and writes answers to 4, each a JSON object ended
-by a NUL byte), so nothing here needs a network port or a library beyond the
-standard one::
+The browser is the project's one driver, ``docs/_ext/chromium.py`` (headless
+Chromium over the DevTools protocol on a pipe; read its header).  This module
+adds what the docs ask of a page: :func:`measure` opens it in a
+:data:`WIDTH` px window and runs :data:`LAYOUT_PROBE` in it::
 
-    Browser ──Target.createTarget / attachToTarget──▶ one tab (flat session)
-            ──Emulation.setDeviceMetricsOverride──▶ WIDTH x height window
-            ──Page.navigate, wait for Page.loadEventFired──▶ the page
-            ──Runtime.evaluate(LAYOUT_PROBE)──▶ widths, broken images, ...
-            ──Page.captureScreenshot──▶ PNG
+    Chromium.open(page, WIDTH) ──▶ evaluate(LAYOUT_PROBE) ──▶ Layout ──▶ problems()
+                               ──▶ screenshot(png)  (the command line only)
 
 A page *fits* iff ``document.documentElement.scrollWidth <= innerWidth`` and
 no element of its article reaches past the window's right edge outside a box
 that scrolls: a wide table or code block must scroll inside its own box,
 never widen the page or be cut off (Furo hides the page's own overflow).
 An image is *broken* iff it finished loading with ``naturalWidth == 0``.  A
+clause ID is *broken* iff its ``.clause`` element spans two lines.  A
 missing browser is an error, never a skip: install it with
 ``apt-get install -y chromium`` (``.ci/run`` does).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import fcntl
-import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Final
+
+# What docs/conf.py does too: put the docs' own modules, the driver among them, on the path.
+EXT = str(Path(__file__).resolve().parent / "_ext")
+if EXT not in sys.path:
+    sys.path.insert(0, EXT)
+from chromium import Chromium, ChromiumError  # noqa: E402
 
 PAGES: dict[str, str] = {
     # page (relative to the HTML root): screenshot name
@@ -80,21 +73,8 @@ PAGES: dict[str, str] = {
     "reference/benchmarks.html": "reference-benchmarks",
     "reference/spec/traceability.html": "spec-traceability",
 }
-WIDTH = 1280
-#: Flags that make a headless chromium start quickly and touch no network.
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--remote-debugging-pipe",
-)
-
+#: The window every page must fit (a common laptop screen).
+WIDTH: Final = 1280
 # Runs inside the page; returns a JSON-able summary of its layout.
 LAYOUT_PROBE = r"""
 (async () => {
@@ -136,10 +116,6 @@ LAYOUT_PROBE = r"""
 """
 
 
-class BrowserError(RuntimeError):
-    """The browser is missing, died, or answered a command with an error."""
-
-
 @dataclass(frozen=True, slots=True)
 class Layout:
     """What :data:`LAYOUT_PROBE` measured on one page."""
@@ -174,190 +150,45 @@ class Layout:
         return found
 
 
-def executable() -> str:
-    """The chromium executable; raises :class:`BrowserError` with the fix when absent."""
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise BrowserError("chromium not found: install it with `apt-get install -y chromium`")
-
-
-class Browser:
-    """One headless chromium, driven over the DevTools pipe; use as a context manager."""
-
-    def __init__(self, timeout: float = 60.0) -> None:
-        self.timeout = timeout
-        self._profile = tempfile.TemporaryDirectory(prefix="memslice-chromium-")
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-
-        def onto_fds_3_and_4() -> None:  # in the child, before exec
-            read_end = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
-            write_end = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
-            os.dup2(read_end, 3)
-            os.dup2(write_end, 4)
-
-        self._process = subprocess.Popen(
-            [executable(), *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=onto_fds_3_and_4,  # runs before exec; the caller starts no threads here
-            pass_fds=(3, 4),
-        )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self._buffer = b""
-        self._next_id = 0
-        self._events: list[dict[str, Any]] = []
-        self._session = ""
-
-    def __enter__(self) -> Browser:
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self._session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
-        self.call("Page.enable", session=True)
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the browser and remove its throw-away profile."""
-        with contextlib.suppress(BrowserError, OSError):
-            self.call("Browser.close")
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        for fd in (self._to_browser, self._from_browser):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._profile.cleanup()
-
-    # ---------------------------------------------------------------- protocol
-    def _read_message(self, deadline: float) -> dict[str, Any]:
-        while b"\0" not in self._buffer:
-            if time.monotonic() > deadline:
-                raise BrowserError("chromium did not answer in time")
-            chunk = os.read(self._from_browser, 1 << 16)
-            if not chunk:
-                raise BrowserError(f"chromium exited (status {self._process.poll()})")
-            self._buffer += chunk
-        message, _, self._buffer = self._buffer.partition(b"\0")
-        decoded: dict[str, Any] = json.loads(message)
-        return decoded
-
-    def call(self, method: str, session: bool = False, **params: Any) -> dict[str, Any]:
-        """Send one command and return its result; events met meanwhile are kept."""
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = self._session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            answer = self._read_message(deadline)
-            if answer.get("id") == self._next_id:
-                if "error" in answer:
-                    raise BrowserError(f"{method}: {answer['error']}")
-                result: dict[str, Any] = answer.get("result", {})
-                return result
-            self._events.append(answer)
-
-    def _wait_for(self, event: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            for i, seen in enumerate(self._events):
-                if seen.get("method") == event:
-                    del self._events[: i + 1]
-                    return
-            self._events.append(self._read_message(deadline))
-
-    # ---------------------------------------------------------------- pages
-    def open(self, page: Path, height: int = 900, width: int = WIDTH) -> None:
-        """Load ``page`` in a ``width`` x ``height`` window and wait for its load event."""
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            session=True,
-            width=width,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        self._events.clear()
-        self.call("Page.navigate", session=True, url=page.resolve().as_uri())
-        self._wait_for("Page.loadEventFired")
-
-    def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression (awaited if it is a promise)."""
-        result = self.call(
-            "Runtime.evaluate",
-            session=True,
-            expression=expression,
-            awaitPromise=True,
-            returnByValue=True,
-        )
-        if "exceptionDetails" in result:
-            raise BrowserError(f"script failed: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def layout(self, page: Path, name: str) -> Layout:
-        """Open ``page`` and measure it with :data:`LAYOUT_PROBE`."""
-        self.open(page)
-        found = self.evaluate(LAYOUT_PROBE)
-        return Layout(
-            page=name,
-            scroll_width=int(found["scrollWidth"]),
-            inner_width=int(found["innerWidth"]),
-            scroll_height=int(found["scrollHeight"]),
-            images=int(found["images"]),
-            broken_images=tuple(found["broken"]),
-            broken_clauses=tuple(found["brokenClauses"]),
-            cut_elements=tuple(found["cut"]),
-        )
-
-    def screenshot(self, png: Path, max_height: int = 16000) -> None:
-        """Save the whole page open now (up to ``max_height`` px tall) as a PNG."""
-        height = min(int(self.evaluate("document.documentElement.scrollHeight")), max_height)
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            session=True,
-            width=WIDTH,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
-        png.write_bytes(base64.b64decode(data))
+def measure(browser: Chromium, page: Path, name: str) -> Layout:
+    """Open ``page`` in a :data:`WIDTH` px window and measure it with :data:`LAYOUT_PROBE`."""
+    browser.open(page, width=WIDTH)
+    found = browser.evaluate(LAYOUT_PROBE)
+    return Layout(
+        page=name,
+        scroll_width=int(found["scrollWidth"]),
+        inner_width=int(found["innerWidth"]),
+        scroll_height=int(found["scrollHeight"]),
+        images=int(found["images"]),
+        broken_images=tuple(found["broken"]),
+        broken_clauses=tuple(found["brokenClauses"]),
+        cut_elements=tuple(found["cut"]),
+    )
 
 
 def main(argv: list[str]) -> int:
-    """Screenshot every page of :data:`PAGES`; exit 1 if a page does not fit."""
+    """Screenshot every page of :data:`PAGES`; exit 1 if a page does not fit or the
+    browser is missing or fails."""
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     html, out = Path(argv[0]), Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
-    with Browser() as browser:
-        for relative, name in PAGES.items():
-            page = html / relative
-            if not page.exists():
-                raise SystemExit(f"{page} is missing: build the docs first")
-            layout = browser.layout(page, relative)
-            failures += layout.problems()
-            png = out / f"{name}.png"
-            browser.screenshot(png)
-            print(f"{png}: {layout.scroll_width} px wide, {layout.images} images")
+    try:
+        with Chromium() as browser:
+            for relative, name in PAGES.items():
+                page = html / relative
+                if not page.exists():
+                    raise SystemExit(f"{page} is missing: build the docs first")
+                layout = measure(browser, page, relative)
+                failures += layout.problems()
+                png = out / f"{name}.png"
+                browser.screenshot(png)
+                print(f"{png}: {layout.scroll_width} px wide, {layout.images} images")
+    except ChromiumError as error:  # no browser, or it failed: say which, exit non-zero
+        print(f"screenshots: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     for failure in failures:
         print("PROBLEM:", failure, file=sys.stderr)
     return 1 if failures else 0

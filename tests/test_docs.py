@@ -20,9 +20,11 @@ import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import unquote, urldefrag, urlsplit
 
 import pytest
+from chromium import Chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -588,7 +590,8 @@ def test_the_home_page_uses_no_term_before_defining_it(html: Path) -> None:
 
 
 # ----------------------------------------------------------------------- the browser
-def _screenshots_module() -> object:
+def _screenshots_module() -> ModuleType:
+    """docs/screenshots.py, a script outside any package, loaded from its path."""
     import importlib.util
 
     path = DOCS / "screenshots.py"
@@ -608,11 +611,11 @@ def test_the_main_pages_fit_a_1280_px_window_in_chromium(html: Path) -> None:
     shots = _screenshots_module()
     problems: list[str] = []
     measured = 0
-    with shots.Browser() as browser:  # type: ignore[attr-defined]
+    with Chromium() as browser:
         # The main pages, every page of the learning path, and every how-to.
         pages = dict.fromkeys(
             [
-                *shots.PAGES,  # type: ignore[attr-defined]
+                *shots.PAGES,
                 *(f"{name}.html" for name in LEARNING_PATH),
                 *(f"howto/{p.stem}.html" for p in sorted((DOCS / "howto").glob("*.md"))),
             ]
@@ -620,8 +623,8 @@ def test_the_main_pages_fit_a_1280_px_window_in_chromium(html: Path) -> None:
         for relative in pages:
             page = html / relative
             assert page.exists(), relative
-            layout = browser.layout(page, relative)
-            assert layout.inner_width == shots.WIDTH  # type: ignore[attr-defined]
+            layout = shots.measure(browser, page, relative)
+            assert layout.inner_width == shots.WIDTH
             problems += layout.problems()
             measured += layout.images
     assert not problems, "\n".join(problems)
@@ -643,8 +646,8 @@ def test_the_layout_check_catches_what_it_must(tmp_path: Path) -> None:
     }
     for name, body in pages.items():
         (tmp_path / name).write_text(f"<!doctype html><html><body>{body}</body></html>")
-    with shots.Browser() as browser:  # type: ignore[attr-defined]
-        found = {name: browser.layout(tmp_path / name, name) for name in pages}
+    with Chromium() as browser:
+        found = {name: shots.measure(browser, tmp_path / name, name) for name in pages}
     assert not found["cut.html"].fits and found["cut.html"].problems()
     assert found["scrolls.html"].fits and not found["scrolls.html"].problems()
     assert found["broken.html"].broken_images == ("missing.svg",)
@@ -775,7 +778,6 @@ def test_the_benchmark_story_takes_its_numbers_and_words_from_the_data(html: Pat
     import copy
     import json
 
-    sys.path.insert(0, str(DOCS / "_ext"))
     from memslice_results import _number, bench_story
 
     doc = json.loads((ROOT / "benchmarks" / "results" / "results.json").read_text("utf-8"))

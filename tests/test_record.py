@@ -122,7 +122,8 @@ def test_the_step_through_page_steps_in_headless_chromium(recorded: Path) -> Non
         ".filter(e => e.offsetParent !== null); return s.map(e => e.dataset.step); })()"
     )
     picture = "document.querySelector('section.frame:not([hidden]) .pictures').innerHTML"
-    with Chromium(page.as_uri()) as browser:
+    with Chromium() as browser:
+        browser.open(page)
         assert browser.evaluate(visible) == ["0"]
         first = browser.evaluate(picture)
         browser.click("button.next")
@@ -135,7 +136,8 @@ def test_the_step_through_page_steps_in_headless_chromium(recorded: Path) -> Non
         browser.click("button.prev")
         assert browser.evaluate(visible) == ["0"]
     # A link to a call opens on that call.
-    with Chromium(page.as_uri() + "#step=21") as browser:
+    with Chromium() as browser:
+        browser.open(page.as_uri() + "#step=21")
         assert browser.evaluate(visible) == ["21"]
         assert "thread t1 ends" in browser.evaluate(
             "document.querySelector('section.frame:not([hidden]) .call').textContent"

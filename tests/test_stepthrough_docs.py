@@ -45,9 +45,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         encoding="utf-8",
     )
     (src / "index.md").write_text(
-        "# Home\n\n```{toctree}\nexplanation/step-through\nreference/spec/index\n```\n",
+        "# Home\n\n```{toctree}\nstart-here\nexplanation/step-through\nreference/spec/index\n```\n",
         encoding="utf-8",
     )
+    # The glossary the extension renders from spec/00-terms.md links the real start page.
+    (src / "start-here.md").write_text("# Start here\n", encoding="utf-8")
     (src / "explanation" / "step-through.md").write_text(
         f"# Step through\n\n```{{memslice-stepper}} howto/examples/{TRACE.name}\n```\n",
         encoding="utf-8",
@@ -78,7 +80,8 @@ def test_every_call_has_a_frame_and_clause_links_resolve(built: Path) -> None:
 
 def test_next_changes_the_picture_in_headless_chromium(built: Path) -> None:
     shown = "document.querySelector('section.frame:not([hidden])')"
-    with Chromium(built.as_uri() + "#step=5") as browser:
+    with Chromium() as browser:
+        browser.open(built.as_uri() + "#step=5")
         assert browser.evaluate(f"{shown}.dataset.step") == "5"
         before = browser.evaluate(f"{shown}.querySelector('.pictures').innerHTML")
         browser.click("button.next")
