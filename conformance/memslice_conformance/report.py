@@ -4,20 +4,25 @@ Rules and theory of operation
 -----------------------------
 ::
 
-    Report ─► to_json()   {"conforming": bool, "impl", "profiles", "seed",
+    Report ─► to_json()   {"conforming": bool, "status", "incomplete_reason",
+                           "limits": {deadlines, shrink budget}, "impl", "profiles", "seed",
                            "versions": {"spec", "suite", "protocol"},
                            "clauses": [{"id", "level", "status", "checks",
                                         "failures": [{"check", "kind", "message",
                                                       "trace"}]}],
                            "checks": [...]}
-           ─► to_junit()  one <testcase> per clause (failures carry the message)
+           ─► to_junit()  one <testcase> per clause (failures carry the message),
+                          plus an erroring "run finished" case when incomplete
            ─► table()     rich table: clause, level, status, checks
 
 Statuses: ``pass`` (every check citing the clause ran and passed),
 ``fail`` (some failure cites it: violation, error answer, crash or hang),
 ``not-checked`` (the profile is claimed but no shipped check cites it),
 ``not-claimed`` (the implementation does not claim the profile; never
-reported as passed).
+reported as passed).  A check is ``pass``, ``fail``, ``not-checked`` or
+``incomplete`` (stopped by a deadline or Ctrl-C: never a pass, RUN-004).
+A failure carries its shrunk trace, the failing call as a C-like line and
+what the shrinker did (RUN-007).
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ from typing import Final
 from rich.table import Table
 
 from .jsonl import JSONValue
-from .runner import CheckResult, Report
+from .runner import CheckResult, Report, failing_call
 
 __all__ = ["REPORT_FORMAT", "table", "to_json", "to_junit"]
 
 REPORT_FORMAT: Final = "memslice-conformance-report"
 
 _STYLE: Final = {"pass": "green", "fail": "bold red", "not-checked": "yellow",
-                 "not-claimed": "dim"}
+                 "not-claimed": "dim", "incomplete": "yellow"}
 
 
 def _failure_json(check: CheckResult) -> dict[str, JSONValue]:
@@ -47,8 +52,10 @@ def _failure_json(check: CheckResult) -> dict[str, JSONValue]:
         "clauses": list(check.failure.clauses),
         "reproduced_on_replay": check.reproduced,
         "trace_file": check.trace_path,
+        "failing_call": failing_call(check) or None,
     }
     if check.trace is not None:
+        out["shrink"] = check.trace.shrink
         out["trace"] = check.trace.to_json()
     return out
 
@@ -84,6 +91,9 @@ def to_json(report: Report) -> dict[str, JSONValue]:
     return {
         "format": REPORT_FORMAT,
         "conforming": report.conforming,
+        "status": report.status,
+        "incomplete_reason": report.incomplete_reason or None,
+        "limits": dict(report.limits),
         "impl": report.impl,
         "implementation": report.implementation,
         "profiles": list(report.profiles),
@@ -125,12 +135,20 @@ def to_junit(report: Report) -> str:
                 node.text = "\n".join(messages)
             elif clause.status in ("not-checked", "not-claimed"):
                 ET.SubElement(case, "skipped", message=clause.status)
+    if report.status == "incomplete":
+        # An incomplete run must not read as green in CI (RUN-004).
+        suite = ET.SubElement(root, "testsuite", name=f"{report.impl} [run]", tests="1",
+                              errors="1")
+        case = ET.SubElement(suite, "testcase", classname="run", name="run finished")
+        node = ET.SubElement(case, "error", message=report.incomplete_reason[:500])
+        node.text = report.incomplete_reason
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 
 def table(report: Report) -> Table:
     """A rich table with one row per clause."""
-    verdict = "[green]CONFORMING[/]" if report.conforming else "[bold red]NOT CONFORMING[/]"
+    verdict = {"conforming": "[green]CONFORMING[/]", "incomplete": "[yellow]INCOMPLETE[/]"}.get(
+        report.status, "[bold red]NOT CONFORMING[/]")
     out = Table(
         title=f"{report.implementation} ({report.impl}): {verdict}, "
         f"seed {report.seed}, {report.seconds:.1f} s",

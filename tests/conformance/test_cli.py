@@ -41,8 +41,10 @@ def test_run_failing_writes_a_trace_that_replays(tmp_path: Path) -> None:
     assert failed["id"] == "API-006"
     trace_file = Path(failed["failures"][0]["trace_file"])
     assert trace_file.exists()
-    # The trace fails again on the broken implementation, not on a correct one.
-    assert main(["replay", str(trace_file)]) == 1
+    # The trace fails again on the broken implementation, not on a correct one;
+    # the implementation always comes from --impl, never from the trace (RUN-002).
+    assert main(["replay", str(trace_file)]) == 2
+    assert main(["replay", str(trace_file), "--impl", "py:pyimpls:FourAligned"]) == 1
     assert main(["replay", str(trace_file), "--impl", "malloc"]) == 0
 
 
