@@ -126,6 +126,15 @@ def _console() -> Console:
 
 def _output_problem(path: Path, what: str) -> str | None:
     """Why ``path`` cannot take an output file, or None (RUN-006)."""
+    try:
+        return _path_problem(path, what)
+    except OSError as exc:
+        return f"{what} {path}: {exc.strerror or exc}"
+
+
+def _path_problem(path: Path, what: str) -> str | None:
+    if len(path.name.encode()) > 255:
+        return f"{what} {path}: file name too long"
     if path.is_dir():
         return f"{what} {path} is a directory"
     parent = path.parent if str(path.parent) else Path(".")
@@ -136,12 +145,17 @@ def _output_problem(path: Path, what: str) -> str | None:
             return f"{what} {path} is not writable"
     elif not os.access(parent, os.W_OK | os.X_OK):
         return f"{what} {path}: directory {parent} is not writable"
-    if len(path.name.encode()) > 255:
-        return f"{what} {path}: file name too long"
     return None
 
 
 def _trace_dir_problem(path: Path) -> str | None:
+    try:
+        return _dir_problem(path)
+    except OSError as exc:
+        return f"--trace-dir {path}: {exc.strerror or exc}"
+
+
+def _dir_problem(path: Path) -> str | None:
     if path.exists() and not path.is_dir():
         return f"--trace-dir {path} exists and is not a directory"
     try:

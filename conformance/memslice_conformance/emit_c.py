@@ -56,6 +56,9 @@ _PRELUDE: Final = r"""
 #include <stdlib.h>
 #include <string.h>
 
+/* Not every trace uses every helper below. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 /* The g_slice_* ABI (gsize is size_t, gpointer is void *). */
 void *g_slice_alloc(size_t block_size);
 void *g_slice_alloc0(size_t block_size);

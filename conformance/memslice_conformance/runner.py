@@ -47,6 +47,7 @@ import contextlib
 import hashlib
 import re
 import signal
+import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -355,6 +356,27 @@ def _failure_from(exc: BaseException) -> StepFailure:
                            f"implementation raised {safe_text(exc)}", "error")
 
 
+_SUITE_DIR: Final = Path(__file__).resolve().parent
+_STDLIB_DIR: Final = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def _raised_by_suite(exc: BaseException) -> bool:
+    """Whether the innermost frame outside the standard library is the suite's own.
+
+    An exception without clause IDs is either a bug of the suite or something
+    an in-process implementation's code raised (an ``__str__`` that raises,
+    say); only the first is reported as "the check itself failed".
+    """
+    innermost: Path | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        path = Path(tb.tb_frame.f_code.co_filename).resolve()
+        if not path.is_relative_to(_STDLIB_DIR):
+            innermost = path
+        tb = tb.tb_next
+    return innermost is None or innermost.parent == _SUITE_DIR
+
+
 class _Run:
     def __init__(
         self,
@@ -487,7 +509,9 @@ class _Run:
         failure = _failure_from(exc)
         if failure.clauses:
             return failure
-        if isinstance(exc, Exception) and not isinstance(exc, RecursionError):
+        if isinstance(exc, Exception) and not isinstance(exc, RecursionError) and (
+            _raised_by_suite(exc)
+        ):
             return StepFailure(clauses, f"the check itself failed: {failure.message}",
                                "suite-error")
         # SystemExit, KeyboardInterrupt, RecursionError and the like come from
