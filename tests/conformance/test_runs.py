@@ -265,3 +265,19 @@ def test_pytest_deselects_slow_tests_by_default() -> None:
         # An env that runs slow tests asks for them; a later -m overrides addopts.
         if line.strip().startswith("pytest") and "slow" in line:
             assert "-m slow" in line or '-m "not slow"' in line
+
+
+# -- RUN-009
+
+
+def test_fail_fast_stops_at_the_first_failing_check(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    assert main(["run", "--impl", "py:pyimpls:FourAligned", "--check", "sizes_sweep",
+                 "--check", "edges", "--fail-fast", "--quiet", "--shrink-seconds", "2",
+                 "--report", str(report), "--trace-dir", str(tmp_path / "t")]) == 1
+    data = json.loads(report.read_text())
+    # Checks run in the profile's order: edges first, and it fails.
+    assert [(c["name"], c["status"]) for c in data["checks"]] == [("edges", "fail")]
+    assert data["status"] == "not-conforming"
+    sweep_only = [c for c in data["clauses"] if c["id"] == "API-013"]
+    assert sweep_only and sweep_only[0]["status"] == "not-checked"
