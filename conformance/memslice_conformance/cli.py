@@ -49,14 +49,11 @@ from .limits import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .runner import CheckResult, Report
+    from .runner import Report
 
 __all__ = ["EXIT_FAIL", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_UNAVAILABLE", "main"]
 
 EXIT_OK, EXIT_FAIL, EXIT_UNAVAILABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
-#: How many steps before the failing call the FAIL line shows.
-_STEPS_SHOWN = 12
-
 
 def _seconds(text: str) -> float:
     value = float(text)
@@ -167,44 +164,6 @@ def _dir_problem(path: Path) -> str | None:
     return None
 
 
-_HOW: dict[str, str] = {"crash": "crashed", "hang": "hung", "error": "failed",
-                        "violation": "broke the contract"}
-
-
-def _fail_line(check: CheckResult) -> str:
-    """``FAIL check [clauses] call N: <C line> crashed: message`` (RUN-007)."""
-    from .runner import failing_call
-
-    failure = check.failure
-    assert failure is not None
-    where = failing_call(check)
-    how = _HOW.get(failure.kind, failure.kind)
-    head = f"FAIL {check.name} [{', '.join(failure.clauses)}]"
-    if where:
-        return f"{head} {where} {how}: {failure.message}"
-    return f"{head} ({failure.kind}): {failure.message}"
-
-
-def _failure_lines(check: CheckResult) -> list[str]:
-    """The FAIL line's details: the steps before the failing call, and the shrink."""
-    from .trace import call_lines
-
-    out: list[str] = []
-    trace = check.trace
-    if trace is not None and trace.call:
-        lines = call_lines(trace.steps)
-        first = max(0, trace.call - 1 - _STEPS_SHOWN)
-        if trace.call > 1:
-            out.append(f"     steps before it ({trace.call - 1 - first} of {trace.call - 1}):")
-            out.extend(f"       {n:>4}  {lines[n - 1]}" for n in range(first + 1, trace.call))
-        shrink = trace.shrink or {}
-        if shrink:
-            done = "a local minimum" if shrink.get("complete") else "budget spent, not minimal"
-            out.append(f"     shrunk from {shrink.get('from_ops')} to {shrink.get('to_ops')} "
-                       f"calls in {shrink.get('seconds')} s ({done})")
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
     console = _console()
     if args.max_examples < 1:
@@ -274,18 +233,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _finish(report: Report, args: argparse.Namespace, console: Console) -> int:
     """Print the verdict and write the report files, whatever the outcome."""
-    from .report import table, to_json, to_junit
+    from .report import fail_lines, table, to_json, to_junit
 
     console.print(table(report))
     for check in report.checks:
         if check.failure is not None:
-            console.print(_fail_line(check), markup=False, highlight=False)
-            for line in _failure_lines(check):
+            for line in fail_lines(check, report.impl):
                 console.print(line, markup=False, highlight=False)
-            if check.trace_path:
-                console.print(f"     trace: {check.trace_path}  (replay: memslice-conformance "
-                              f"replay {check.trace_path} --impl '{report.impl}' --print)",
-                              markup=False, highlight=False)
         elif check.status == "incomplete":
             console.print(f"[yellow]INCOMPLETE[/] {check.name}: {check.note}", highlight=False)
     status = EXIT_OK

@@ -27,6 +27,7 @@ what the shrinker did (RUN-007).
 
 from __future__ import annotations
 
+import shlex
 import xml.etree.ElementTree as ET
 from typing import Final
 
@@ -34,13 +35,55 @@ from rich.table import Table
 
 from .jsonl import JSONValue
 from .runner import CheckResult, Report, failing_call
+from .trace import call_lines
 
-__all__ = ["REPORT_FORMAT", "table", "to_json", "to_junit"]
+__all__ = ["REPORT_FORMAT", "fail_lines", "table", "to_json", "to_junit"]
 
 REPORT_FORMAT: Final = "memslice-conformance-report"
 
 _STYLE: Final = {"pass": "green", "fail": "bold red", "not-checked": "yellow",
                  "not-claimed": "dim", "incomplete": "yellow"}
+
+
+#: How many calls before the failing one a FAIL message shows.
+STEPS_SHOWN: Final = 12
+
+_HOW: Final = {"crash": "crashed", "hang": "hung", "error": "failed",
+               "violation": "broke the contract"}
+
+
+def fail_lines(check: CheckResult, impl: str = "IMPL") -> list[str]:
+    """A failed check as the CLI and the pytest plugin show it (RUN-007)::
+
+        FAIL check [clauses] call N: <C call> crashed: <message>
+             steps before it (k of N-1):
+                  1  b1 = g_slice_alloc(16);
+             shrunk from 53 to 4 calls in 8.6 s (a local minimum)
+             trace: FILE
+    """
+    failure = check.failure
+    assert failure is not None
+    where = failing_call(check)
+    head = f"FAIL {check.name} [{', '.join(failure.clauses)}]"
+    if where:
+        out = [f"{head} {where} {_HOW.get(failure.kind, failure.kind)}: {failure.message}"]
+    else:
+        out = [f"{head} ({failure.kind}): {failure.message}"]
+    trace = check.trace
+    if trace is not None and trace.call > 1:
+        lines = call_lines(trace.steps)
+        first = max(0, trace.call - 1 - STEPS_SHOWN)
+        out.append(f"     steps before it ({trace.call - 1 - first} of {trace.call - 1}):")
+        out.extend(f"       {n:>4}  {lines[n - 1]}" for n in range(first + 1, trace.call))
+    if trace is not None and trace.shrink:
+        shrink = trace.shrink
+        done = "a local minimum" if shrink.get("complete") else "budget spent, not minimal"
+        out.append(f"     shrunk from {shrink.get('from_ops')} to {shrink.get('to_ops')} "
+                   f"calls in {shrink.get('seconds')} s ({done})")
+    if check.trace_path:
+        out.append(f"     trace: {check.trace_path}  (replay: memslice-conformance replay "
+                   f"{shlex.quote(check.trace_path)} --impl {shlex.quote(impl)} --print)")
+    return out
 
 
 def _failure_json(check: CheckResult) -> dict[str, JSONValue]:
