@@ -65,7 +65,9 @@ def fail_lines(check: CheckResult, impl: str = "IMPL") -> list[str]:
     assert failure is not None
     where = failing_call(check)
     head = f"FAIL {check.name} [{', '.join(failure.clauses)}]"
-    if where:
+    if where.endswith(":"):  # a batch: the message names the call
+        out = [f"{head} {where} {failure.kind}: {failure.message}"]
+    elif where:
         out = [f"{head} {where} {_HOW.get(failure.kind, failure.kind)}: {failure.message}"]
     else:
         out = [f"{head} ({failure.kind}): {failure.message}"]

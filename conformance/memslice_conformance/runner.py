@@ -74,7 +74,7 @@ from .machine import Recorder, build_machine
 from .model import Checker, StepFailure, failure_of
 from .profiles import CHECKS, CUSTOM_RUNNERS, PROFILES, NotChecked, expand_profiles
 from .session import Response, Session, SessionFactory, WorkerSession
-from .shrink import Shrinker
+from .shrink import Shrinker, WarmSessions
 from .spec import Spec, SpecError, load_spec
 from .sweeps import run_sweep
 from .threads import Program, programs, run_program
@@ -101,6 +101,8 @@ STEPS_PER_EXAMPLE: Final = 40
 SHRINK_SECONDS: Final = {"machine": 12.0, "threads": 6.0}
 _FIRST_DEADLINE: Final = EXCHANGE_DEADLINE
 _AFTER_HANG_DEADLINE: Final = 3.0
+#: Worker processes kept starting while a failure is shrunk (see WarmSessions).
+_WARM_WORKERS: Final = 3
 
 
 class RunInterrupted(BaseException):
@@ -523,7 +525,9 @@ class _Run:
         """Delta-debug a failing trace within the shrink budget (RUN-007)."""
         if trace.failure is not None and trace.failure.kind == "hang":
             return trace, None
-        factory = SessionFactory(self.impl, deadline=self.deadline)
+        warm = 1 if self.impl.kind == "in-process" else _WARM_WORKERS
+        factory = WarmSessions(
+            [SessionFactory(self.impl, deadline=self.deadline) for _ in range(warm)])
         shrinker = Shrinker(trace, factory, self.shrink_seconds)
         try:
             # A grace beyond the budget bounds a single replay that overruns it.
@@ -740,13 +744,21 @@ def run_conformance(
 
 
 def failing_call(check: CheckResult) -> str:
-    """``call N: <C line>`` for a failed check with a trace, else ""."""
+    """``call N: <C line>`` for a failed check with a trace, else "".
+
+    When the failing step ran several calls as one batch (shrinking could
+    not serialise it), ``calls A..N (one batch):``, and the failure's
+    message names the call.
+    """
     trace = check.trace
     if trace is None or not trace.call:
         return ""
     lines = call_lines(trace.steps)
     if trace.call > len(lines):
         return ""
+    if trace.call_first and trace.call_first < trace.call:
+        # A batch that could not be serialised: the message says which call.
+        return f"calls {trace.call_first}..{trace.call} (one batch):"
     # The call itself, without the line's trailing annotation.
     return f"call {trace.call}: {lines[trace.call - 1].split(';', 1)[0]}"
 

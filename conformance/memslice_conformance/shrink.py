@@ -16,7 +16,9 @@ after the check (RUN-007)::
       │     rest without running anything; a survivor is replayed on a
       │     fresh session and kept iff it shows the same failure
       └── serialise: one op per step, kept iff it still fails the same way
-          (a race needs its batch; most bugs do not, and C reads better)
+          (a race needs its batch; most bugs do not, and C reads better);
+          tried when the failing step still holds several calls, with the
+          last fifth of the budget kept for it
 
 "The same failure" is the same kind (violation, error, crash, hang) and,
 for a violation or error, the same first clause; for a crash the same
@@ -38,10 +40,10 @@ from dataclasses import dataclass, replace
 
 from .jsonl import JSONValue
 from .model import Op, StepFailure
-from .session import SessionFactory
+from .session import Session, SessionFactory
 from .trace import ReplayOutcome, Trace, TraceError, check_steps, replay_outcome
 
-__all__ = ["ShrinkResult", "Shrinker", "same_failure"]
+__all__ = ["ShrinkResult", "Shrinker", "WarmSessions", "same_failure"]
 
 #: One op and the index of the step it belongs to in the original trace.
 _Unit = tuple[int, Op]
@@ -117,6 +119,30 @@ def _regroup(units: Sequence[_Unit]) -> tuple[tuple[Op, ...], ...]:
     return tuple(tuple(s) for s in steps)
 
 
+class WarmSessions:
+    """Fresh sessions from several factories in turn, so several processes warm at once.
+
+    Every candidate needs a fresh instance; for a worker that is a new
+    process, whose start-up (about half a second of wall time on a busy
+    machine) dwarfs a short replay.  Each :class:`SessionFactory` keeps one
+    spare process starting in the background; taking sessions from ``k``
+    factories in turn gives each spare ``k`` replays' time to be ready.
+    """
+
+    def __init__(self, factories: Sequence[SessionFactory]) -> None:
+        self.factories = list(factories)
+        self._next = 0
+
+    def open(self) -> Session:
+        factory = self.factories[self._next % len(self.factories)]
+        self._next += 1
+        return factory.open()
+
+    def close(self) -> None:
+        for factory in self.factories:
+            factory.close()
+
+
 class Shrinker:
     """Delta debugging of one trace against one implementation (see module doc).
 
@@ -127,7 +153,7 @@ class Shrinker:
     def __init__(
         self,
         trace: Trace,
-        factory: SessionFactory,
+        factory: SessionFactory | WarmSessions,
         budget: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -136,6 +162,7 @@ class Shrinker:
         self.clock = clock
         self.started = clock()
         self.stop_at = self.started + budget
+        self.ddmin_stop = self.stop_at
         self.replays = 0
         self.reproduced = False
         self.complete = False
@@ -143,7 +170,7 @@ class Shrinker:
         self._target: StepFailure | None = trace.failure
 
     def _time_left(self) -> bool:
-        return self.clock() < self.stop_at
+        return self.clock() < self.ddmin_stop
 
     def _try(self, steps: tuple[tuple[Op, ...], ...]) -> ReplayOutcome | None:
         """Replay a candidate; its outcome if it fails the same way, else None."""
@@ -161,7 +188,8 @@ class Shrinker:
         """Keep a failing candidate, cut after the call that failed."""
         kept = list(units[: outcome.call])
         self.best = replace(
-            self.original, steps=_regroup(kept), failure=outcome.failure, call=outcome.call
+            self.original, steps=_regroup(kept), failure=outcome.failure, call=outcome.call,
+            call_first=outcome.first,
         )
         return kept
 
@@ -180,12 +208,17 @@ class Shrinker:
         units = self._accept(units, first)
         if self.original.failure.kind == "hang":
             return self.result()
+        # The last fifth of the budget is kept for serialising, which names
+        # the one failing call of a batch.
+        self.ddmin_stop = self.started + 0.8 * (self.stop_at - self.started)
         units = self._ddmin(units)
-        if self._time_left():
+        if self.best.call_first != self.best.call and self.clock() < self.stop_at:
             serial = [(index, op) for index, (_, op) in enumerate(units)]
             outcome = self._try(_regroup(serial))
             if outcome is not None:
                 units = self._accept(serial, outcome)
+            else:
+                self.complete = False
         return self.result()
 
     def _ddmin(self, units: list[_Unit]) -> list[_Unit]:

@@ -50,17 +50,18 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from .failures import ImplFailure, Violation
 from .jsonl import JSONValue
 from .model import Checker, Op, StepFailure, failure_of
-from .session import SessionFactory
+from .session import Session
 
 __all__ = [
     "MAX_TRACE_BYTES",
     "TRACE_FORMAT",
     "ReplayOutcome",
+    "SessionOpener",
     "Trace",
     "TraceError",
     "call_lines",
@@ -111,8 +112,11 @@ class Trace:
     steps: tuple[tuple[Op, ...], ...]
     #: What the shrinker did (see :mod:`memslice_conformance.shrink`), if it ran.
     shrink: dict[str, JSONValue] | None = None
-    #: The failing call, numbered from 1 over the flattened ops (0: unknown).
+    #: The failing call, numbered from 1 over the flattened ops (0: unknown);
+    #: when the failing step ran several calls as one batch, the last of them.
     call: int = 0
+    #: The first call of the failing step (== call when the step is one call).
+    call_first: int = 0
 
     @property
     def op_count(self) -> int:
@@ -127,6 +131,7 @@ class Trace:
                 "kind": self.failure.kind,
                 "message": self.failure.message,
                 "call": self.call or None,
+                "call_first": (self.call_first or self.call) or None,
                 "call_text": lines[self.call - 1] if 0 < self.call <= len(lines) else None,
             }
         steps: list[JSONValue] = []
@@ -225,7 +230,7 @@ def parse_trace(raw: object, source: str = "trace") -> Trace:
     check_steps(steps, source)
     failure = None
     recorded = raw.get("failure")
-    call = 0
+    call = call_first = 0
     if isinstance(recorded, dict):
         failure = StepFailure(
             tuple(recorded.get("clauses", ())),
@@ -233,6 +238,7 @@ def parse_trace(raw: object, source: str = "trace") -> Trace:
             str(recorded.get("kind", "")),
         )
         call = int(recorded.get("call") or 0)
+        call_first = int(recorded.get("call_first") or call)
     shrink = raw.get("shrink")
     return Trace(
         str(raw.get("check", "?")),
@@ -242,6 +248,7 @@ def parse_trace(raw: object, source: str = "trace") -> Trace:
         steps,
         shrink if isinstance(shrink, dict) else None,
         call,
+        call_first,
     )
 
 
@@ -375,16 +382,26 @@ def call_lines(steps: Sequence[Sequence[Op]]) -> list[str]:
 # -- replay
 
 
+class SessionOpener(Protocol):
+    """Anything that opens fresh sessions, such as a ``SessionFactory``."""
+
+    def open(self) -> Session:
+        """A fresh instance of the implementation."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayOutcome:
-    """What a replay showed: the failure (or None) and the call it came at."""
+    """What a replay showed: the failure (or None) and the calls it came at."""
 
     failure: StepFailure | None
     #: The last call of the step that failed, numbered from 1 (0: no failure).
     call: int
+    #: The first call of that step (== call for a step of one call).
+    first: int = 0
 
 
-def replay_outcome(trace: Trace, factory: SessionFactory) -> ReplayOutcome:
+def replay_outcome(trace: Trace, factory: SessionOpener) -> ReplayOutcome:
     """Re-run ``trace`` on a fresh session; what it shows, and where."""
     session = factory.open()
     checker = Checker(session)
@@ -394,12 +411,12 @@ def replay_outcome(trace: Trace, factory: SessionFactory) -> ReplayOutcome:
             done += len(step)
             checker.step(list(step))
     except (Violation, ImplFailure) as exc:
-        return ReplayOutcome(failure_of(exc), done)
+        return ReplayOutcome(failure_of(exc), done, done - len(step) + 1)
     finally:
         session.close()
     return ReplayOutcome(None, 0)
 
 
-def replay(trace: Trace, factory: SessionFactory) -> StepFailure | None:
+def replay(trace: Trace, factory: SessionOpener) -> StepFailure | None:
     """Re-run ``trace`` on a fresh session; the failure it shows, or None."""
     return replay_outcome(trace, factory).failure
