@@ -259,7 +259,9 @@ def _time_limit(seconds: float | None, what: str) -> Iterator[None]:
         raise OutOfTime(what, seconds)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    # Repeating: an exception raised where Python ignores it (a gc callback,
+    # a __del__) would be lost; the next tick raises it again.
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001), 0.5)
     try:
         yield
     finally:
@@ -530,11 +532,9 @@ class _Run:
             [SessionFactory(self.impl, deadline=self.deadline) for _ in range(warm)])
         shrinker = Shrinker(trace, factory, self.shrink_seconds)
         try:
-            # A grace beyond the budget bounds a single replay that overruns it.
-            with _time_limit(self.shrink_seconds + 2 * self.deadline + 5, "shrinking"):
-                result = shrinker.run()
-        except OutOfTime:
-            result = shrinker.result()
+            # The budget is checked between replays, and each exchange of a
+            # replay has its deadline: no alarm is needed here.
+            result = shrinker.run()
         except RunInterrupted:
             raise
         except BaseException:
@@ -644,7 +644,7 @@ def run_conformance(
     *,
     check_deadline: float = DEFAULT_CHECK_DEADLINE,
     run_deadline: float = DEFAULT_RUN_DEADLINE,
-    trace_shrink_seconds: float = DEFAULT_SHRINK_SECONDS,
+    trace_shrink_seconds: float | None = None,
     fail_fast: bool = False,
 ) -> Report:
     """Check ``impl`` against ``profiles``; never raises for a bad implementation.
@@ -653,7 +653,8 @@ def run_conformance(
     implementation counts as hung; ``shrink_seconds`` caps Hypothesis's
     shrinking per check (default :data:`SHRINK_SECONDS`);
     ``trace_shrink_seconds`` caps the delta debugging of each failing trace
-    (RUN-007).  ``check_deadline`` and ``run_deadline`` bound each check and
+    (RUN-007; default ``shrink_seconds`` if that is given, else
+    :data:`DEFAULT_SHRINK_SECONDS`).  ``check_deadline`` and ``run_deadline`` bound each check and
     the whole run, loading included (RUN-005): a check that runs out of time
     is "incomplete", never passed.  ``fail_fast`` stops after the first
     failing check.  The user's Ctrl-C ends the run early with status
@@ -675,6 +676,12 @@ def run_conformance(
     run.check_deadline = check_deadline
     run.run_deadline = run_deadline
     run.run_stop_at = started + run_deadline
+    # One knob for callers in a hurry: a Hypothesis shrink cap also caps
+    # the delta debugging, unless that has its own.
+    if trace_shrink_seconds is None:
+        trace_shrink_seconds = (
+            DEFAULT_SHRINK_SECONDS if shrink_seconds is None else shrink_seconds
+        )
     run.shrink_seconds = trace_shrink_seconds
     if shrink_seconds is not None:
         run.shrink = {kind: shrink_seconds for kind in SHRINK_SECONDS}

@@ -11,10 +11,15 @@ after the check (RUN-007)::
       │                     (does not reproduce: kept as it is, said so)
       ├── cut after the failing step
       ├── ddmin over ops: drop chunks of n/2, n/4, ... then single ops
+      │     (candidates replayed with one read of the live blocks after the
+      │      last step, not after each: half the round trips)
       │     a candidate drops its ops *and* every later op on a block they
       │     created (so it stays a valid trace); check_steps() rejects the
       │     rest without running anything; a survivor is replayed on a
       │     fresh session and kept iff it shows the same failure
+      ├── replay the result as the check ran it (every step verified) to
+      │     find the failing call; if it no longer fails, the last confirmed
+      │     trace is kept
       └── serialise: one op per step, kept iff it still fails the same way
           (a race needs its batch; most bugs do not, and C reads better);
           tried when the failing step still holds several calls, with the
@@ -163,6 +168,7 @@ class Shrinker:
         self.started = clock()
         self.stop_at = self.started + budget
         self.ddmin_stop = self.stop_at
+        self.verify_each_step = True
         self.replays = 0
         self.reproduced = False
         self.complete = False
@@ -179,14 +185,15 @@ class Shrinker:
         except TraceError:
             return None
         self.replays += 1
-        outcome = replay_outcome(replace(self.original, steps=steps), self.factory)
+        outcome = replay_outcome(replace(self.original, steps=steps), self.factory,
+                                 verify_each_step=self.verify_each_step)
         if self._target is None or not same_failure(self._target, outcome.failure):
             return None
         return outcome
 
     def _accept(self, units: Sequence[_Unit], outcome: ReplayOutcome) -> list[_Unit]:
-        """Keep a failing candidate, cut after the call that failed."""
-        kept = list(units[: outcome.call])
+        """Keep a failing candidate, cut after the call that failed (when known)."""
+        kept = list(units) if outcome.at_end else list(units[: outcome.call])
         self.best = replace(
             self.original, steps=_regroup(kept), failure=outcome.failure, call=outcome.call,
             call_first=outcome.first,
@@ -211,7 +218,17 @@ class Shrinker:
         # The last fifth of the budget is kept for serialising, which names
         # the one failing call of a batch.
         self.ddmin_stop = self.started + 0.8 * (self.stop_at - self.started)
+        confirmed, confirmed_units = self.best, units
+        self.verify_each_step = False
         units = self._ddmin(units)
+        self.verify_each_step = True
+        # Candidates were tested with one read of the live blocks at the end;
+        # the result is replayed as the check ran it, to find its call.
+        outcome = self._try(self.best.steps)
+        if outcome is None:
+            self.best, units, self.complete = confirmed, confirmed_units, False
+        else:
+            units = self._accept(units, outcome)
         if self.best.call_first != self.best.call and self.clock() < self.stop_at:
             serial = [(index, op) for index, (_, op) in enumerate(units)]
             outcome = self._try(_regroup(serial))
