@@ -10,11 +10,14 @@ after the check (RUN-007)::
     trace (steps of ops) ─► replay once: the failure to keep, and its call
       │                     (does not reproduce: kept as it is, said so)
       ├── cut after the failing step
+      ├── drop every op of one kind at once (all writes, all config
+      │     queries, ...): a replay per kind, often most of the trace
       ├── ddmin over ops: drop chunks of n/2, n/4, ... then single ops
       │     (candidates replayed with one read of the live blocks after the
       │      last step, not after each: half the round trips)
       │     a candidate drops its ops *and* every later op on a block they
-      │     created (so it stays a valid trace); check_steps() rejects the
+      │     created (a chain free loses just those nodes), so it stays a
+      │     valid trace; check_steps() rejects the
       │     rest without running anything; a survivor is replayed on a
       │     fresh session and kept iff it shows the same failure
       ├── replay the result as the check ran it (every step verified) to
@@ -42,6 +45,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Final
 
 from .jsonl import JSONValue
 from .model import Op, StepFailure
@@ -82,6 +86,13 @@ class ShrinkResult:
     seconds: float
 
 
+#: Kinds of op that create no block, tried first as whole groups (see _drop_kinds).
+_DROPPABLE_KINDS: Final = (
+    "write", "check", "alloc_zero", "free_null", "chain_null", "get_config",
+    "get_config_known", "get_config_state", "set_config_late", "thread_exit",
+)
+
+
 def _handles_created(op: Op) -> list[str]:
     created = op.get("as")
     return [str(created)] if created is not None else []
@@ -107,6 +118,13 @@ def _drop(units: Sequence[_Unit], start: int, stop: int) -> list[_Unit]:
             gone.update(_handles_created(op))
             continue
         if gone and any(h in gone for h in _handles_used(op)):
+            nodes = op.get("blocks")
+            if isinstance(nodes, list):
+                # A chain loses only the nodes that are gone: a shorter chain.
+                left: list[JSONValue] = [h for h in nodes if str(h) not in gone]
+                if left:
+                    kept.append((step, {**op, "blocks": left}))
+                continue
             gone.update(_handles_created(op))
             continue
         kept.append((step, op))
@@ -220,6 +238,7 @@ class Shrinker:
         self.ddmin_stop = self.started + 0.8 * (self.stop_at - self.started)
         confirmed, confirmed_units = self.best, units
         self.verify_each_step = False
+        units = self._drop_kinds(units)
         units = self._ddmin(units)
         self.verify_each_step = True
         # Candidates were tested with one read of the live blocks at the end;
@@ -237,6 +256,20 @@ class Shrinker:
             else:
                 self.complete = False
         return self.result()
+
+    def _drop_kinds(self, units: list[_Unit]) -> list[_Unit]:
+        """Try dropping every op of one kind at once (all writes, say): one replay each."""
+        for kind in _DROPPABLE_KINDS:
+            if not self._time_left():
+                break
+            candidate = [(step, op) for step, op in units[:-1] if op["op"] != kind]
+            if len(candidate) == len(units) - 1:
+                continue
+            candidate.append(units[-1])
+            outcome = self._try(_regroup(candidate))
+            if outcome is not None:
+                units = self._accept(candidate, outcome)
+        return units
 
     def _ddmin(self, units: list[_Unit]) -> list[_Unit]:
         chunk = max(1, len(units) // 2)
