@@ -12,6 +12,7 @@ after the check (RUN-007)::
       ├── cut after the failing step
       ├── drop every op of one kind at once (all writes, all config
       │     queries, ...): a replay per kind, often most of the trace
+      │     (once ddmin has brought the trace under 400 ops)
       ├── ddmin over ops: drop chunks of n/2, n/4, ... then single ops
       │     (candidates replayed with one read of the live blocks after the
       │      last step, not after each: half the round trips)
@@ -91,6 +92,10 @@ _DROPPABLE_KINDS: Final = (
     "write", "check", "alloc_zero", "free_null", "chain_null", "get_config",
     "get_config_known", "get_config_state", "set_config_late", "thread_exit",
 )
+
+
+#: Traces longer than this (ops) are halved by ddmin before kinds are dropped.
+_KIND_DROP_LIMIT: Final = 400
 
 
 def _handles_created(op: Op) -> list[str]:
@@ -238,7 +243,6 @@ class Shrinker:
         self.ddmin_stop = self.started + 0.8 * (self.stop_at - self.started)
         confirmed, confirmed_units = self.best, units
         self.verify_each_step = False
-        units = self._drop_kinds(units)
         units = self._ddmin(units)
         self.verify_each_step = True
         # Candidates were tested with one read of the live blocks at the end;
@@ -273,7 +277,14 @@ class Shrinker:
 
     def _ddmin(self, units: list[_Unit]) -> list[_Unit]:
         chunk = max(1, len(units) // 2)
+        kinds_tried = False
         while units and self._time_left():
+            if not kinds_tried and len(units) <= _KIND_DROP_LIMIT:
+                # Cheap on a short trace; on a long one each replay is dear
+                # and halving the trace pays first.
+                kinds_tried = True
+                units = self._drop_kinds(units)
+                chunk = max(1, min(chunk, len(units) // 2))
             start = 0
             progressed = False
             while start < len(units) and self._time_left():
