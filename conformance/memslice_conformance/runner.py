@@ -158,7 +158,8 @@ class Report:
     status: str = "not-conforming"
     #: The limits the run ran under: deadlines and the shrink budget (seconds).
     limits: dict[str, float] = field(default_factory=dict)
-    #: Why the run is incomplete ("" when it is not).
+    #: Why the run stopped early or some check did not finish ("" when neither);
+    #: set also when a check failed too (status "not-conforming").
     incomplete_reason: str = ""
 
 
@@ -536,7 +537,9 @@ class _Run:
             # replay has its deadline: no alarm is needed here.
             result = shrinker.run()
         except RunInterrupted:
-            raise
+            # Keep the failure found and the best trace so far; the run
+            # stops after this check (see run_conformance).
+            result = shrinker.result()
         except BaseException:
             result = shrinker.result()
         finally:
@@ -699,6 +702,9 @@ def run_conformance(
             for name in selected:
                 result = run.run_check(name)
                 results.append(result)
+                if run.user.interrupted:
+                    reason = "interrupted by the user (Ctrl-C)"
+                    break
                 if result.status == "incomplete" and time.monotonic() >= run.run_stop_at:
                     reason = f"the run's {run_deadline:g} s deadline passed"
                     break
@@ -746,7 +752,7 @@ def run_conformance(
             "run_deadline_seconds": run_deadline,
             "shrink_seconds_per_failure": trace_shrink_seconds,
         },
-        incomplete_reason=reason if status == "incomplete" else "",
+        incomplete_reason=reason,
     )
 
 
