@@ -17,7 +17,8 @@ step, what the suite's :class:`~memslice_conformance.model.Checker` checks
       named threads    run_on(thread, call_N): a pthread per trace thread name,
                        driven one call at a time; "pthread_exit" ends it
       call_1..call_N   one small function per call, numbered as in the trace
-      main()           the steps in order, verify() after each
+      main()           dirty_heap() (garbage in fresh memory, as in the suite's
+                       worker), then the steps in order, verify() after each
 
 Build and run: ``gcc repro.c -L. -lmyslice -lpthread && LD_LIBRARY_PATH=. ./a.out``
 (or under gdb, or with ``-fsanitize=address``).  Exit status 0: no failure;
@@ -154,6 +155,21 @@ static void *link_chain(const int *nodes, int n, size_t next_offset) {
     memcpy(blk[nodes[i]].p + next_offset, &next, sizeof next);
   }
   return blk[nodes[0]].p;
+}
+
+/* The suite's worker is a running process whose heap holds garbage; a fresh
+ * C process's heap is zero.  Dirtying it first makes "fresh" memory hold
+ * garbage here too, so a bug that reads a never-written word misbehaves the
+ * same way.  It makes no g_slice_* call. */
+static void dirty_heap(void) {
+  for (size_t size = 16; size <= 4096; size += 16) {
+    void *blocks[8];
+    for (int i = 0; i < 8; i++) {
+      blocks[i] = malloc(size);
+      if (blocks[i]) memset(blocks[i], 0xa5, size);
+    }
+    for (int i = 0; i < 8; i++) free(blocks[i]);
+  }
 }
 
 /* -- named threads: each trace thread is a pthread that runs one call at a time */
@@ -390,6 +406,6 @@ def emit_c(trace: Trace) -> str:
                 exits.append(thread)
         main_body.extend(f"  end_thread({t});" for t in exits)
         main_body.append("  verify();")
-    out.append("int main(void) {\n" + "\n".join(main_body) +
+    out.append("int main(void) {\n  dirty_heap();\n" + "\n".join(main_body) +
                '\n  printf("no failure: %d calls made\\n", call_no);\n  return 0;\n}\n')
     return "\n".join(out)
