@@ -81,6 +81,7 @@ static struct {
 
 static int call_no;
 static const char *call_text;
+static const char *const handle_name[NBLOCKS];
 
 static void fail(const char *clause, const char *format, ...) {
   va_list args;
@@ -105,8 +106,9 @@ static void born(int h, void *got, size_t size, int kind, const unsigned char *s
     fail("API-006", "returned %p, not aligned to sizeof(void *)", got);
   for (int o = 0; o < NBLOCKS; o++)
     if (blk[o].live && p < blk[o].p + blk[o].size && blk[o].p < p + size)
-      fail("API-004", "returned [%p, %p), which overlaps live block %d [%p, %p)",
-           got, (void *)(p + size), o, (void *)blk[o].p, (void *)(blk[o].p + blk[o].size));
+      fail("API-004", "returned [%p, %p), which overlaps live block %s [%p, %p)",
+           got, (void *)(p + size), handle_name[o], (void *)blk[o].p,
+           (void *)(blk[o].p + blk[o].size));
   blk[h].p = p;
   blk[h].size = size;
   blk[h].want = calloc(size, 1);
@@ -139,8 +141,9 @@ static void wrote(int h, size_t offset, const unsigned char *data, size_t n) {
 static void check_block(int h, const unsigned char *got) {
   for (size_t i = 0; i < blk[h].size; i++)
     if (blk[h].known[i] && got[i] != blk[h].want[i])
-      fail("API-005", "live block %d (%zu bytes at %p) changed: byte %zu is 0x%02x, "
-           "expected 0x%02x", h, blk[h].size, (void *)blk[h].p, i, got[i], blk[h].want[i]);
+      fail("API-005", "live block %s (%zu bytes at %p) changed: byte %zu is 0x%02x, "
+           "expected 0x%02x", handle_name[h], blk[h].size, (void *)blk[h].p, i, got[i],
+           blk[h].want[i]);
 }
 
 static void verify(void) {
@@ -383,8 +386,12 @@ def emit_c(trace: Trace) -> str:
     ]
     out = ["\n".join(head), _PRELUDE.replace("@CONFIG@", _CONFIG if uses_config else "")]
     if names.handles:
+        quoted = ", ".join(f'"{_c_string(h)}"' for h in names.handles)
         out.append("/* The trace's blocks, by handle. */\n"
-                   f"enum {{ {', '.join(names.handles.values())} }};\n")
+                   f"enum {{ {', '.join(names.handles.values())} }};\n"
+                   f"static const char *const handle_name[NBLOCKS] = {{{quoted}}};\n")
+    else:
+        out.append('static const char *const handle_name[NBLOCKS] = {""};\n')
     numbered = ", ".join(f"{t} = {i}" for t, i in names.threads.items())
     out.append(f"/* The trace's threads: {numbered} */\n")
     number = 0
