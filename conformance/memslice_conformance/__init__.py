@@ -15,8 +15,10 @@ Modules, lowest first: ``protocol`` (the ``SliceAllocator`` contract),
 ``jsonl`` (wire protocol), ``executor`` (named OS threads), ``native``
 (ctypes adapters), ``worker`` (process + client), ``impls`` (``--impl``
 strings), ``session``, ``model`` (the checker), ``machine`` / ``sweeps`` /
-``threads`` (the checks), ``profiles``, ``trace``, ``runner``, ``report``,
-``cli``, ``pytest_plugin``, ``validate``; ``spec`` parses ``spec/``.
+``threads`` (the checks), ``profiles``, ``trace``, ``shrink`` (delta
+debugging of failing traces), ``emit_c`` (traces as C programs), ``runner``,
+``report``, ``cli``, ``pytest_plugin``, ``validate``; ``spec`` parses
+``spec/``; ``limits`` holds the default examples, deadlines and budgets.
 
 Names are exported lazily so that a worker process starts without importing
 Hypothesis or the checks it never runs.

@@ -6,46 +6,68 @@ Rules and theory of operation
 
     memslice-conformance run [--impl IMPL] [--profile P ...] [--max-examples N]
                              [--seed S] [--report F.json] [--junit F.xml]
-                             [--trace-dir DIR] [--check NAME ...]
-    memslice-conformance replay TRACE.json [--impl IMPL]
+                             [--trace-dir DIR] [--check NAME ...] [--fail-fast]
+                             [--check-deadline S] [--run-deadline S]
+                             [--shrink-seconds S]
+    memslice-conformance replay TRACE.json --impl IMPL [--print] [--emit-c FILE.c]
     memslice-conformance list [profiles|checks|clauses|impls]
     memslice-conformance validate-protocol --impl cmd:PROGRAM
 
-Exit status: 0 the implementation conforms to the requested profiles (or
-the replay no longer fails / the protocol is valid), 1 some check failed
-(crashes and hangs included), 2 the implementation could not be loaded or
-the arguments are wrong.  The CLI is a thin layer: everything it prints
-comes from the library's :class:`~memslice_conformance.runner.Report`.
+Exit status (RUN-001, RUN-004): 0 the implementation conforms to the
+requested profiles (or the replay no longer fails / the protocol is
+valid); 1 some check failed (crashes and hangs included); 2 the
+implementation could not be loaded, an argument, an output path or a trace
+file is wrong; 3 the run is incomplete (a deadline passed or Ctrl-C) and
+found no failure.  A run writes its report and JUnit file whatever its
+outcome; output paths are checked before anything runs (RUN-006).
+
+``replay`` never runs what a trace names (RUN-002): the implementation
+comes from ``--impl`` alone; ``--print`` and ``--emit-c`` need none.
+
+The CLI is a thin layer: everything it prints comes from the library's
+:class:`~memslice_conformance.runner.Report`.  It imports the runner, rich
+and Hypothesis only once a command runs, so ``--help`` starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from .limits import (
+    DEFAULT_CHECK_DEADLINE,
+    DEFAULT_MAX_EXAMPLES,
+    DEFAULT_RUN_DEADLINE,
+    DEFAULT_SHRINK_SECONDS,
+)
 
-from .failures import ImplUnavailable
-from .impls import BUILTIN, resolve
-from .profiles import CHECKS, PROFILES
-from .report import table, to_json, to_junit
-from .runner import DEFAULT_MAX_EXAMPLES, run_conformance
-from .session import SessionFactory
-from .trace import load_trace, replay
+if TYPE_CHECKING:
+    from rich.console import Console
 
-__all__ = ["main"]
+    from .runner import Report
 
-EXIT_OK, EXIT_FAIL, EXIT_UNAVAILABLE = 0, 1, 2
+__all__ = ["EXIT_FAIL", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_UNAVAILABLE", "main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_UNAVAILABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memslice-conformance",
         description="Check a slice allocator against the memslice spec.",
+        epilog="exit status: 0 conforming, 1 a check failed, 2 bad input (implementation, "
+        "arguments, paths, trace), 3 incomplete (deadline or Ctrl-C, no failure found)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the conformance checks")
@@ -60,12 +82,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", type=Path, help="write JUnit XML here")
     run.add_argument("--trace-dir", type=Path, default=Path("memslice-traces"),
                      help="where failing traces are written (default ./memslice-traces)")
-    run.add_argument("--check", action="append", dest="checks", choices=sorted(CHECKS),
-                     help="run only this check (repeatable)")
+    run.add_argument("--check", action="append", dest="checks",
+                     help="run only this check (repeatable; see `list checks`)")
+    run.add_argument("--fail-fast", action="store_true",
+                     help="stop after the first failing check")
+    run.add_argument("--check-deadline", type=_seconds, default=DEFAULT_CHECK_DEADLINE,
+                     help="seconds one check may take; past it the check is incomplete "
+                     f"(default {DEFAULT_CHECK_DEADLINE:g})")
+    run.add_argument("--run-deadline", type=_seconds, default=DEFAULT_RUN_DEADLINE,
+                     help=f"seconds the whole run may take (default {DEFAULT_RUN_DEADLINE:g})")
+    run.add_argument("--shrink-seconds", type=_seconds, default=DEFAULT_SHRINK_SECONDS,
+                     help="seconds to shrink each failing trace "
+                     f"(default {DEFAULT_SHRINK_SECONDS:g})")
     run.add_argument("--quiet", action="store_true", help="no progress display")
-    rep = sub.add_parser("replay", help="re-run a trace without Hypothesis")
+    rep = sub.add_parser("replay", help="re-run a trace without Hypothesis, print it, or "
+                         "write it as a C program")
     rep.add_argument("trace", type=Path)
-    rep.add_argument("--impl", help="implementation (default: the one in the trace)")
+    rep.add_argument("--impl", help="implementation to replay on (required to run the trace; "
+                     "the trace's own 'impl' is never used)")
+    rep.add_argument("--print", action="store_true", dest="print_steps",
+                     help="print the trace's calls as C-like lines")
+    rep.add_argument("--emit-c", type=Path, metavar="FILE.c",
+                     help="write a standalone C program making the same calls through the "
+                     "g_slice_* ABI and checking the same condition")
     lst = sub.add_parser("list", help="list profiles, checks, clauses or implementations")
     lst.add_argument("what", nargs="?", default="all",
                      choices=["all", "profiles", "checks", "clauses", "impls"])
@@ -75,15 +114,93 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
+def _console() -> Console:
+    from rich.console import Console
+
+    # Soft wrap: a long path or C line stays one line, so it can be copied.
+    return Console(soft_wrap=True)
+
+
+def _output_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` cannot take an output file, or None (RUN-006)."""
+    try:
+        return _path_problem(path, what)
+    except OSError as exc:
+        return f"{what} {path}: {exc.strerror or exc}"
+
+
+def _path_problem(path: Path, what: str) -> str | None:
+    if len(path.name.encode()) > 255:
+        return f"{what} {path}: file name too long"
+    if path.is_dir():
+        return f"{what} {path} is a directory"
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{what} {path}: directory {parent} does not exist"
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            return f"{what} {path} is not writable"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        return f"{what} {path}: directory {parent} is not writable"
+    return None
+
+
+def _trace_dir_problem(path: Path) -> str | None:
+    try:
+        return _dir_problem(path)
+    except OSError as exc:
+        return f"--trace-dir {path}: {exc.strerror or exc}"
+
+
+def _dir_problem(path: Path) -> str | None:
+    if path.exists() and not path.is_dir():
+        return f"--trace-dir {path} exists and is not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--trace-dir {path}: cannot create it: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"--trace-dir {path} is not writable"
+    return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    console = _console()
     if args.max_examples < 1:
         console.print("[red]--max-examples must be at least 1[/]")
         return EXIT_UNAVAILABLE
-    try:
-        impl = resolve(args.impl)
-    except ImplUnavailable as exc:
-        console.print(f"[red]cannot load implementation:[/] {exc}")
+    problems = [
+        problem
+        for problem in (
+            _output_problem(args.report, "--report") if args.report else None,
+            _output_problem(args.junit, "--junit") if args.junit else None,
+            _trace_dir_problem(args.trace_dir) if args.trace_dir else None,
+        )
+        if problem
+    ]
+    if problems:
+        for problem in problems:
+            console.print(f"[red]cannot write output:[/] {problem}", highlight=False)
         return EXIT_UNAVAILABLE
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+    from .failures import ImplUnavailable
+    from .profiles import CHECKS
+    from .runner import resolve_within, run_conformance
+
+    unknown = [c for c in args.checks or () if c not in CHECKS]
+    if unknown:
+        console.print(f"[red]unknown check(s):[/] {', '.join(unknown)}; known: "
+                      f"{', '.join(sorted(CHECKS))}", highlight=False)
+        return EXIT_UNAVAILABLE
+    try:
+        impl = resolve_within(args.impl, min(args.check_deadline, args.run_deadline))
+    except ImplUnavailable as exc:
+        console.print(f"[red]cannot load implementation:[/] {exc}", highlight=False)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        console.print("[red]interrupted while loading the implementation[/]")
+        return EXIT_INCOMPLETE
     for note in impl.notes:  # how it was loaded (LOAD-003, LOAD-005)
         console.print(f"note: {note}", markup=False, highlight=False)
     with Progress(
@@ -97,70 +214,141 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 tasks[check] = progress.add_task(f"{check}: {status}", total=1)
             else:
                 progress.update(tasks[check], description=f"{check}: {status}",
-                                completed=0 if status == "running" else 1)
-            if not console.is_terminal and not args.quiet and status != "running":
+                                completed=0 if status in ("running", "shrinking") else 1)
+            if not console.is_terminal and not args.quiet and status not in (
+                    "running", "shrinking"):
                 console.print(f"  {check}: {status}")
 
         try:
             report = run_conformance(
                 impl, profiles=args.profiles or ["core"], max_examples=args.max_examples,
                 seed=args.seed, trace_dir=args.trace_dir, progress=report_progress,
-                checks=args.checks,
+                checks=args.checks, check_deadline=args.check_deadline,
+                run_deadline=args.run_deadline, trace_shrink_seconds=args.shrink_seconds,
+                fail_fast=args.fail_fast,
             )
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")
             return EXIT_UNAVAILABLE
+    return _finish(report, args, console)
+
+
+def _finish(report: Report, args: argparse.Namespace, console: Console) -> int:
+    """Print the verdict and write the report files, whatever the outcome."""
+    from .report import fail_lines, table, to_json, to_junit
+
     console.print(table(report))
     for check in report.checks:
         if check.failure is not None:
-            console.print(
-                f"[bold red]FAIL[/] {check.name} [{', '.join(check.failure.clauses)}] "
-                f"({check.failure.kind}): {check.failure.message}",
-                markup=True, highlight=False,
-            )
-            if check.trace_path:
-                console.print(f"     trace: {check.trace_path}  (replay: memslice-conformance "
-                              f"replay {check.trace_path} --impl '{report.impl}')")
-    if args.report:
-        args.report.write_text(json.dumps(to_json(report), indent=1) + "\n")
-    if args.junit:
-        args.junit.write_text(to_junit(report))
+            for line in fail_lines(check, report.impl):
+                console.print(line, markup=False, highlight=False)
+        elif check.status == "incomplete":
+            console.print(f"[yellow]INCOMPLETE[/] {check.name}: {check.note}", highlight=False)
+    status = EXIT_OK
+    try:
+        if args.report:
+            args.report.write_text(json.dumps(to_json(report), indent=1) + "\n")
+        if args.junit:
+            args.junit.write_text(to_junit(report))
+    except OSError as exc:
+        console.print(f"[red]cannot write output:[/] {exc}", highlight=False)
+        status = EXIT_UNAVAILABLE
+    passed = sum(c.status == "pass" for c in report.checks)
+    verdict = {"conforming": "conforming", "not-conforming": "NOT conforming",
+               "incomplete": "INCOMPLETE"}[report.status]
     console.print(
-        f"{'conforming' if report.conforming else 'NOT conforming'}: "
-        f"{sum(c.status == 'pass' for c in report.checks)}/{len(report.checks)} checks passed "
+        f"{verdict}: {passed}/{len(report.checks)} checks passed "
         f"in {report.seconds:.1f} s (seed {report.seed})"
+        + (f"; {report.incomplete_reason}" if report.incomplete_reason else ""),
+        highlight=False,
     )
-    return EXIT_OK if report.conforming else EXIT_FAIL
+    outcome = {"conforming": EXIT_OK, "not-conforming": EXIT_FAIL,
+               "incomplete": EXIT_INCOMPLETE}[report.status]
+    return outcome if outcome != EXIT_OK else status
 
 
-def _replay(args: argparse.Namespace, console: Console) -> int:
+def _replay(args: argparse.Namespace) -> int:
+    from .trace import TraceError, call_lines, load_trace
+
+    console = _console()
     try:
         trace = load_trace(args.trace)
-    except (OSError, ValueError) as exc:
-        console.print(f"[red]cannot read trace:[/] {exc}")
+    except TraceError as exc:
+        console.print(f"[red]cannot read trace:[/] {exc}", highlight=False)
         return EXIT_UNAVAILABLE
+    recorded = (f"recorded on {trace.impl!r}, check {trace.check}, seed {trace.seed}, "
+                f"{trace.op_count} calls")
+    if args.print_steps:
+        console.print(f"# trace {args.trace}: {recorded}", markup=False, highlight=False)
+        if trace.failure is not None:
+            console.print(f"# failure [{', '.join(trace.failure.clauses)}] "
+                          f"({trace.failure.kind}): {trace.failure.message}",
+                          markup=False, highlight=False)
+        for number, line in enumerate(call_lines(trace.steps), start=1):
+            mark = "  <-- fails here" if number == trace.call else ""
+            console.print(f"{number:>5}  {line}{mark}", markup=False, highlight=False)
+    if args.emit_c is not None:
+        from .emit_c import emit_c
+
+        problem = _output_problem(args.emit_c, "--emit-c")
+        if problem:
+            console.print(f"[red]cannot write output:[/] {problem}", highlight=False)
+            return EXIT_UNAVAILABLE
+        args.emit_c.write_text(emit_c(trace))
+        console.print(f"wrote {args.emit_c}: build with  gcc {args.emit_c} -L. -lmyslice "
+                      "-lpthread && ./a.out", markup=False, highlight=False)
+    if args.impl is None:
+        if args.print_steps or args.emit_c is not None:
+            return EXIT_OK
+        console.print(
+            f"[red]replay needs --impl:[/] name the implementation to replay on. This trace "
+            f"was {recorded} (shown as information; a trace never chooses what runs).",
+            highlight=False,
+        )
+        return EXIT_UNAVAILABLE
+    return _replay_on(trace, args.impl, console)
+
+
+def _replay_on(trace: object, spec: str, console: Console) -> int:
+    from .failures import ImplUnavailable, OutOfTime
+    from .runner import _time_limit, resolve_within
+    from .session import SessionFactory
+    from .trace import Trace, call_lines, replay_outcome
+
+    assert isinstance(trace, Trace)
     try:
-        impl = resolve(args.impl or trace.impl)
+        impl = resolve_within(spec)
     except ImplUnavailable as exc:
-        console.print(f"[red]cannot load implementation:[/] {exc}")
+        console.print(f"[red]cannot load implementation:[/] {exc}", highlight=False)
         return EXIT_UNAVAILABLE
     factory = SessionFactory(impl)
     try:
-        failure = replay(trace, factory)
-    except ValueError as exc:
-        console.print(f"[red]malformed trace:[/] {exc}")
-        return EXIT_UNAVAILABLE
+        with _time_limit(DEFAULT_CHECK_DEADLINE, "replay"):
+            outcome = replay_outcome(trace, factory)
+    except OutOfTime as exc:
+        console.print(f"[yellow]INCOMPLETE[/] {exc}", highlight=False)
+        return EXIT_INCOMPLETE
     finally:
         factory.close()
-    if failure is None:
-        console.print(f"replayed {len(trace.steps)} steps on {impl.spec}: no failure")
+    if outcome.failure is None:
+        console.print(f"replayed {trace.op_count} calls on {impl.spec}: no failure",
+                      highlight=False)
         return EXIT_OK
+    failure = outcome.failure
+    lines = call_lines(trace.steps)
     console.print(f"[bold red]FAIL[/] [{', '.join(failure.clauses)}] ({failure.kind}): "
                   f"{failure.message}", highlight=False)
+    if 0 < outcome.call <= len(lines):
+        console.print(f"     call {outcome.call}: {lines[outcome.call - 1]}",
+                      markup=False, highlight=False)
     return EXIT_FAIL
 
 
-def _list(args: argparse.Namespace, console: Console) -> int:
+def _list(args: argparse.Namespace) -> int:
+    from .impls import BUILTIN
+    from .profiles import CHECKS, PROFILES
+
+    console = _console()
     what = args.what
     if what in ("all", "profiles"):
         console.print("[bold]profiles[/]")
@@ -187,9 +375,11 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _validate(args: argparse.Namespace, console: Console) -> int:
+def _validate(args: argparse.Namespace) -> int:
+    from .failures import ImplUnavailable
     from .validate import validate_protocol
 
+    console = _console()
     try:
         problems = validate_protocol(args.impl)
     except ImplUnavailable as exc:
@@ -206,9 +396,8 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``memslice-conformance`` script."""
     args = _parser().parse_args(argv)
-    console = Console()
     command = {"run": _run, "replay": _replay, "list": _list, "validate-protocol": _validate}
-    return command[args.command](args, console)
+    return command[args.command](args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ Rules and theory of operation
      └── ImplHang                  no answer before the deadline; killed
     ImplUnavailable                could not be loaded at all (exit status 2)
     Violation                      an observation contradicts a clause
+    OutOfTime (BaseException)      a check or the run passed its deadline
+                                   (RUN-005): "incomplete", never a pass
 
 Every failure of a check is reported against the clause IDs of the op or
 invariant that was running, together with the op history that led to it; a
@@ -25,8 +27,22 @@ __all__ = [
     "ImplFailure",
     "ImplHang",
     "ImplUnavailable",
+    "OutOfTime",
     "Violation",
+    "safe_text",
 ]
+
+
+def safe_text(value: object, limit: int = 2000) -> str:
+    """``str(value)``, even for an object whose ``__str__`` raises (RUN-003)."""
+    try:
+        text = str(value)
+    except BaseException:
+        try:
+            text = f"<{type(value).__name__} whose __str__ raised>"
+        except BaseException:
+            text = "<object whose __str__ raised>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class ImplFailure(Exception):
@@ -88,3 +104,16 @@ class HangAbort(BaseException):
     def __init__(self, hang: ImplHang) -> None:
         super().__init__(hang)
         self.hang = hang
+
+
+class OutOfTime(BaseException):
+    """A check, the load, or the whole run passed its deadline (RUN-005).
+
+    A ``BaseException`` for the same reason as :class:`HangAbort`: it must
+    stop Hypothesis at once rather than be shrunk.
+    """
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(f"{what} did not finish within its {seconds:g} s deadline")
+        self.what = what
+        self.seconds = seconds

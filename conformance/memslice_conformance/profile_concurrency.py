@@ -107,8 +107,13 @@ def check_stress(impl: Implementation, seed: int, max_examples: int) -> None:
     try:
         for _ in range(max(2, max_examples // 10)):
             session = factory.open()
+            checker = Checker(session)
             try:
-                run_program(Checker(session), random_program(rng))
+                run_program(checker, random_program(rng))
+            except BaseException as exc:
+                # The runner shrinks and saves this checker's trace (RUN-007).
+                exc.checker = checker  # type: ignore[attr-defined]
+                raise
             finally:
                 session.close()
     finally:

@@ -20,14 +20,35 @@ the per-exchange deadline drops, so a hanging implementation cannot eat the
 run's time budget.  Hypothesis runs seeded (``seed``, default 0) with no
 example database: the same seed gives the same run.
 
-``conforming`` is true iff at least one check ran and no check of a
-claimed, requested profile failed.
+What stops a check, and what it becomes (RUN-003 .. RUN-005)::
+
+    anything the implementation raises, BaseException included
+      (SystemExit, KeyboardInterrupt from its code, RecursionError,
+       an exception whose __str__ raises)          -> "fail" of that check
+    the check's deadline (check_deadline)          -> "incomplete" check
+    the run's deadline (run_deadline)              -> that check "incomplete",
+                                                      the rest not run
+    the user's Ctrl-C (SIGINT to the runner)       -> the same, run interrupted
+
+Deadlines are enforced by ``SIGALRM`` when the run is on the main thread
+(so they reach a ``py:`` factory that sleeps, the hello probe and custom
+checks) and by the session wrapper otherwise.  A failing check's trace is
+shrunk (:mod:`memslice_conformance.shrink`) within ``shrink_seconds``.
+
+``status`` is ``"not-conforming"`` iff some check failed, else
+``"incomplete"`` iff some selected check did not finish, else
+``"conforming"`` iff at least one check passed (RUN-001); ``conforming`` is
+``status == "conforming"``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
+import signal
+import sysconfig
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +60,16 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
-from .failures import HangAbort, ImplHang, ImplUnavailable
+from .failures import HangAbort, ImplHang, ImplUnavailable, OutOfTime, safe_text
 from .impls import Implementation, resolve
+from .jsonl import Request
+from .limits import (
+    DEFAULT_CHECK_DEADLINE,
+    DEFAULT_MAX_EXAMPLES,
+    DEFAULT_RUN_DEADLINE,
+    DEFAULT_SHRINK_SECONDS,
+    EXCHANGE_DEADLINE,
+)
 from .machine import Recorder, build_machine
 from .model import Checker, StepFailure, failure_of
 from .profiles import (
@@ -51,27 +80,40 @@ from .profiles import (
     NotChecked,
     expand_profiles,
 )
-from .session import Session, SessionFactory
+from .session import Response, Session, SessionFactory, WorkerSession
+from .shrink import Shrinker, WarmSessions
 from .spec import Spec, SpecError, load_spec
 from .sweeps import run_sweep
 from .threads import Program, programs, run_program
-from .trace import Trace, replay, save_trace
+from .trace import Trace, call_lines, save_trace
 
 __all__ = [
+    "DEFAULT_CHECK_DEADLINE",
     "DEFAULT_MAX_EXAMPLES",
+    "DEFAULT_RUN_DEADLINE",
+    "DEFAULT_SHRINK_SECONDS",
     "CheckResult",
     "ClauseResult",
     "Report",
+    "RunInterrupted",
+    "clause_statuses",
+    "failing_call",
+    "resolve_within",
     "run_conformance",
+    "trace_file_name",
 ]
 
-#: Examples of the state machine per run by default (threads get a quarter).
-DEFAULT_MAX_EXAMPLES: Final = 80
 STEPS_PER_EXAMPLE: Final = 40
 #: Seconds Hypothesis may spend shrinking one failure of the machine / threads.
 SHRINK_SECONDS: Final = {"machine": 12.0, "threads": 6.0}
-_FIRST_DEADLINE: Final = 10.0
+_FIRST_DEADLINE: Final = EXCHANGE_DEADLINE
 _AFTER_HANG_DEADLINE: Final = 3.0
+#: Worker processes kept starting while a failure is shrunk (see WarmSessions).
+_WARM_WORKERS: Final = 3
+
+
+class RunInterrupted(BaseException):
+    """The user pressed Ctrl-C (SIGINT delivered to the runner): stop, report "incomplete"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +122,7 @@ class CheckResult:
 
     name: str
     profile: str
-    status: str  # "pass" | "fail" | "not-checked"
+    status: str  # "pass" | "fail" | "not-checked" | "incomplete"
     seconds: float
     examples: int
     failure: StepFailure | None = None
@@ -119,6 +161,13 @@ class Report:
     clauses: tuple[ClauseResult, ...]
     seconds: float
     conforming: bool = field(default=False)
+    #: "conforming" | "not-conforming" | "incomplete" (see the module doc).
+    status: str = "not-conforming"
+    #: The limits the run ran under: deadlines and the shrink budget (seconds).
+    limits: dict[str, float] = field(default_factory=dict)
+    #: Why the run stopped early or some check did not finish ("" when neither);
+    #: set also when a check failed too (status "not-conforming").
+    incomplete_reason: str = ""
 
 
 def _suite_version() -> str:
@@ -201,6 +250,149 @@ def _shrink_budget(seconds: float) -> Iterator[None]:
         engine.MAX_SHRINKING_SECONDS = previous
 
 
+@contextlib.contextmanager
+def _time_limit(seconds: float | None, what: str) -> Iterator[None]:
+    """Raise :class:`OutOfTime` in this thread after ``seconds`` (main thread only).
+
+    ``SIGALRM`` interrupts whatever the main thread waits on (a sleeping
+    ``py:`` factory, a hello probe, a custom check), which no cooperative
+    check could reach.  Off the main thread this is a no-op and only the
+    session wrapper's cooperative check applies.
+    """
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise OutOfTime(what, seconds)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    # Repeating: an exception raised where Python ignores it (a gc callback,
+    # a __del__) would be lost; the next tick raises it again.
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001), 0.5)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _User:
+    """Tells the user's Ctrl-C apart from a KeyboardInterrupt the implementation raises."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigint(signum: int, frame: object) -> None:
+            self.interrupted = True
+            raise RunInterrupted
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _TimedSession:
+    """A session that refuses new exchanges once the check's time is up (RUN-005)."""
+
+    def __init__(self, inner: Session, stop_at: float, what: str, seconds: float) -> None:
+        self.inner = inner
+        self.stop_at = stop_at
+        self.what = what
+        self.seconds = seconds
+
+    def run(self, requests: Sequence[Request]) -> list[Response]:
+        if time.monotonic() > self.stop_at:
+            raise OutOfTime(self.what, self.seconds)
+        return self.inner.run(requests)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def stderr_tail(self) -> str:
+        return self.inner.stderr_tail()
+
+    @property
+    def optional_ops(self) -> frozenset[str]:
+        return self.inner.optional_ops
+
+
+class _TimedFactory(SessionFactory):
+    """A :class:`SessionFactory` whose sessions stop at the check's deadline."""
+
+    def __init__(self, impl: Implementation, deadline: float, stop_at: float, what: str,
+                 seconds: float) -> None:
+        super().__init__(impl, deadline=deadline)
+        self.stop_at = stop_at
+        self.what = what
+        self.seconds = seconds
+        self._workers: list[WorkerSession] = []
+
+    def open(self) -> Session:
+        if time.monotonic() > self.stop_at:
+            raise OutOfTime(self.what, self.seconds)
+        inner = super().open()
+        if isinstance(inner, WorkerSession):
+            self._workers = [w for w in self._workers if w.client.alive]
+            self._workers.append(inner)
+        return _TimedSession(inner, self.stop_at, self.what, self.seconds)
+
+    def close(self) -> None:
+        """Also stop every worker a check left open (stopped by a deadline, say)."""
+        super().close()
+        for worker in self._workers:
+            worker.close()
+        self._workers.clear()
+
+
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def trace_file_name(impl: str, check: str) -> str:
+    """A short, safe file name for a check's trace (RUN-006): never "File name too long"."""
+    digest = hashlib.sha256(impl.encode()).hexdigest()[:10]
+    readable = _UNSAFE.sub("_", impl.rsplit("/", 1)[-1]).strip("._")[:32] or "impl"
+    return f"{_UNSAFE.sub('_', check)[:32]}-{readable}-{digest}.json"
+
+
+def _failure_from(exc: BaseException) -> StepFailure:
+    """A failure record for anything an implementation raised, even a hostile exception."""
+    try:
+        return failure_of(exc)
+    except BaseException:
+        return StepFailure(tuple(getattr(exc, "clauses", ()) or ()),
+                           f"implementation raised {safe_text(exc)}", "error")
+
+
+_SUITE_DIR: Final = Path(__file__).resolve().parent
+_STDLIB_DIR: Final = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def _raised_by_suite(exc: BaseException) -> bool:
+    """Whether the innermost frame outside the standard library is the suite's own.
+
+    An exception without clause IDs is either a bug of the suite or something
+    an in-process implementation's code raised (an ``__str__`` that raises,
+    say); only the first is reported as "the check itself failed".
+    """
+    innermost: Path | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        path = Path(tb.tb_frame.f_code.co_filename).resolve()
+        if not path.is_relative_to(_STDLIB_DIR):
+            innermost = path
+        tb = tb.tb_next
+    return innermost is None or innermost.parent == _SUITE_DIR
+
+
 class _Run:
     def __init__(
         self,
@@ -217,6 +409,11 @@ class _Run:
         self.progress = progress or (lambda check, status: None)
         self.deadline = _FIRST_DEADLINE
         self.shrink = dict(SHRINK_SECONDS)
+        self.check_deadline = DEFAULT_CHECK_DEADLINE
+        self.run_stop_at = time.monotonic() + DEFAULT_RUN_DEADLINE
+        self.run_deadline = DEFAULT_RUN_DEADLINE
+        self.shrink_seconds = DEFAULT_SHRINK_SECONDS
+        self.user = _User()
 
     def _settings(self, examples: int) -> settings:
         return settings(
@@ -234,45 +431,64 @@ class _Run:
             print_blob=False,
         )
 
+    def _limit(self, name: str) -> tuple[float, str, float]:
+        """(seconds left for this check, what runs out, its stated deadline)."""
+        run_left = self.run_stop_at - time.monotonic()
+        if run_left < self.check_deadline:
+            return run_left, "the run", self.run_deadline
+        return self.check_deadline, f"check {name}", self.check_deadline
+
     def run_check(self, name: str) -> CheckResult:
         info = CHECKS[name]
-        factory = SessionFactory(self.impl, deadline=self.deadline)
-        recorder = Recorder()
+        seconds_left, what, stated = self._limit(name)
         started = time.monotonic()
+        factory = _TimedFactory(self.impl, self.deadline, started + seconds_left, what, stated)
+        recorder = Recorder()
         self.progress(name, "running")
         failure: StepFailure | None = None
         checker: Checker | None = None
-        examples = 1
         note: str | None = None
+        out_of_time: OutOfTime | None = None
         try:
-            if info.kind == "sweep":
-                run_sweep(name, factory, self.seed)
-            elif info.kind == "custom":
-                CUSTOM_RUNNERS[name](self.impl, self.seed, self.max_examples)
-            elif info.kind == "machine":
-                with _shrink_budget(self.shrink["machine"]):
-                    self._run_machine(factory, recorder)
-            else:
-                with _shrink_budget(self.shrink["threads"]):
-                    self._run_threads(factory, recorder)
+            with _time_limit(seconds_left, what if what == "the run" else f"check {name}"):
+                if info.kind == "sweep":
+                    run_sweep(name, factory, self.seed)
+                elif info.kind == "custom":
+                    CUSTOM_RUNNERS[name](self.impl, self.seed, self.max_examples)
+                elif info.kind == "machine":
+                    with _shrink_budget(self.shrink["machine"]):
+                        self._run_machine(factory, recorder)
+                else:
+                    with _shrink_budget(self.shrink["threads"]):
+                        self._run_threads(factory, recorder)
         except NotChecked as reason:
-            note = str(reason)
+            note = safe_text(reason)
         except HangAbort as abort:
             failure = failure_of(abort.hang)
             checker = recorder.last
-        except Exception as exc:
-            failure = failure_of(exc)
+        except OutOfTime as exc:
+            out_of_time = exc
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            if self.user.interrupted:
+                raise RunInterrupted from exc
+            failure = self._check_failure(info.clauses, exc)
+            checker = recorder.last
+        except BaseException as exc:
+            failure = self._check_failure(info.clauses, exc)
             checker = getattr(exc, "checker", None) or recorder.last
-            if not failure.clauses:
-                failure = StepFailure(
-                    info.clauses, f"the check itself failed: {failure.message}", "suite-error"
-                )
         finally:
-            factory.close()
-        examples = max(examples, recorder.examples)
+            with contextlib.suppress(Exception):
+                factory.close()
         if failure is not None and failure.kind == "hang":
             self.deadline = min(self.deadline, _AFTER_HANG_DEADLINE)
         seconds = time.monotonic() - started
+        examples = max(1, recorder.examples)
+        if out_of_time is not None:
+            self.progress(name, "incomplete")
+            return CheckResult(name, info.profile, "incomplete", seconds, recorder.examples,
+                               note=safe_text(out_of_time))
         if note is not None:
             self.progress(name, "not-checked")
             return CheckResult(name, info.profile, "not-checked", seconds, 0, note=note)
@@ -282,40 +498,70 @@ class _Run:
         trace = None
         reproduced: bool | None = None
         path: str | None = None
-        if checker is not None:
-            trace = Trace(
-                name,
-                self.impl.spec,
-                self.seed,
-                failure,
-                tuple(tuple(step) for step in checker.trace),
-            )
-            if failure.kind != "hang":
-                again = SessionFactory(self.impl, deadline=self.deadline)
-                try:
-                    reproduced = replay(trace, again) is not None
-                finally:
-                    again.close()
+        if checker is not None and checker.trace and failure.kind != "suite-error":
+            trace = Trace(name, self.impl.spec, self.seed, failure,
+                          tuple(tuple(step) for step in checker.trace))
+            self.progress(name, "shrinking")
+            trace, reproduced = self._shrink(trace)
+            if reproduced and trace.failure is not None:
+                # The shrunk trace's own failure: its message names its blocks.
+                failure = trace.failure
             if self.trace_dir is not None:
-                safe = self.impl.spec.replace("/", "_").replace(":", "_").replace(" ", "_")
-                path = str(save_trace(trace, self.trace_dir / f"{safe}-{name}.json"))
+                target = self.trace_dir / trace_file_name(self.impl.spec, name)
+                try:
+                    path = str(save_trace(trace, target))
+                except OSError as exc:
+                    path = None
+                    failure = StepFailure(
+                        failure.clauses,
+                        f"{failure.message} (the trace could not be saved: {exc.strerror})",
+                        failure.kind,
+                    )
         self.progress(name, "fail")
-        return CheckResult(
-            name,
-            info.profile,
-            "fail",
-            time.monotonic() - started,
-            examples,
-            failure,
-            trace,
-            reproduced,
-            path,
-        )
+        return CheckResult(name, info.profile, "fail", time.monotonic() - started, examples,
+                           failure, trace, reproduced, path)
+
+    def _check_failure(self, clauses: tuple[str, ...], exc: BaseException) -> StepFailure:
+        failure = _failure_from(exc)
+        if failure.clauses:
+            return failure
+        if isinstance(exc, Exception) and not isinstance(exc, RecursionError) and (
+            _raised_by_suite(exc)
+        ):
+            return StepFailure(clauses, f"the check itself failed: {failure.message}",
+                               "suite-error")
+        # SystemExit, KeyboardInterrupt, RecursionError and the like come from
+        # the implementation's code: a failure of the running check (RUN-003).
+        return StepFailure(clauses, f"implementation raised {type(exc).__name__}: "
+                           f"{safe_text(exc)}", "error")
+
+    def _shrink(self, trace: Trace) -> tuple[Trace, bool | None]:
+        """Delta-debug a failing trace within the shrink budget (RUN-007)."""
+        if trace.failure is not None and trace.failure.kind == "hang":
+            return trace, None
+        warm = 1 if self.impl.kind == "in-process" else _WARM_WORKERS
+        factory = WarmSessions(
+            [SessionFactory(self.impl, deadline=self.deadline) for _ in range(warm)])
+        shrinker = Shrinker(trace, factory, self.shrink_seconds)
+        try:
+            # The budget is checked between replays, and each exchange of a
+            # replay has its deadline: no alarm is needed here.
+            result = shrinker.run()
+        except RunInterrupted:
+            # Keep the failure found and the best trace so far; the run
+            # stops after this check (see run_conformance).
+            result = shrinker.result()
+        except BaseException:
+            result = shrinker.result()
+        finally:
+            with contextlib.suppress(Exception):
+                factory.close()
+        return result.trace, result.reproduced
 
     def _run_machine(self, factory: SessionFactory, recorder: Recorder) -> None:
         machine = build_machine(factory, recorder)
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]
-            hypothesis_seed(self.seed)(machine),
+        run_state_machine_as_test(  # type: ignore[no-untyped-call,unused-ignore]
+            hypothesis_seed(self.seed)(machine),  # type: ignore[arg-type,unused-ignore]
             settings=self._settings(self.max_examples),
         )
 
@@ -340,55 +586,44 @@ class _Run:
         threads_check()
 
 
-def run_conformance(
-    impl: str | Implementation,
-    profiles: Sequence[str] = ("core",),
-    max_examples: int | None = None,
-    seed: int = 0,
-    trace_dir: Path | None = None,
-    progress: Callable[[str, str], None] | None = None,
-    checks: Sequence[str] | None = None,
-    deadline: float = _FIRST_DEADLINE,
-    shrink_seconds: float | None = None,
-) -> Report:
-    """Check ``impl`` against ``profiles``; never raises for a bad implementation.
+def resolve_within(spec: str, seconds: float = DEFAULT_CHECK_DEADLINE) -> Implementation:
+    """:func:`resolve` under a deadline: a factory or hello probe that never returns
+    raises :class:`ImplUnavailable` after ``seconds`` (RUN-005)."""
+    try:
+        with _time_limit(seconds, "loading the implementation"):
+            return resolve(spec)
+    except OutOfTime as exc:
+        raise ImplUnavailable(f"{spec}: {safe_text(exc)}") from None
+    except ImplUnavailable:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise ImplUnavailable(
+            f"{spec}: loading raised {type(exc).__name__}: {safe_text(exc)}") from None
 
-    ``deadline`` is the seconds an exchange may take before the
-    implementation counts as hung; ``shrink_seconds`` caps Hypothesis's
-    shrinking per check (default :data:`SHRINK_SECONDS`).  Raises
-    :class:`ImplUnavailable` when the implementation cannot be loaded
-    and ``ValueError`` for unknown profiles or checks.
+
+def clause_statuses(
+    wanted: Sequence[str],
+    claimed: frozenset[str],
+    results: Sequence[CheckResult],
+) -> list[ClauseResult]:
+    """One verdict per clause of every requested profile, from the checks' results.
+
+    The only place clause statuses are decided: a clause passes when a check
+    that covers it finished without failure, fails when a failure cites it,
+    and is never "pass" when its profile is not claimed.
     """
-    started = time.monotonic()
-    wanted = expand_profiles(list(profiles))
-    resolved = resolve(impl) if isinstance(impl, str) else impl
-    examples = DEFAULT_MAX_EXAMPLES if max_examples is None else max_examples
-    if checks is not None:
-        unknown = [c for c in checks if c not in CHECKS]
-        if unknown:
-            raise ValueError(f"unknown checks: {', '.join(unknown)}")
-    run = _Run(resolved, examples, seed, trace_dir, progress)
-    run.deadline = deadline
-    if shrink_seconds is not None:
-        run.shrink = {kind: shrink_seconds for kind in SHRINK_SECONDS}
-    results: list[CheckResult] = []
-    for profile in wanted:
-        if profile not in resolved.profiles:
-            continue
-        for name in PROFILES[profile].checks:
-            if checks is not None and name not in checks:
-                continue
-            results.append(run.run_check(name))
     spec = _spec_clauses()
     clause_results: list[ClauseResult] = []
     for profile in wanted:
-        claimed = profile in resolved.profiles
+        is_claimed = profile in claimed
         for cid, (level, title) in _profile_clauses(profile, spec).items():
             covering = tuple(
                 r.name
                 for r in results
                 if r.profile == profile
-                and r.status != "not-checked"
+                and r.status in ("pass", "fail")
                 and cid in CHECKS[r.name].clauses
             )
             failed = tuple(
@@ -396,7 +631,7 @@ def run_conformance(
                 for r in results
                 if r.profile == profile and r.failure is not None and cid in r.failure.clauses
             )
-            if not claimed:
+            if not is_claimed:
                 status = "not-claimed"
             elif failed:
                 status = "fail"
@@ -407,11 +642,104 @@ def run_conformance(
             clause_results.append(
                 ClauseResult(cid, level, title, profile, status, covering, failed)
             )
-    # A run in which no check passed (only unclaimed profiles) does not
-    # count as conforming: "not claimed" is never "passed".
-    conforming = any(r.status == "pass" for r in results) and all(
-        r.status != "fail" for r in results
-    )
+    return clause_results
+
+
+def run_conformance(
+    impl: str | Implementation,
+    profiles: Sequence[str] = ("core",),
+    max_examples: int | None = None,
+    seed: int = 0,
+    trace_dir: Path | None = None,
+    progress: Callable[[str, str], None] | None = None,
+    checks: Sequence[str] | None = None,
+    deadline: float = _FIRST_DEADLINE,
+    shrink_seconds: float | None = None,
+    *,
+    check_deadline: float = DEFAULT_CHECK_DEADLINE,
+    run_deadline: float = DEFAULT_RUN_DEADLINE,
+    trace_shrink_seconds: float | None = None,
+    fail_fast: bool = False,
+) -> Report:
+    """Check ``impl`` against ``profiles``; never raises for a bad implementation.
+
+    ``deadline`` is the seconds an exchange may take before the
+    implementation counts as hung; ``shrink_seconds`` caps Hypothesis's
+    shrinking per check (default :data:`SHRINK_SECONDS`);
+    ``trace_shrink_seconds`` caps the delta debugging of each failing trace
+    (RUN-007; default ``shrink_seconds`` if that is given, else
+    :data:`DEFAULT_SHRINK_SECONDS`).  ``check_deadline`` and ``run_deadline`` bound each check and
+    the whole run, loading included (RUN-005): a check that runs out of time
+    is "incomplete", never passed.  ``fail_fast`` stops after the first
+    failing check.  The user's Ctrl-C ends the run early with status
+    "incomplete" (RUN-004).  Raises :class:`ImplUnavailable` when the
+    implementation cannot be loaded and ``ValueError`` for unknown profiles
+    or checks.
+    """
+    started = time.monotonic()
+    wanted = expand_profiles(list(profiles))
+    if checks is not None:
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown:
+            raise ValueError(f"unknown checks: {', '.join(unknown)}")
+    resolved = (resolve_within(impl, min(check_deadline, run_deadline))
+                if isinstance(impl, str) else impl)
+    examples = DEFAULT_MAX_EXAMPLES if max_examples is None else max_examples
+    run = _Run(resolved, examples, seed, trace_dir, progress)
+    run.deadline = deadline
+    run.check_deadline = check_deadline
+    run.run_deadline = run_deadline
+    run.run_stop_at = started + run_deadline
+    # One knob for callers in a hurry: a Hypothesis shrink cap also caps
+    # the delta debugging, unless that has its own.
+    if trace_shrink_seconds is None:
+        trace_shrink_seconds = (
+            DEFAULT_SHRINK_SECONDS if shrink_seconds is None else shrink_seconds
+        )
+    run.shrink_seconds = trace_shrink_seconds
+    if shrink_seconds is not None:
+        run.shrink = {kind: shrink_seconds for kind in SHRINK_SECONDS}
+    selected = [
+        name
+        for profile in wanted
+        if profile in resolved.profiles
+        for name in PROFILES[profile].checks
+        if checks is None or name in checks
+    ]
+    results: list[CheckResult] = []
+    reason = ""
+    with run.user.watching():
+        try:
+            for name in selected:
+                result = run.run_check(name)
+                results.append(result)
+                if run.user.interrupted:
+                    reason = "interrupted by the user (Ctrl-C)"
+                    break
+                if result.status == "incomplete" and time.monotonic() >= run.run_stop_at:
+                    reason = f"the run's {run_deadline:g} s deadline passed"
+                    break
+                if fail_fast and result.status == "fail":
+                    break
+        except RunInterrupted:
+            reason = "interrupted by the user (Ctrl-C)"
+    not_run = [name for name in selected if name not in {r.name for r in results}]
+    unfinished = [r for r in results if r.status == "incomplete"]
+    if not reason and unfinished:
+        reason = "; ".join(r.note or r.name for r in unfinished)
+    if not_run and reason:
+        reason += f"; not run: {', '.join(not_run)}"
+    clause_results = clause_statuses(wanted, resolved.profiles, results)
+    if any(r.status == "fail" for r in results):
+        status = "not-conforming"
+    elif reason:
+        status = "incomplete"
+    elif any(r.status == "pass" for r in results):
+        status = "conforming"
+    else:
+        # Only unclaimed profiles, or nothing could be checked: "not claimed"
+        # is never "passed".
+        status = "not-conforming"
     return Report(
         impl=resolved.spec,
         implementation=resolved.name,
@@ -427,8 +755,36 @@ def run_conformance(
         checks=tuple(results),
         clauses=tuple(clause_results),
         seconds=time.monotonic() - started,
-        conforming=conforming,
+        conforming=status == "conforming",
+        status=status,
+        limits={
+            "exchange_deadline_seconds": deadline,
+            "check_deadline_seconds": check_deadline,
+            "run_deadline_seconds": run_deadline,
+            "shrink_seconds_per_failure": trace_shrink_seconds,
+        },
+        incomplete_reason=reason,
     )
+
+
+def failing_call(check: CheckResult) -> str:
+    """``call N: <C line>`` for a failed check with a trace, else "".
+
+    When the failing step ran several calls as one batch (shrinking could
+    not serialise it), ``calls A..N (one batch):``, and the failure's
+    message names the call.
+    """
+    trace = check.trace
+    if trace is None or not trace.call:
+        return ""
+    lines = call_lines(trace.steps)
+    if trace.call > len(lines):
+        return ""
+    if trace.call_first and trace.call_first < trace.call:
+        # A batch that could not be serialised: the message says which call.
+        return f"calls {trace.call_first}..{trace.call} (one batch):"
+    # The call itself, without the line's trailing annotation.
+    return f"call {trace.call}: {lines[trace.call - 1].split(';', 1)[0]}"
 
 
 def _spec_version() -> str:

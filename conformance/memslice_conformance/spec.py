@@ -50,11 +50,11 @@ from typing import Final
 
 __all__ = [
     "BINDING_PREFIXES",
-    "SUITE_PREFIXES",
     "CITATION_RE",
     "CORE_LEVELS",
     "LEVELS",
     "PREFIXES",
+    "SUITE_PREFIXES",
     "Citation",
     "Clause",
     "Spec",

@@ -41,8 +41,10 @@ def test_run_failing_writes_a_trace_that_replays(tmp_path: Path) -> None:
     assert failed["id"] == "API-006"
     trace_file = Path(failed["failures"][0]["trace_file"])
     assert trace_file.exists()
-    # The trace fails again on the broken implementation, not on a correct one.
-    assert main(["replay", str(trace_file)]) == 1
+    # The trace fails again on the broken implementation, not on a correct one;
+    # the implementation always comes from --impl, never from the trace (RUN-002).
+    assert main(["replay", str(trace_file)]) == 2
+    assert main(["replay", str(trace_file), "--impl", "py:pyimpls:FourAligned"]) == 1
     assert main(["replay", str(trace_file), "--impl", "malloc"]) == 0
 
 
@@ -82,3 +84,20 @@ def test_a_run_of_only_unclaimed_profiles_does_not_conform(tmp_path: Path) -> No
     assert status == 1
     data = json.loads(report.read_text())
     assert data["conforming"] is False and data["checks"] == []
+
+
+def test_help_imports_neither_rich_nor_hypothesis_nor_the_checks() -> None:
+    """`--help` starts fast: the heavy modules load only when a command runs (issue 14)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from memslice_conformance.cli import main\n"
+        "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('rich', 'hypothesis', 'memslice_conformance.profiles',\n"
+        "    'memslice_conformance.runner', 'jsonschema') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
