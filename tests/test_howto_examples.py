@@ -13,8 +13,11 @@ docs/howto/check-an-allocator.md must be the loader's own
 ``CONFIG_SYMBOLS``), and the skeleton must compile against them.
 
 Testing the tester: a copy of each example with one planted bug is
-rejected by the clause it breaks (API-002 for a dirty ``alloc0``, CONF-004
-for a ``set_config`` that still works after the first allocation).  The
+rejected by the clause it breaks (API-008 for a chain node freed before its
+link is read, the page's own example, whose C reproducer must die on the
+buggy library and pass on the correct one; CONF-004 for a ``set_config``
+that still works after the first allocation; API-002 for a Python
+``alloc0`` that does not zero).  The
 examples budget is small (``--max-examples 3``) to keep the default run
 fast; gcc missing is a failure, never a skip.
 """
@@ -45,8 +48,15 @@ SKELETON = HOWTO / "examples" / "libmyslice.c"
 PY_EXAMPLE = HOWTO / "examples" / "myalloc.py"
 #: The build line, word for word as the page and the skeleton's header give it.
 BUILD = "gcc -shared -fPIC -O2 -o libmyslice.so libmyslice.c"
-#: The line the planted API-002 bug replaces (alloc0 returning dirty memory).
-ZEROING = "return or_die(calloc(1, block_size), block_size);"
+#: The bug step 5 of the page plants: free a chain's node before reading its link.
+LINK_FIRST = (
+    "    memcpy(&next, node + next_offset, sizeof next); /* the link, read first */\n"
+    "    g_slice_free1(block_size, node);\n"
+)
+FREE_FIRST = (
+    "    g_slice_free1(block_size, node);\n"
+    "    memcpy(&next, node + next_offset, sizeof next);\n"
+)
 #: The line the planted CONF-004 bug removes (set_config after first use).
 FROZEN = "  if (atomic_load_explicit(&in_use, memory_order_acquire))\n    return;\n"
 SMALL = "3"
@@ -111,8 +121,9 @@ def documented_prototypes() -> list[str]:
 
 
 def test_the_documented_build_line_is_the_one_in_the_page_and_the_skeleton() -> None:
-    """The page and the skeleton's header give the same build line, which the tests use."""
+    """The page, the README and the skeleton give the same build line, which the tests use."""
     assert BUILD in (HOWTO / "write-a-slice-library.md").read_text(encoding="utf-8")
+    assert BUILD in (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"build:  {BUILD}" in SKELETON.read_text(encoding="utf-8")
 
 
@@ -183,19 +194,49 @@ def test_the_config_skeleton_also_claims_and_passes_config(gcc: str, tmp_path: P
     assert "CONF-004" in config and set(config.values()) == {"pass"}, config
 
 
-def test_a_skeleton_whose_alloc0_returns_dirty_memory_is_rejected(
+def test_the_pages_planted_chain_bug_is_rejected_and_reproduced_in_c(
     gcc: str, tmp_path: Path
 ) -> None:
-    """Test the tester: the bug the page plants (malloc for calloc) fails API-002, exit 1."""
+    """Step 5 of the page, as written: free the node before reading its link.
+
+    The run fails API-008 (exit 1) with a trace; ``replay --emit-c`` turns the
+    trace into a C program that dies on the buggy library and exits 0 on the
+    correct skeleton.  Built with the config API so that it loads whatever
+    the loader asks for.
+    """
     source = SKELETON.read_text(encoding="utf-8")
-    assert source.count(ZEROING) == 1, "the skeleton changed: update ZEROING"
-    build(tmp_path, source.replace(ZEROING, "return or_die(malloc(block_size), block_size);"))
+    assert source.count(LINK_FIRST) == 1, "the skeleton changed: update LINK_FIRST"
+    buggy = build(tmp_path / "buggy", source.replace(LINK_FIRST, FREE_FIRST), "-DMYSLICE_CONFIG")
     status, output, report = run_cli(
-        "--impl", "lib:./libmyslice.so", "--check", "sizes_sweep", cwd=tmp_path
+        "--impl", "lib:./libmyslice.so", "--check", "chain_sweep", cwd=buggy.parent
     )
     assert status == 1, output
-    assert statuses(report, "core")["API-002"] == "fail"
-    assert re.search(r"FAIL sizes_sweep \[[^]]*API-002", output), output
+    assert statuses(report, "core")["API-008"] == "fail"
+    assert re.search(r"FAIL chain_sweep \[[^]]*API-008", output), output
+    [failed] = [c for c in report["checks"] if c["status"] == "fail"]
+    trace = failed["failure"]["trace_file"]
+    assert trace, failed
+
+    repro = tmp_path / "repro.c"
+    done = subprocess.run(
+        [_cli(), "replay", str(buggy.parent / trace), "--emit-c", str(repro)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0 and repro.exists(), done.stdout + done.stderr
+    correct = build(tmp_path / "correct", source, "-DMYSLICE_CONFIG")
+    outcomes = {}
+    for lib in (buggy, correct):
+        binary = lib.parent / "repro"
+        subprocess.run(
+            [gcc, str(repro), "-o", str(binary), f"-L{lib.parent}", "-lmyslice", "-lpthread"],
+            check=True, capture_output=True, text=True,
+        )
+        outcomes[lib] = subprocess.run(
+            [str(binary)], env=dict(os.environ, LD_LIBRARY_PATH=str(lib.parent)),
+            capture_output=True, text=True, timeout=120, check=False,
+        ).returncode
+    assert outcomes[buggy] != 0, "the reproducer did not fail on the buggy library"
+    assert outcomes[correct] == 0, "the reproducer failed on the correct skeleton"
 
 
 def test_a_config_skeleton_whose_set_config_works_late_fails_config_only(
@@ -266,7 +307,9 @@ def test_a_python_example_whose_alloc0_does_not_zero_is_rejected() -> None:
         allocator.alloc0 = allocator.alloc  # recycled chunks keep their old bytes
         return allocator
 
-    report = run_conformance(python_impl(dirty), max_examples=3, checks=["sizes_sweep"])
+    report = run_conformance(
+        python_impl(dirty), max_examples=3, checks=["sizes_sweep"], shrink_seconds=0.5
+    )
     assert not report.conforming
     failure = report.checks[0].failure
     assert failure is not None and "API-002" in failure.clauses
