@@ -128,7 +128,7 @@ def test_the_documented_build_line_is_the_one_in_the_page_and_the_skeleton() -> 
 
 
 def test_the_documented_prototypes_are_the_loaders() -> None:
-    """What the docs print is what the loader asks for (LOAD-002, LOAD-003)."""
+    """What the docs print is what the loader asks for and names when it is missing."""
     assert documented_prototypes() == [
         *native.REQUIRED_SYMBOLS.values(),
         *native.CONFIG_SYMBOLS.values(),
