@@ -26,8 +26,9 @@
 /* Claiming more profiles than core (optional).  The suite reads this string
  * when it loads the library: a comma-separated list of profile names from
  * `memslice-conformance list profiles`; names it does not know are ignored.
- * A malloc-backed allocator promises nothing about reuse or layout, so the
- * skeleton claims nothing extra; a real slab allocator might say "reuse". */
+ * List only profiles whose clauses your allocator meets (`memslice-conformance
+ * list clauses`).  Every lib: library claims core and concurrency; this one
+ * promises nothing about reuse or layout, so it claims nothing more. */
 const char *memslice_conformance_profiles = "";
 
 #ifdef MYSLICE_CONFIG
