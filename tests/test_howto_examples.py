@@ -313,3 +313,23 @@ def test_a_python_example_whose_alloc0_does_not_zero_is_rejected() -> None:
     assert not report.conforming
     failure = report.checks[0].failure
     assert failure is not None and "API-002" in failure.clauses
+
+
+# ------------------------------------------------------------ the CLI reference
+
+
+def test_the_cli_reference_is_generated_from_the_commands_own_parser() -> None:
+    """docs/reference/cli.md renders ``memslice_conformance.cli``'s argparse parser.
+
+    The page is generated at build time (sphinx-argparse), so it cannot drift
+    from the options; this guards against it being swapped for hand-written
+    text or pointed at another parser.
+    """
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    directive = re.search(r"```\{argparse\}\n:module: (\S+)\n:func: (\S+)\n", page)
+    assert directive, "cli.md no longer generates the reference with sphinx-argparse"
+    module, func = directive.groups()
+    assert module == "memslice_conformance.cli"
+    parser = getattr(importlib.import_module(module), func)()
+    assert parser.prog == "memslice-conformance"
+    assert parser.parse_args(["run", "--impl", "lib:./libmyslice.so"]).impl == "lib:./libmyslice.so"
