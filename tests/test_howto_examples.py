@@ -308,7 +308,8 @@ def test_a_python_example_whose_alloc0_does_not_zero_is_rejected() -> None:
         return allocator
 
     report = run_conformance(
-        python_impl(dirty), max_examples=3, checks=["sizes_sweep"], shrink_seconds=0.5
+        python_impl(dirty), max_examples=3, checks=["sizes_sweep"],
+        shrink_seconds=0.5, trace_shrink_seconds=1.0,
     )
     assert not report.conforming
     failure = report.checks[0].failure
