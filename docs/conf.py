@@ -25,6 +25,7 @@ release = version = "0.1.0"
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
+    "sphinxarg.ext",  # docs/reference/cli.md: generated from the CLI's argparse parser
     "memslice_docs",
     "memslice_results",
 ]
