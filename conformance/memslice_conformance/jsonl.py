@@ -49,6 +49,7 @@ get_config             key                          int
 get_config_state       key, address                 list of int, or null
 thread_exit            --                           null
 shutdown               --                           null (then exit 0)
+bulk (optional)        steps (list)                 see ``bulk`` module
 =====================  ===========================  ==================
 """
 
@@ -96,6 +97,9 @@ OPS: Final[Mapping[str, tuple[str, ...]]] = {
     "get_config_state": ("key", "address"),
     "thread_exit": (),
     "shutdown": (),
+    # -- optional ops (issue 11, suite power): cmd: programs may answer them
+    # with an error; the checks that need them then report "not-checked".
+    "bulk": (),
 }
 
 
@@ -176,6 +180,8 @@ def validate_request(message: Mapping[str, JSONValue]) -> tuple[int, str, str]:
         raise ProtocolError("thread must be a non-empty string")
     for field in OPS[op]:
         _int(message, field)
+    if op == "bulk" and not isinstance(message.get("steps"), list):
+        raise ProtocolError("bulk: field 'steps' must be a list")
     if op == "write":
         data = message.get("data")
         if not isinstance(data, str):
@@ -220,4 +226,8 @@ def call_allocator(impl: SliceAllocator, message: Mapping[str, JSONValue]) -> JS
     if op == "get_config_state":
         state = impl.get_config_state(_int(message, "key"), _int(message, "address"))
         return None if state is None else [int(v) for v in state]
+    if op == "bulk":
+        from .bulk import run_bulk  # optional op: see memslice_conformance.bulk
+
+        return cast(JSONValue, run_bulk(impl, message.get("steps")))
     raise ProtocolError(f"op {op!r} is not an allocator call")

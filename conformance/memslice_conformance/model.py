@@ -45,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias, cast
 
+from . import coverage
 from .executor import MAIN_THREAD
 from .failures import ImplCrash, ImplError, ImplFailure, ImplHang, Violation
 from .jsonl import JSONValue, Request
@@ -326,6 +327,7 @@ class Checker:
             results.append([a.get("result") for a in answers])
         self._apply(plan, results)
         self.verify(extra_clauses=running, everything=self.verify_all)
+        coverage.note_step(self, ops, running)
 
     def _apply(self, plan: list[tuple[Op, int, int]], results: list[list[JSONValue]]) -> None:
         # Frees first: memory released in this step may legitimately be

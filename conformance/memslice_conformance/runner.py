@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
+from . import coverage
 from .failures import HangAbort, ImplHang, ImplUnavailable
 from .impls import Implementation, resolve
 from .machine import Recorder, build_machine
@@ -95,6 +96,8 @@ class ClauseResult:
     status: str  # "pass" | "fail" | "not-checked" | "not-claimed"
     checks: tuple[str, ...]
     failed_checks: tuple[str, ...] = ()
+    #: Why a "not-checked" clause was not checked (see memslice_conformance.coverage).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +235,7 @@ class _Run:
         factory = SessionFactory(self.impl, deadline=self.deadline)
         recorder = Recorder()
         started = time.monotonic()
+        coverage.begin(name)
         self.progress(name, "running")
         failure: StepFailure | None = None
         checker: Checker | None = None
@@ -365,6 +369,7 @@ def run_conformance(
     if shrink_seconds is not None:
         run.shrink = {kind: shrink_seconds for kind in SHRINK_SECONDS}
     results: list[CheckResult] = []
+    coverage.reset()
     for profile in wanted:
         if profile not in resolved.profiles:
             continue
@@ -400,6 +405,7 @@ def run_conformance(
             clause_results.append(
                 ClauseResult(cid, level, title, profile, status, covering, failed)
             )
+    clause_results = coverage.settle(clause_results, results)  # COVER-001..COVER-005
     # A run in which no check passed (only unclaimed profiles) does not
     # count as conforming: "not claimed" is never "passed".
     conforming = any(r.status == "pass" for r in results) and all(

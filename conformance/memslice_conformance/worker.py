@@ -172,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memslice_conformance.worker: {exc}", file=sys.stderr)
         return 2
     hello = Hello(PROTOCOL_NAME, PROTOCOL_VERSION, name, tuple(sorted(profiles)))
+    from .bulk import allow_memory_cap
+
+    allow_memory_cap()  # the bulk op's cap_memory step may lower this process's RLIMIT_AS
     return serve(impl, hello, sys.stdin.buffer, proto)
 
 

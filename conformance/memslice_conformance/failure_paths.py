@@ -1,0 +1,114 @@
+"""The ``failure_paths`` check: allocations that really fail (API-001).
+
+Rules and theory of operation
+-----------------------------
+API-001 says a nonzero request never gets NULL: an allocation that cannot
+be satisfied stops the program or raises an error.  No other check makes an
+allocation fail, so this one does, each scenario in a fresh session because
+the right answer may be the end of the process::
+
+    huge       alloc(2**62) and alloc0(2**62): more than any machine has
+    exhausted  (worker processes only) the worker lowers its own address-space
+               cap to what it maps now + 64 MiB, then allocates 1000-byte
+               blocks until the allocator runs out (slab pages that cannot
+               be mapped); blocks are kept so nothing can be reused
+
+    answer                                       verdict
+    the process stops (signal or exit status)    the failure path ran: fine
+    an error answer from a Python allocator      fine (a clean error, PY-005)
+    NULL handed back as a success                API-001 fails
+    an address (the request was satisfied)       the path did not run
+
+An error answer from a native library during ``exhausted`` is the worker's
+own Python running out first, not the library's answer: that scenario then
+counts as not reached.  When no scenario made an allocation fail, API-001's
+failure path stays unexercised and the clause is reported ``not-checked``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from . import coverage
+from .failures import ImplCrash, ImplHang, Violation
+from .impls import Implementation
+from .jsonl import JSONValue, Request
+from .profiles import CheckInfo, register_check
+from .session import SessionFactory
+
+__all__ = ["HUGE", "INFO", "check_failure_paths"]
+
+#: A request no machine can satisfy (and under the worker's cap, never).
+HUGE: Final = 1 << 62
+_HEADROOM: Final = 64 << 20
+_EXHAUST_SIZE: Final = 1000
+#: Enough 1000-byte blocks to use the headroom twice over.
+_EXHAUST_COUNT: Final = 2 * _HEADROOM // _EXHAUST_SIZE
+
+INFO: Final = CheckInfo(
+    "failure_paths",
+    "core",
+    ("API-001",),
+    "custom",
+    "allocations that cannot be satisfied (2**62 bytes; slab pages under a lowered "
+    "address-space cap) must stop the program or raise, never return NULL",
+)
+
+
+def _scenarios(impl: Implementation) -> list[tuple[str, list[Request]]]:
+    out: list[tuple[str, list[Request]]] = [
+        (f"alloc({HUGE})", [{"op": "alloc", "size": HUGE}]),
+        (f"alloc0({HUGE})", [{"op": "alloc0", "size": HUGE}]),
+    ]
+    if impl.kind != "in-process":
+        steps: list[JSONValue] = [
+            {"do": "cap_memory", "headroom": _HEADROOM},
+            {"do": "exhaust", "size": _EXHAUST_SIZE, "count": _EXHAUST_COUNT},
+        ]
+        out.append((
+            f"{_EXHAUST_SIZE}-byte blocks under a memory cap 64 MiB above the worker's size",
+            [{"op": "bulk", "steps": steps}],
+        ))
+    return out
+
+
+def check_failure_paths(impl: Implementation, seed: int, max_examples: int) -> None:
+    """The ``failure_paths`` check (see the module doc)."""
+    native = impl.spec.split(":")[0] in ("lib", "glib", "malloc")
+    factory = SessionFactory(impl, deadline=30.0)
+    try:
+        for label, requests in _scenarios(impl):
+            session = factory.open()
+            try:
+                answers = session.run(requests)
+            except ImplCrash:
+                # The process stopped: the allowed outcome of a failed allocation.
+                coverage.exercised("API-001", "failure")
+                continue
+            except ImplHang as exc:
+                exc.clauses = ("API-001",)  # type: ignore[attr-defined]
+                raise
+            finally:
+                session.close()
+            [answer] = answers
+            bulk = requests[0]["op"] == "bulk"
+            if not answer.get("ok"):
+                if bulk and (native or "bulk" in str(answer.get("error"))):
+                    continue  # our own Python ran out first, or no bulk op: not reached
+                coverage.exercised("API-001", "failure")  # a clean error
+                continue
+            result = answer.get("result")
+            if bulk:
+                found = result.get("violation") if isinstance(result, dict) else None
+                if isinstance(found, dict):
+                    raise Violation(("API-001",), f"{label}: {found.get('detail')}")
+                continue  # the allocator never ran out: not reached
+            if result in (0, None):
+                raise Violation(
+                    ("API-001",), f"{label} returned NULL for a nonzero size as a success"
+                )
+    finally:
+        factory.close()
+
+
+register_check(INFO, check_failure_paths)

@@ -1,0 +1,168 @@
+"""The ``scale`` check: single classes past every power of two, long chains,
+alternation across every class edge.
+
+Rules and theory of operation
+-----------------------------
+Real allocators keep counters, bitfields and batches that only overflow once
+a class holds thousands of chunks, or a chain walk crosses its 1024th node.
+The other core checks keep a class under ~600 live blocks and chains under
+300 nodes; this one goes far past, in a few bulk programs run beside the
+allocator (:mod:`memslice_conformance.bulk`), so it costs seconds::
+
+    deep     sizes 16 and 1000 (a small and a large slab class): 2**16 + 1
+             live blocks each, every block stamped in its first word
+    wide     every class 16..1024 in steps of 16: 2**12 + 1 live blocks each
+             (disjointness only: the cheapest way to reach ~260,000 blocks)
+    chains   12,000-node chains at the first word, an inner word and the
+             last word, for a small and a large size; the freed nodes are
+             allocated again and must come back pairwise disjoint
+    edges    for each class edge b (16, 32, ..., 1024) blocks alternating
+             b and b + 1, fully stamped; every other one freed and replaced
+
+Every program ends with ``verify`` (pairwise disjoint, stamps intact).  A
+violation names the phase; its clauses: NULL -> API-001, overlap -> API-004,
+changed bytes -> API-005, misaligned -> API-006, plus API-008 in the chain
+phase.  An implementation that does not answer ``bulk`` (a ``cmd:`` program
+may not) gets the check reported ``not-checked`` with the program's answer.
+"""
+
+from __future__ import annotations
+
+from typing import Final, cast
+
+from . import coverage
+from .failures import ImplFailure, Violation
+from .impls import Implementation
+from .jsonl import JSONValue
+from .profiles import CheckInfo, NotChecked, register_check
+from .session import Session, SessionFactory
+
+__all__ = ["DEEP", "INFO", "check_scale", "programs"]
+
+#: Blocks per class in the deep phase: past 2**16.
+DEEP: Final = (1 << 16) + 1
+#: Blocks per class in the wide phase: past 2**12.
+WIDE: Final = (1 << 12) + 1
+CHAIN_NODES: Final = 12000
+_DEEP_SIZES: Final = (16, 1000)
+_CLASS_EDGES: Final = tuple(range(16, 1025, 16))
+_CHAIN_SIZES: Final = (96, 1000)
+_EDGE_BLOCKS: Final = 128
+#: Seconds one bulk program may take before the implementation counts as hung.
+_PROGRAM_DEADLINE: Final = 60.0
+
+_KIND_CLAUSES: Final = {
+    "null": ("API-001",),
+    "overlap": ("API-004",),
+    "changed": ("API-005",),
+    "misaligned": ("API-006",),
+    "not-zero": ("API-002",),
+}
+
+INFO: Final = CheckInfo(
+    "scale",
+    "core",
+    ("API-004", "API-005", "API-006", "API-008"),
+    "custom",
+    "2**16 live blocks in one class, every class past 2**12, 12,000-node chains, "
+    "alternation across every class edge (batched in the worker)",
+)
+
+Step = dict[str, JSONValue]
+
+
+def _chain_offsets(size: int) -> tuple[int, ...]:
+    last = (size - 8) // 8 * 8
+    return (0, last // 2 // 8 * 8, last)
+
+
+def programs() -> list[tuple[str, list[Step]]]:
+    """(phase, bulk program) in the order they run."""
+    out: list[tuple[str, list[Step]]] = []
+    for size in _DEEP_SIZES:
+        out.append((
+            f"deep: {DEEP} live blocks of {size} bytes",
+            [{"do": "alloc", "pool": "deep", "sizes": [size], "count": DEEP, "tag_only": True},
+             {"do": "verify"}, {"do": "reset"}],
+        ))
+    out.append((
+        f"wide: {WIDE} live blocks in every class 16..1024",
+        [{"do": "alloc", "pool": "wide", "sizes": list[JSONValue](_CLASS_EDGES),
+          "count": WIDE * len(_CLASS_EDGES), "stamp": False},
+         {"do": "verify"}, {"do": "reset"}],
+    ))
+    for size in _CHAIN_SIZES:
+        for offset in _chain_offsets(size):
+            out.append((
+                f"chains: {CHAIN_NODES} nodes of {size} bytes linked at offset {offset}",
+                [{"do": "alloc", "pool": "chain", "sizes": [size], "count": CHAIN_NODES,
+                  "tag_only": True},
+                 {"do": "chain", "pool": "chain", "offset": offset},
+                 {"do": "alloc", "pool": "again", "sizes": [size], "count": CHAIN_NODES,
+                  "stamp": False},
+                 {"do": "verify"}, {"do": "free", "pool": "again"}],
+            ))
+    edge_steps: list[Step] = []
+    for edge in _CLASS_EDGES:
+        pool = f"edge{edge}"
+        edge_steps += [
+            {"do": "alloc", "pool": pool, "sizes": [edge, edge + 1], "count": _EDGE_BLOCKS},
+        ]
+    edge_steps.append({"do": "verify"})
+    for edge in _CLASS_EDGES:
+        pool = f"edge{edge}"
+        edge_steps += [
+            {"do": "free", "pool": pool, "every": 2},
+            {"do": "alloc", "pool": pool, "sizes": [edge + 1, edge], "count": _EDGE_BLOCKS // 2,
+             "zero": True},
+        ]
+    edge_steps += [{"do": "verify"}, {"do": "reset"}]
+    out.append(("edges: blocks alternating across every class edge", edge_steps))
+    return out
+
+
+def _run(session: Session, phase: str, steps: list[Step]) -> None:
+    try:
+        [answer] = session.run([{"op": "bulk", "steps": list[JSONValue](steps)}])
+    except ImplFailure as exc:
+        clauses = ("API-004", "API-005", *(("API-008",) if "chain" in phase else ()))
+        exc.clauses = clauses  # type: ignore[attr-defined]
+        exc.args = (f"{phase}: {exc}",)
+        raise
+    if not answer.get("ok"):
+        raise NotChecked(
+            f"the implementation does not run bulk programs ({answer.get('error')}); "
+            "the scale check needs the optional 'bulk' op (schema/protocol-v1.json)"
+        )
+    result = cast(dict[str, JSONValue], answer.get("result"))
+    found = result.get("violation")
+    if isinstance(found, dict):
+        kind = str(found.get("kind"))
+        clauses = _KIND_CLAUSES.get(kind, ("API-005",))
+        if phase.startswith("chains"):
+            clauses = (*clauses, "API-008")
+        raise Violation(
+            clauses,
+            f"scale {phase}: {kind}: {found.get('detail')} "
+            f"(address {cast(int, found.get('address')):#x}, size {found.get('size')}, "
+            f"after {result.get('calls')} calls)",
+        )
+
+
+def check_scale(impl: Implementation, seed: int, max_examples: int) -> None:
+    """The ``scale`` check (see the module doc); the seed does not matter."""
+    factory = SessionFactory(impl, deadline=_PROGRAM_DEADLINE)
+    session = factory.open()
+    try:
+        for phase, steps in programs():
+            _run(session, phase, steps)
+            if phase.startswith("chains"):
+                coverage.exercised("API-008")
+        for clause in ("API-004", "API-005", "API-006"):
+            coverage.exercised(clause)
+    finally:
+        session.close()
+        factory.close()
+
+
+register_check(INFO, check_scale)
