@@ -146,27 +146,32 @@ class _Runner:
         allocate = self.impl.alloc0 if zero else self.impl.alloc
         read, write = self.impl.read, self.impl.write
         state = self.state
-        for index in range(count):
-            size = sizes[index % len(sizes)]
-            addr = allocate(size)
-            state.calls += 1
-            if not addr:
-                raise _Violation(
-                    "null", f"block {index + 1} of {count}: NULL for a nonzero size", 0, size
-                )
-            if addr % _WORD:
-                raise _Violation("misaligned", f"block {index + 1} of {count}", addr, size)
-            if zero and read(addr, size) != bytes(size):
-                raise _Violation("not-zero", f"alloc0 block {index + 1} of {count}", addr, size)
-            tag = -1
-            if stamped:
-                state.serial += 1
-                tag = (state.serial * _GOLDEN) & _MASK
-                write(addr, _stamp(tag, size, tag_only))
-            pool.addrs.append(addr)
-            pool.sizes.append(size)
-            pool.tags.append(tag)
-            pool.tag_only.append(tag_only)
+        addrs, sizes_of, tags, tag_onlys = pool.addrs, pool.sizes, pool.tags, pool.tag_only
+        cycle = len(sizes)
+        before = len(addrs)
+        try:
+            for index in range(count):
+                size = sizes[index % cycle]
+                addr = allocate(size)
+                if not addr:
+                    raise _Violation(
+                        "null", f"block {index + 1} of {count}: NULL for a nonzero size", 0, size
+                    )
+                if addr % _WORD:
+                    raise _Violation("misaligned", f"block {index + 1} of {count}", addr, size)
+                if zero and read(addr, size) != bytes(size):
+                    raise _Violation("not-zero", f"alloc0 block {index + 1} of {count}", addr, size)
+                tag = -1
+                if stamped:
+                    state.serial += 1
+                    tag = (state.serial * _GOLDEN) & _MASK
+                    write(addr, _stamp(tag, size, tag_only))
+                addrs.append(addr)
+                sizes_of.append(size)
+                tags.append(tag)
+                tag_onlys.append(tag_only)
+        finally:
+            state.calls += len(addrs) - before
 
     def verify(self) -> None:
         spans = sorted(

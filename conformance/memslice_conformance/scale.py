@@ -10,14 +10,20 @@ The other core checks keep a class under ~600 live blocks and chains under
 allocator (:mod:`memslice_conformance.bulk`), so it costs seconds::
 
     deep     sizes 16 and 1000 (a small and a large slab class): 2**16 + 1
-             live blocks each, every block stamped in its first word
+             live blocks each (disjointness)
     wide     every class 16..1024 in steps of 16: 2**12 + 1 live blocks each
              (disjointness only: the cheapest way to reach ~260,000 blocks)
-    chains   12,000-node chains at the first word, an inner word and the
-             last word, for a small and a large size; the freed nodes are
+    chains   10,000-node chains at the first word, the last word (96 bytes)
+             and the first and an inner word (1000 bytes); the freed nodes are
              allocated again and must come back pairwise disjoint
     edges    for each class edge b (16, 32, ..., 1024) blocks alternating
              b and b + 1, fully stamped; every other one freed and replaced
+
+In-process Python implementations (the reference, ``py:``) run the same
+phases at a smaller scale (:data:`IN_PROCESS`: 2**14 + 1 deep blocks, 2**8 + 1
+per class, 2,000-node chains): a Python allocator's integers do not wrap,
+and an allocation in Python costs some 20 microseconds, so the full scale
+would take over ten seconds.
 
 Every program ends with ``verify`` (pairwise disjoint, stamps intact).  A
 violation names the phase; its clauses: NULL -> API-001, overlap -> API-004,
@@ -28,6 +34,7 @@ may not) gets the check reported ``not-checked`` with the program's answer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, cast
 
 from . import coverage
@@ -37,17 +44,26 @@ from .jsonl import JSONValue
 from .profiles import CheckInfo, NotChecked, register_check
 from .session import Session, SessionFactory
 
-__all__ = ["DEEP", "INFO", "check_scale", "programs"]
+__all__ = ["FULL", "INFO", "IN_PROCESS", "Scale", "check_scale", "programs"]
 
-#: Blocks per class in the deep phase: past 2**16.
-DEEP: Final = (1 << 16) + 1
-#: Blocks per class in the wide phase: past 2**12.
-WIDE: Final = (1 << 12) + 1
-CHAIN_NODES: Final = 12000
-_DEEP_SIZES: Final = (16, 1000)
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """How far each phase goes."""
+
+    deep: int
+    deep_sizes: tuple[int, ...]
+    wide: int
+    chain_nodes: int
+    edge_blocks: int
+
+
+#: Native and out-of-process implementations: past 2**16 and 2**12.
+FULL: Final = Scale((1 << 16) + 1, (16, 1000), (1 << 12) + 1, 10000, 128)
+#: In-process Python implementations (see the module doc).
+IN_PROCESS: Final = Scale((1 << 14) + 1, (16,), (1 << 8) + 1, 2000, 32)
 _CLASS_EDGES: Final = tuple(range(16, 1025, 16))
 _CHAIN_SIZES: Final = (96, 1000)
-_EDGE_BLOCKS: Final = 128
 #: Seconds one bulk program may take before the implementation counts as hung.
 _PROGRAM_DEADLINE: Final = 60.0
 
@@ -64,7 +80,7 @@ INFO: Final = CheckInfo(
     "core",
     ("API-004", "API-005", "API-006", "API-008"),
     "custom",
-    "2**16 live blocks in one class, every class past 2**12, 12,000-node chains, "
+    "2**16 live blocks in one class, every class past 2**12, 10,000-node chains, "
     "alternation across every class edge (batched in the worker)",
 )
 
@@ -73,32 +89,33 @@ Step = dict[str, JSONValue]
 
 def _chain_offsets(size: int) -> tuple[int, ...]:
     last = (size - 8) // 8 * 8
-    return (0, last // 2 // 8 * 8, last)
+    return (0, last) if size < 512 else (0, last // 2 // 8 * 8)
 
 
-def programs() -> list[tuple[str, list[Step]]]:
+def programs(scale: Scale = FULL) -> list[tuple[str, list[Step]]]:
     """(phase, bulk program) in the order they run."""
     out: list[tuple[str, list[Step]]] = []
-    for size in _DEEP_SIZES:
+    for size in scale.deep_sizes:
         out.append((
-            f"deep: {DEEP} live blocks of {size} bytes",
-            [{"do": "alloc", "pool": "deep", "sizes": [size], "count": DEEP, "tag_only": True},
+            f"deep: {scale.deep} live blocks of {size} bytes",
+            [{"do": "alloc", "pool": "deep", "sizes": [size], "count": scale.deep,
+              "stamp": False},
              {"do": "verify"}, {"do": "reset"}],
         ))
     out.append((
-        f"wide: {WIDE} live blocks in every class 16..1024",
+        f"wide: {scale.wide} live blocks in every class 16..1024",
         [{"do": "alloc", "pool": "wide", "sizes": list[JSONValue](_CLASS_EDGES),
-          "count": WIDE * len(_CLASS_EDGES), "stamp": False},
+          "count": scale.wide * len(_CLASS_EDGES), "stamp": False},
          {"do": "verify"}, {"do": "reset"}],
     ))
     for size in _CHAIN_SIZES:
         for offset in _chain_offsets(size):
             out.append((
-                f"chains: {CHAIN_NODES} nodes of {size} bytes linked at offset {offset}",
-                [{"do": "alloc", "pool": "chain", "sizes": [size], "count": CHAIN_NODES,
+                f"chains: {scale.chain_nodes} nodes of {size} bytes linked at offset {offset}",
+                [{"do": "alloc", "pool": "chain", "sizes": [size], "count": scale.chain_nodes,
                   "tag_only": True},
                  {"do": "chain", "pool": "chain", "offset": offset},
-                 {"do": "alloc", "pool": "again", "sizes": [size], "count": CHAIN_NODES,
+                 {"do": "alloc", "pool": "again", "sizes": [size], "count": scale.chain_nodes,
                   "stamp": False},
                  {"do": "verify"}, {"do": "free", "pool": "again"}],
             ))
@@ -106,14 +123,14 @@ def programs() -> list[tuple[str, list[Step]]]:
     for edge in _CLASS_EDGES:
         pool = f"edge{edge}"
         edge_steps += [
-            {"do": "alloc", "pool": pool, "sizes": [edge, edge + 1], "count": _EDGE_BLOCKS},
+            {"do": "alloc", "pool": pool, "sizes": [edge, edge + 1], "count": scale.edge_blocks},
         ]
     edge_steps.append({"do": "verify"})
     for edge in _CLASS_EDGES:
         pool = f"edge{edge}"
         edge_steps += [
             {"do": "free", "pool": pool, "every": 2},
-            {"do": "alloc", "pool": pool, "sizes": [edge + 1, edge], "count": _EDGE_BLOCKS // 2,
+            {"do": "alloc", "pool": pool, "sizes": [edge + 1, edge], "count": scale.edge_blocks // 2,
              "zero": True},
         ]
     edge_steps += [{"do": "verify"}, {"do": "reset"}]
@@ -153,13 +170,15 @@ def check_scale(impl: Implementation, seed: int, max_examples: int) -> None:
     """The ``scale`` check (see the module doc); the seed does not matter."""
     factory = SessionFactory(impl, deadline=_PROGRAM_DEADLINE)
     session = factory.open()
+    scale = IN_PROCESS if impl.kind == "in-process" else FULL
     try:
-        for phase, steps in programs():
+        for phase, steps in programs(scale):
             _run(session, phase, steps)
             if phase.startswith("chains"):
                 coverage.exercised("API-008")
         for clause in ("API-004", "API-005", "API-006"):
             coverage.exercised(clause)
+        coverage.exercised("API-001", "nonzero")
     finally:
         session.close()
         factory.close()
