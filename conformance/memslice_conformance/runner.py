@@ -40,6 +40,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
 from . import coverage
+from .blame import blame
 from .failures import HangAbort, ImplHang, ImplUnavailable
 from .impls import Implementation, resolve
 from .machine import Recorder, build_machine
@@ -293,6 +294,11 @@ class _Run:
                     reproduced = replay(trace, again) is not None
                 finally:
                     again.close()
+                if reproduced:  # COVER-005: name the earlier step the failure needed
+                    caused = blame(trace, lambda: SessionFactory(self.impl, self.deadline))
+                    if caused is not None:
+                        failure = caused
+                        trace = Trace(trace.check, trace.impl, trace.seed, failure, trace.steps)
             if self.trace_dir is not None:
                 safe = self.impl.spec.replace("/", "_").replace(":", "_").replace(" ", "_")
                 path = str(save_trace(trace, self.trace_dir / f"{safe}-{name}.json"))

@@ -23,8 +23,9 @@
  *   BUG_CHAIN_BATCH    a chain free reads the link of every 1024th node after it has
  *                      pushed that node (offset 0 only; chains of >1024 nodes)
  *   BUG_OOM_NULL       a page or large block that cannot be had returns NULL
- *   BUG_RACE           the flush to the shared list publishes the batch's head
- *                      before it links the batch's tail (a narrow window)
+ *   BUG_RACE           the flush to the shared list publishes the batch's head,
+ *                      then walks to the batch's tail and links it, outside the
+ *                      lock (a window of a few dozen loads)
  *   BUG_LATE_CONFIG    set_config(ALWAYS_MALLOC) after first use silently switches
  *                      frees to free(): the next slab free crashes
  *   BUG_EXIT_REUSE     the exit destructor gives the chunks back but leaves them in
@@ -71,22 +72,32 @@ static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 static Cache *spares;
 static int in_use;
 static int always_malloc;
+#ifdef BUG_LATE_CONFIG
+static int late_reroute;
+#endif
 static int64_t config[7] = {0, 0, 0, 15000, 1, 0, 0};
 
 static void out_of_memory(void) { abort(); }
 
 static void flush(Class *class, Node **head, unsigned *count, unsigned n) {
     Node *first = *head, *last = first;
+#ifdef BUG_RACE
+    /* the bug: the batch is published first, and its tail found and linked after,
+     * outside the lock; a refill in that window follows the tail's stale link
+     * into this thread's cache */
+    pthread_mutex_lock(&class->lock);
+    Node *old = class->shared;
+    class->shared = first;
+    pthread_mutex_unlock(&class->lock);
+    for (unsigned k = 1; k < n; k++) last = last->next;
+    *head = last->next;
+    *count -= n;
+    last->next = old;
+#else
     for (unsigned k = 1; k < n; k++) last = last->next;
     *head = last->next;
     *count -= n;
     pthread_mutex_lock(&class->lock);
-#ifdef BUG_RACE
-    Node *old = class->shared;
-    class->shared = first;
-    pthread_mutex_unlock(&class->lock);
-    last->next = old;          /* the bug: the batch was visible before this */
-#else
     last->next = class->shared;
     class->shared = first;
     pthread_mutex_unlock(&class->lock);
@@ -237,7 +248,7 @@ void *g_slice_copy(size_t size, const void *src) {
 void g_slice_free1(size_t size, void *mem) {
     if (!mem) return;
 #ifdef BUG_LATE_CONFIG
-    if (size > MAX_SLAB || always_malloc || config[1]) {
+    if (size > MAX_SLAB || always_malloc || late_reroute) {
 #else
     if (size > MAX_SLAB || always_malloc) {
 #endif
@@ -271,9 +282,9 @@ void g_slice_free_chain_with_offset(size_t size, void *head, size_t next_offset)
 void g_slice_set_config(int key, int64_t value) {
     if (key < 1 || key > 6) return;
 #ifdef BUG_LATE_CONFIG
-    config[key] = value;           /* the bug: a late call still reroutes frees ... */
-    if (!in_use) always_malloc = key == 1 ? value != 0 : always_malloc;
-    return;
+    /* the bug: a late ALWAYS_MALLOC still reroutes frees, while get_config keeps
+     * answering the old value */
+    if (in_use && key == 1) late_reroute = value != 0;
 #endif
     if (in_use) return;
     config[key] = value;
@@ -282,9 +293,6 @@ void g_slice_set_config(int key, int64_t value) {
 
 int64_t g_slice_get_config(int key) {
     if (key < 1 || key > 6) return 0;
-#ifdef BUG_LATE_CONFIG
-    if (key == 1) return always_malloc;   /* ... while get_config still answers the old value */
-#endif
     return config[key];
 }
 
