@@ -16,7 +16,8 @@ state for others (COVER-005)::
 First the trace without every candidate op: if it still fails, no such
 step is to blame and the failure is left as it was.  Otherwise the
 candidates are halved (later half first) while the trace without one half
-runs clean, within :data:`MAX_ATTEMPTS` replays, each in a fresh session;
+runs clean, within :data:`MAX_ATTEMPTS` replays and :data:`BUDGET_SECONDS`
+of wall time, each replay in a fresh session;
 the op left is named in the failure ("cause: the set_config in step 4,
 set_config(1, 7): replayed without it, the run is clean") and its clause is
 added.  Blame is advice to a reader: it never turns a
@@ -25,6 +26,7 @@ failure into a pass.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -32,7 +34,7 @@ from .model import StepFailure
 from .session import SessionFactory
 from .trace import Trace, replay
 
-__all__ = ["CAUSES", "MAX_ATTEMPTS", "blame"]
+__all__ = ["BUDGET_SECONDS", "CAUSES", "MAX_ATTEMPTS", "blame"]
 
 #: op -> (what it is, the clause its effect belongs to)
 CAUSES: Final[dict[str, tuple[str, str]]] = {
@@ -40,6 +42,8 @@ CAUSES: Final[dict[str, tuple[str, str]]] = {
     "thread_exit": ("thread exit", "EXIT-001"),
 }
 MAX_ATTEMPTS: Final = 8
+#: Wall seconds blame may spend replaying one failure (stated in the docs).
+BUDGET_SECONDS: Final = 8.0
 
 
 def _describe(op: dict[str, object]) -> str:
@@ -71,6 +75,7 @@ def blame(trace: Trace, factory: Callable[[], SessionFactory]) -> StepFailure | 
         if op.get("op") in CAUSES
     ]
     attempts = [0]
+    stop = time.monotonic() + BUDGET_SECONDS
 
     def clean_without(removed: list[tuple[int, int]]) -> bool:
         attempts[0] += 1
@@ -84,7 +89,7 @@ def blame(trace: Trace, factory: Callable[[], SessionFactory]) -> StepFailure | 
         return None
     # Halve the suspects while one half alone carries the cause.
     suspects = candidates
-    while len(suspects) > 1 and attempts[0] < MAX_ATTEMPTS:
+    while len(suspects) > 1 and attempts[0] < MAX_ATTEMPTS and time.monotonic() < stop:
         earlier, later = suspects[: len(suspects) // 2], suspects[len(suspects) // 2 :]
         if clean_without(later):
             suspects = later

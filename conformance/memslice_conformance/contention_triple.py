@@ -77,6 +77,11 @@ def check_contention_triple(impl: Implementation, seed: int, max_examples: int) 
             exc.clauses = ("CONF-010",)  # type: ignore[attr-defined]
             raise
         triples: dict[int, list[int]] = {}
+        if not any(answer.get("ok") for answer in answers):
+            raise NotChecked(
+                "every get_config_state(CONTENTION_COUNTER, ix) was answered with an error: "
+                f"{answers[0].get('error')}"
+            )
         for ix, answer in enumerate(answers):
             label = f"get_config_state(CONTENTION_COUNTER, {ix})"
             if not answer.get("ok"):

@@ -27,12 +27,13 @@ from __future__ import annotations
 import random
 from typing import Final
 
+from . import coverage
 from .failures import Violation
 from .impls import Implementation
 from .model import Checker
 from .profiles import CheckInfo, register_check
 from .session import SessionFactory
-from .stress import compile_native, run_stress
+from .stress import compile_native, rerun_stress, run_stress
 from .threads import CLAUSES, Program, Round, ThreadTurn, run_program
 
 __all__ = ["DRIVER_ROUNDS", "INFO", "check_stress", "native_target", "random_program"]
@@ -40,6 +41,8 @@ __all__ = ["DRIVER_ROUNDS", "INFO", "check_stress", "native_target", "random_pro
 #: Driver runs per check (each with its own seed).
 DRIVER_ROUNDS: Final = 4
 _DRIVER_OPERATIONS: Final = 20000
+#: Seconds spent rerunning a failed seed to show whether it reproduces.
+_RERUN_SECONDS: Final = 10.0
 _SIZES: Final = (1, 8, 16, 24, 40, 96, 100, 256, 500, 1000, 1008, 1009, 2000, 5000)
 
 INFO: Final = CheckInfo(
@@ -100,7 +103,20 @@ def check_stress(impl: Implementation, seed: int, max_examples: int) -> None:
                 timeout=30.0,
             )
             if not run.passed:
-                raise Violation(CLAUSES, f"native stress driver: {run.describe()}")
+                message = f"native stress driver: {run.describe()}"
+                if not run.timed_out and not run.error:
+                    again, tries = rerun_stress(
+                        run, _RERUN_SECONDS, env=env, operations=_DRIVER_OPERATIONS
+                    )
+                    message += (
+                        f"\n  rerun of seed {run.seed}: failed again on rerun {tries}"
+                        if again
+                        else f"\n  rerun of seed {run.seed}: {tries} reruns in "
+                        f"{_RERUN_SECONDS:.0f} s did not fail (a narrow race)"
+                    )
+                raise Violation(CLAUSES, message)
+        for clause in CLAUSES:
+            coverage.exercised(clause)
         return
     rng = random.Random(f"concurrency-{seed}")
     factory = SessionFactory(impl)
