@@ -27,10 +27,10 @@ failure into a pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
-from .model import StepFailure
+from .model import Op, StepFailure
 from .session import SessionFactory
 from .trace import Trace, replay
 
@@ -46,7 +46,7 @@ MAX_ATTEMPTS: Final = 8
 BUDGET_SECONDS: Final = 8.0
 
 
-def _describe(op: dict[str, object]) -> str:
+def _describe(op: Mapping[str, object]) -> str:
     kind = str(op.get("op"))
     if kind == "set_config_late":
         return f"set_config({op.get('key')}, {op.get('value')})"
@@ -54,12 +54,12 @@ def _describe(op: dict[str, object]) -> str:
 
 
 def _without(trace: Trace, removed: set[tuple[int, int]]) -> Trace:
-    steps: list[tuple[dict[str, object], ...]] = []
+    steps: list[tuple[Op, ...]] = []
     for index, step in enumerate(trace.steps):
         kept = tuple(op for position, op in enumerate(step) if (index, position) not in removed)
         if kept:
             steps.append(kept)
-    return Trace(trace.check, trace.impl, trace.seed, None, tuple(steps))  # type: ignore[arg-type]
+    return Trace(trace.check, trace.impl, trace.seed, None, tuple(steps))
 
 
 def blame(trace: Trace, factory: Callable[[], SessionFactory]) -> StepFailure | None:

@@ -47,6 +47,7 @@ programs: one that answers it with an error gets the scale checks reported
 from __future__ import annotations
 
 import ctypes
+import itertools
 import resource
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,7 +180,7 @@ class _Runner:
             for pool in self.state.pools.values()
             for addr, size in zip(pool.addrs, pool.sizes, strict=True)
         )
-        for (addr, size), (after, after_size) in zip(spans, spans[1:], strict=False):
+        for (addr, size), (after, after_size) in itertools.pairwise(spans):
             if addr + size > after:
                 raise _Violation(
                     "overlap",

@@ -29,7 +29,8 @@ beside CONF-010's other check (``edges``).
 from __future__ import annotations
 
 import ctypes
-from typing import Final
+import itertools
+from typing import Final, cast
 
 from . import coverage
 from .failures import ImplCrash, ImplFailure, Violation
@@ -96,7 +97,7 @@ def check_contention_triple(impl: Implementation, seed: int, max_examples: int) 
                 or not all(isinstance(v, int) for v in value)
             ):
                 raise Violation(("CONF-010",), f"{label} returned {value!r}, not NULL or 3 values")
-            chunk, counter, threshold = (int(v) for v in value)
+            chunk, counter, threshold = (cast(int, v) for v in value)
             if chunk != (ix + 1) * P2ALIGNMENT or counter < 0 or threshold < 1:
                 raise Violation(
                     ("CONF-010",),
@@ -108,8 +109,8 @@ def check_contention_triple(impl: Implementation, seed: int, max_examples: int) 
             if ix not in _STRIDE_CLASSES:
                 continue
             allocs: list[Request] = [{"op": "alloc", "size": chunk} for _ in range(_BLOCKS)]
-            addrs = sorted(int(a.get("result") or 0) for a in session.run(allocs))
-            strides = {b - a for a, b in zip(addrs, addrs[1:], strict=False)}
+            addrs = sorted(cast(int, a.get("result") or 0) for a in session.run(allocs))
+            strides = {b - a for a, b in itertools.pairwise(addrs)}
             if chunk not in strides:
                 raise Violation(
                     ("CONF-010",),

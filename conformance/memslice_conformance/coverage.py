@@ -32,7 +32,7 @@ A verdict of ``fail`` is never changed: evidence only ever withholds a pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final, cast
 
@@ -105,7 +105,9 @@ def evidence() -> dict[tuple[str, str], frozenset[str]]:
     return {key: frozenset(who) for key, who in _evidence.items()}
 
 
-def note_step(checker: Checker, ops: Sequence[dict[str, object]], clauses: Iterable[str]) -> None:
+def note_step(
+    checker: Checker, ops: Sequence[Mapping[str, object]], clauses: Iterable[str]
+) -> None:
     """A Checker step was answered and checked: its clauses' paths ran."""
     for clause in clauses:
         if clause not in PATHS:
@@ -146,12 +148,12 @@ def settle(
     for result in results:
         if result.status != "pass":
             continue
-        for clause in BY_COMPLETION.get(result.name, ()):
-            exercised(clause, check=result.name)
+        for cid in BY_COMPLETION.get(result.name, ()):
+            exercised(cid, check=result.name)
         if result.name not in _recorders and CHECKS[result.name].kind == "custom":
-            for clause in CHECKS[result.name].clauses:
-                if clause not in PATHS:
-                    exercised(clause, check=f"{result.name} (by completion)")
+            for cid in CHECKS[result.name].clauses:
+                if cid not in PATHS:
+                    exercised(cid, check=f"{result.name} (by completion)")
     settled: list[ClauseResult] = []
     for clause in clauses:
         if clause.status in ("not-claimed", "fail"):

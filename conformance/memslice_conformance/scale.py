@@ -130,8 +130,8 @@ def programs(scale: Scale = FULL) -> list[tuple[str, list[Step]]]:
         pool = f"edge{edge}"
         edge_steps += [
             {"do": "free", "pool": pool, "every": 2},
-            {"do": "alloc", "pool": pool, "sizes": [edge + 1, edge], "count": scale.edge_blocks // 2,
-             "zero": True},
+            {"do": "alloc", "pool": pool, "sizes": [edge + 1, edge],
+             "count": scale.edge_blocks // 2, "zero": True},
         ]
     edge_steps += [{"do": "verify"}, {"do": "reset"}]
     out.append(("edges: blocks alternating across every class edge", edge_steps))

@@ -50,10 +50,10 @@ from typing import Any, Final
 __all__ = [
     "CompilerMissing",
     "RingEntry",
-    "rerun_stress",
     "StressRun",
     "StressViolation",
     "compile_native",
+    "rerun_stress",
     "run_stress",
 ]
 
