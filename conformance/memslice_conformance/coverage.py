@@ -170,6 +170,9 @@ def settle(
                 settled.append(replace(clause, checks=tuple(ran)))
                 continue
             note = f"not exercised in this run: {'; '.join(missing)}"
+            skipped = [r for r in cited if r.status == "not-checked"]
+            if skipped:
+                note += "; " + "; ".join(f"{r.name} could not run: {r.note}" for r in skipped)
             settled.append(replace(clause, status="not-checked", checks=tuple(ran), note=note))
             continue
         # not-checked already: say why.

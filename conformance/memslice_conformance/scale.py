@@ -147,9 +147,16 @@ def _run(session: Session, phase: str, steps: list[Step]) -> None:
         exc.args = (f"{phase}: {exc}",)
         raise
     if not answer.get("ok"):
+        error = answer.get("error")
+        etype = str(error.get("type")) if isinstance(error, dict) else ""
+        if etype in ("ProtocolError", "BulkError", "") or "unknown op" in str(error):
+            raise NotChecked(
+                f"the implementation does not run bulk programs ({error}); "
+                "the scale check needs the optional 'bulk' op (schema/protocol-v1.json)"
+            )
         raise NotChecked(
-            f"the implementation does not run bulk programs ({answer.get('error')}); "
-            "the scale check needs the optional 'bulk' op (schema/protocol-v1.json)"
+            f"{phase}: the implementation raised {etype} ({error}), which API-001 allows "
+            "for an allocation it cannot satisfy; this scale was not reached"
         )
     result = cast(dict[str, JSONValue], answer.get("result"))
     found = result.get("violation")
