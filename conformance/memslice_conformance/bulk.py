@@ -72,6 +72,9 @@ class _Pool:
     sizes: list[int] = field(default_factory=list)
     tags: list[int] = field(default_factory=list)
     tag_only: list[bool] = field(default_factory=list)
+    #: n for the n-th block of its size allocated into this pool (for messages).
+    ordinals: list[int] = field(default_factory=list)
+    per_size: dict[int, int] = field(default_factory=dict)
 
 
 class _Violation(Exception):
@@ -148,6 +151,7 @@ class _Runner:
         read, write = self.impl.read, self.impl.write
         state = self.state
         addrs, sizes_of, tags, tag_onlys = pool.addrs, pool.sizes, pool.tags, pool.tag_only
+        ordinals, per_size = pool.ordinals, pool.per_size
         cycle = len(sizes)
         before = len(addrs)
         try:
@@ -171,23 +175,28 @@ class _Runner:
                 sizes_of.append(size)
                 tags.append(tag)
                 tag_onlys.append(tag_only)
+                per_size[size] = ordinal = per_size.get(size, 0) + 1
+                ordinals.append(ordinal)
         finally:
             state.calls += len(addrs) - before
 
     def verify(self) -> None:
         spans = sorted(
-            (addr, size)
-            for pool in self.state.pools.values()
-            for addr, size in zip(pool.addrs, pool.sizes, strict=True)
+            (addr, size, ordinal, name)
+            for name, pool in self.state.pools.items()
+            for addr, size, ordinal in zip(pool.addrs, pool.sizes, pool.ordinals, strict=True)
         )
-        for (addr, size), (after, after_size) in itertools.pairwise(spans):
-            if addr + size > after:
+        for low, high in itertools.pairwise(spans):
+            if low[0] + low[1] > high[0]:
+                first, second = sorted((low, high), key=lambda span: (span[3], span[2]))
                 raise _Violation(
                     "overlap",
-                    f"live blocks [{addr:#x}, {addr + size:#x}) and "
-                    f"[{after:#x}, {after + after_size:#x}) overlap",
-                    after,
-                    after_size,
+                    f"live block no. {second[2]} of {second[1]} bytes (pool {second[3]}) at "
+                    f"[{second[0]:#x}, {second[0] + second[1]:#x}) overlaps live block "
+                    f"no. {first[2]} of {first[1]} bytes (pool {first[3]}) at "
+                    f"[{first[0]:#x}, {first[0] + first[1]:#x})",
+                    second[0],
+                    second[1],
                 )
         read = self.impl.read
         for pool in self.state.pools.values():
@@ -220,6 +229,7 @@ class _Runner:
         pool.sizes = [pool.sizes[i] for i in kept]
         pool.tags = [pool.tags[i] for i in kept]
         pool.tag_only = [pool.tag_only[i] for i in kept]
+        pool.ordinals = [pool.ordinals[i] for i in kept]
 
     def chain(self, step: Mapping[str, object]) -> None:
         self.verify()
