@@ -178,3 +178,56 @@ def test_default_concurrency_run_on_planted_race(
 ) -> None:
     report = run_conformance(planted(variant), profiles=["concurrency"])
     assert report.conforming == (variant == "CORRECT"), [c.failure for c in report.checks]
+
+
+class _WrappingArena:
+    """A toy allocator whose carve counter wraps at 64 blocks (a scale bug)."""
+
+    def __init__(self) -> None:
+        self.memory = bytearray(1 << 16)
+        self.carved = 0
+
+    def alloc(self, size: int, /) -> int:
+        self.carved += 1
+        return 4096 + ((self.carved - 1) % 64) * 64
+
+    def alloc0(self, size: int, /) -> int:
+        addr = self.alloc(size)
+        self.write(addr, bytes(size))
+        return addr
+
+    def read(self, addr: int, size: int, /) -> bytes:
+        return bytes(self.memory[addr - 4096 : addr - 4096 + size])
+
+    def write(self, addr: int, data: bytes, /) -> None:
+        self.memory[addr - 4096 : addr - 4096 + len(data)] = data
+
+    def free1(self, size: int, addr: int, /) -> None:
+        return None
+
+
+def test_bulk_finds_a_block_handed_out_twice_past_a_wrap() -> None:
+    from memslice_conformance.bulk import run_bulk
+
+    arena = _WrappingArena()
+    clean = run_bulk(arena, [{"do": "alloc", "pool": "p", "sizes": [48], "count": 64},
+                             {"do": "verify"}, {"do": "reset"}])
+    assert clean["violation"] is None
+    found = run_bulk(_WrappingArena(), [{"do": "alloc", "pool": "p", "sizes": [48], "count": 65},
+                                        {"do": "verify"}])
+    violation = found["violation"]
+    assert isinstance(violation, dict) and violation["kind"] == "overlap"
+    assert "no. 65 of 48 bytes" in str(violation["detail"])
+
+
+def test_a_program_without_the_bulk_op_gets_scale_not_checked() -> None:
+    """The bulk op is optional for cmd: programs: the check says so, and the
+    clauses it would have exercised are not passed on its account."""
+    if shutil.which("perl") is None:
+        pytest.fail("perl is required for the example cmd: program")
+    example = Path(__file__).parents[2] / "conformance/memslice_conformance/examples/slice_impl.pl"
+    report = run_conformance(f"cmd:perl {example}", checks=["scale"])
+    [scale] = report.checks
+    assert scale.status == "not-checked" and scale.note is not None and "bulk" in scale.note
+    api004 = {c.id: c for c in report.clauses}["API-004"]
+    assert api004.status == "not-checked" and api004.note is not None and "scale" in api004.note
