@@ -61,7 +61,8 @@ def _failed(report: Report) -> set[str]:
 
 
 #: One planted bug per class runs in the default test run; the rest are slow.
-_QUICK = ("BUG_COUNTER_WRAP", "BUG_OOM_NULL", "BUG_TRIPLE", "BUG_LATE_CONFIG")
+#: (BUG_LATE_CONFIG's quick test is test_blame_names_the_late_set_config.)
+_QUICK = ("BUG_COUNTER_WRAP", "BUG_OOM_NULL", "BUG_TRIPLE")
 
 
 @pytest.mark.parametrize(
