@@ -115,6 +115,8 @@ class StressRun:
     error: str | None = None
     #: Every thread's last calls before the failure, merged in global order.
     interleaving: tuple[RingEntry, ...] = ()
+    #: The driver thread that took the crash signal (-1: the main thread).
+    crashed_thread: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -126,8 +128,12 @@ class StressRun:
         head = self._headline()
         if not self.interleaving:
             return head
-        shown = self.interleaving[-SHOWN_CALLS:]
         threads = sorted({e.thread for e in self.interleaving})
+        # The last calls overall, and each thread's last few: who met whom.
+        chosen = set(self.interleaving[-SHOWN_CALLS:])
+        for thread in threads:
+            chosen.update([e for e in self.interleaving if e.thread == thread][-3:])
+        shown = sorted(chosen, key=lambda e: e.seq)
         lines = "\n  ".join(e.describe() for e in shown)
         return (
             f"{head}; the last {len(shown)} of {len(self.interleaving)} calls recorded on "
@@ -138,7 +144,12 @@ class StressRun:
         if self.error:
             return f"driver error: {self.error}"
         if self.crash:
-            return f"the library crashed the stress driver with {self.crash} (seed {self.seed})"
+            where = f" in thread T{self.crashed_thread}" if self.crashed_thread not in (
+                None, -1) else ""
+            return (
+                f"the library crashed the stress driver with {self.crash}{where} "
+                f"(seed {self.seed})"
+            )
         if self.timed_out:
             return f"the stress driver hung past its deadline (seed {self.seed})"
         if self.violations:
@@ -210,6 +221,7 @@ def run_stress(
         return replace(base, timed_out=True)
     violations = []
     entries: list[RingEntry] = []
+    crashed_thread: int | None = None
     operations_done, seconds = 0, 0.0
     error: str | None = None
     for line in result.stdout.splitlines():
@@ -223,6 +235,8 @@ def run_stress(
                     record["violation"], record["address"], record["size"], record["detail"]
                 )
             )
+        elif "crashed_thread" in record:
+            crashed_thread = int(record["crashed_thread"])
         elif "ring" in record:
             for seq, op, size, address in record.get("ops", []):
                 entries.append(
@@ -232,6 +246,8 @@ def run_stress(
             operations_done, seconds = int(record["operations"]), float(record["seconds"])
         elif "error" in record:
             error = f"{record['error']}: {record.get('detail', '')}".rstrip(": ")
+    # A ring read while its thread ran on may repeat a call: keep each once.
+    entries = list({e.seq: e for e in entries}.values())
     crash = None
     if result.returncode < 0:
         crash = signal.Signals(-result.returncode).name
@@ -248,6 +264,7 @@ def run_stress(
         crash=crash,
         error=error,
         interleaving=tuple(sorted(entries, key=lambda e: e.seq)),
+        crashed_thread=crashed_thread,
     )
 
 

@@ -118,8 +118,10 @@ static void dump_rings(void) {
         if (!ring->next) continue;
         int used = snprintf(line, sizeof line, "{\"ring\": %d, \"generation\": %d, \"ops\": [", k,
                             current_generation);
-        unsigned long first = ring->next > RING ? ring->next - RING : 0;
-        for (unsigned long i = first; i < ring->next && used < (int)sizeof line - 64; i++) {
+        /* Other threads go on while this one prints: take the end once. */
+        unsigned long end = ring->next;
+        unsigned long first = end > RING ? end - RING : 0;
+        for (unsigned long i = first; i < end && used < (int)sizeof line - 64; i++) {
             Entry *entry = &ring->entries[i % RING];
             used += snprintf(line + used, sizeof line - (size_t)used, "%s[%lu, \"%c\", %u, %lu]",
                              i == first ? "" : ", ", entry->seq, entry->op, entry->size,
@@ -132,6 +134,10 @@ static void dump_rings(void) {
 }
 
 static void on_crash(int signal_number) {
+    char line[64];
+    int used = snprintf(line, sizeof line, "{\"crashed_thread\": %d}\n", my_index);
+    ssize_t written = write(1, line, (size_t)used);
+    (void)written;
     dump_rings();
     signal(signal_number, SIG_DFL);
     raise(signal_number);
