@@ -55,7 +55,7 @@ from typing import Final, cast
 
 from .protocol import SliceAllocator
 
-__all__ = ["BulkError", "allow_memory_cap", "run_bulk"]
+__all__ = ["BulkError", "allow_memory_cap", "forget", "memory_capped", "run_bulk"]
 
 _WORD: Final = ctypes.sizeof(ctypes.c_void_p)
 _GOLDEN: Final = 0x9E3779B97F4A7C15
@@ -95,12 +95,23 @@ class _State:
 #: Per implementation object: bulk programs of one session share pools.
 _STATES: dict[int, tuple[object, _State]] = {}
 _MEMORY_CAP_ALLOWED = False
+_MEMORY_CAPPED = False
 
 
 def allow_memory_cap() -> None:
     """Let ``cap_memory`` lower this process's RLIMIT_AS (the worker calls this)."""
     global _MEMORY_CAP_ALLOWED
     _MEMORY_CAP_ALLOWED = True
+
+
+def forget() -> None:
+    """Drop every pool (a worker that resets its implementation calls this)."""
+    _STATES.clear()
+
+
+def memory_capped() -> bool:
+    """True once ``cap_memory`` ran: this process must not serve another session."""
+    return _MEMORY_CAPPED
 
 
 def _state_of(impl: SliceAllocator) -> _State:
@@ -267,6 +278,8 @@ class _Runner:
             raise BulkError("cap_memory runs only inside a worker process")
         with open("/proc/self/statm") as statm:
             mapped = int(statm.read().split()[0]) * resource.getpagesize()
+        global _MEMORY_CAPPED
+        _MEMORY_CAPPED = True
         limit = mapped + _int(step, "headroom")
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 

@@ -139,8 +139,10 @@ def programs(scale: Scale = FULL) -> list[tuple[str, list[Step]]]:
 
 
 def _run(session: Session, phase: str, steps: list[Step]) -> None:
+    # Each phase starts from no pools, whatever a reused worker held before.
+    program: list[JSONValue] = [{"do": "reset"}, *steps]
     try:
-        [answer] = session.run([{"op": "bulk", "steps": list[JSONValue](steps)}])
+        [answer] = session.run([{"op": "bulk", "steps": program}])
     except ImplFailure as exc:
         clauses = ("API-004", "API-005", *(("API-008",) if "chain" in phase else ()))
         exc.clauses = clauses  # type: ignore[attr-defined]
