@@ -128,14 +128,26 @@ def note_step(
             exercised("EXIT-005")
 
 
-def _missing(clause: str) -> list[str]:
+def _profile_of(who: str) -> str | None:
+    from .profiles import CHECKS
+
+    info = CHECKS.get(who.removesuffix(" (by completion)"))
+    return None if info is None else info.profile
+
+
+def _ran(clause: str, path: str, profile: str) -> set[str]:
+    """The checks of ``profile`` that exercised ``clause``'s ``path``."""
+    return {who for who in _evidence.get((clause, path), set()) if _profile_of(who) == profile}
+
+
+def _missing(clause: str, profile: str) -> list[str]:
     paths = PATHS.get(clause, {RUN: "the clause's path"})
-    return [text for path, text in paths.items() if (clause, path) not in _evidence]
+    return [text for path, text in paths.items() if not _ran(clause, path, profile)]
 
 
-def _exercisers(clause: str) -> set[str]:
+def _exercisers(clause: str, profile: str) -> set[str]:
     paths = PATHS.get(clause, {RUN: ""})
-    return {who for path in paths for who in _evidence.get((clause, path), set())}
+    return {who for path in paths for who in _ran(clause, path, profile)}
 
 
 def settle(
@@ -159,13 +171,13 @@ def settle(
         if clause.status in ("not-claimed", "fail"):
             settled.append(clause)
             continue
-        ran = sorted(_exercisers(clause.id))
+        ran = sorted(_exercisers(clause.id, clause.profile))
         cited = [
             r for r in results
             if r.profile == clause.profile and clause.id in CHECKS[r.name].clauses
         ]
         if clause.status == "pass":
-            missing = _missing(clause.id)
+            missing = _missing(clause.id, clause.profile)
             if not missing:
                 settled.append(replace(clause, checks=tuple(ran)))
                 continue
