@@ -21,7 +21,8 @@ rounds.  Four rounds, about a second of CPU each: on this project's 2-core
 test machine a narrow publish-before-link race
 (``tests/conformance/planted/slab.c -DBUG_RACE``) crashed the driver on 20
 of 20 seeds, 16 of them in the first round, none later than the third.  A
-failing round's seed is rerun for up to ten seconds, and the report says whether it failed again.
+failing round's seed is rerun for up to ten seconds, and the report says
+whether it failed again.
 A crash, hang, a block handed out twice while live or a changed live byte
 fails API-004 / API-005 / API-009 / EXIT-001 / EXIT-005.
 """
