@@ -46,6 +46,8 @@ def test_the_example_conforms_to_the_core_profile(node: str) -> None:
         "threads",
         "thread_churn",
         "hammer",
+        "failure_paths",
+        "scale",
     ]
     assert report.conforming, [c.failure for c in report.checks if c.failure]
     assert report.implementation == "node-example"

@@ -51,6 +51,7 @@ thread_exit            --                           null
 shutdown               --                           null (then exit 0)
 digests  (optional)    blocks: [[addr, size], ...]  list of hex digests
 reset    (optional)    --                           {"pid": int}
+bulk     (optional)    steps (list)                 see :mod:`memslice_conformance.bulk`
 =====================  ===========================  ==================
 
 Optional ops.  A program need not know ``digests`` or ``reset``; the suite
@@ -117,8 +118,12 @@ OPS: Final[Mapping[str, tuple[str, ...]]] = {
     "get_config_state": ("key", "address"),
     "thread_exit": (),
     "shutdown": (),
+    # -- optional ops: a cmd: program need not know them (see OPTIONAL_OPS)
     "digests": (),
     "reset": (),
+    # bulk: a program that answers it with an error gets the scale checks
+    # reported "not-checked" (COVER-003), never failed.
+    "bulk": (),
 }
 
 #: The configuration API's ops: only for implementations that claim ``config``.
@@ -126,7 +131,7 @@ CONFIG_OPS: Final = frozenset({"set_config", "get_config", "get_config_state"})
 
 #: Ops an implementation may leave out; it announces those it serves in
 #: ``hello.optional_ops``.  New ops for the suite's own speed go here too.
-OPTIONAL_OPS: Final = frozenset({"digests", "reset"})
+OPTIONAL_OPS: Final = frozenset({"digests", "reset", "bulk"})
 
 
 def block_digest(data: bytes) -> str:
@@ -240,6 +245,8 @@ def validate_request(message: Mapping[str, JSONValue]) -> tuple[int, str, str]:
         raise ProtocolError("thread must be a non-empty string")
     for field in OPS[op]:
         _int(message, field)
+    if op == "bulk" and not isinstance(message.get("steps"), list):
+        raise ProtocolError("bulk: field 'steps' must be a list")
     if op == "write":
         data = message.get("data")
         if not isinstance(data, str):
@@ -303,6 +310,10 @@ def call_allocator(impl: SliceAllocator, message: Mapping[str, JSONValue]) -> JS
         return _call_config(impl, message)
     if op == "digests":
         return [block_digest(impl.read(addr, size)) for addr, size in _blocks(message)]
+    if op == "bulk":
+        from .bulk import run_bulk  # optional op: see memslice_conformance.bulk
+
+        return cast(JSONValue, run_bulk(impl, message.get("steps")))
     raise ProtocolError(f"op {op!r} is not an allocator call")
 
 

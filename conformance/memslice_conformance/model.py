@@ -49,6 +49,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias, cast
 
+from . import coverage
 from .executor import MAIN_THREAD
 from .failures import ImplCrash, ImplError, ImplFailure, ImplHang, Violation
 from .jsonl import JSONValue, Request, block_digest
@@ -369,10 +370,11 @@ class Checker:
         self._apply(plan, results, per_op)
         if survivors is None:
             self.verify(extra_clauses=running, everything=self.verify_all)
-            return
-        self._check_answers(survivors, responses[len(requests) :], integrity)
-        # Blocks this step made (alloc0, copy) still need their fresh check.
-        self.verify(extra_clauses=running, everything=False)
+        else:
+            self._check_answers(survivors, responses[len(requests) :], integrity)
+            # Blocks this step made (alloc0, copy) still need their fresh check.
+            self.verify(extra_clauses=running, everything=False)
+        coverage.note_step(self, ops, running)
 
     def _piggyback(self, ops: Sequence[Op]) -> list[Block] | None:
         """The live blocks to re-check in the step's own batch, or None.

@@ -200,11 +200,14 @@ def expand_profiles(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 def _register_builtin() -> None:
     # Imported here, not at the top: the profile modules import this one.
     from . import (  # noqa: F401
+        contention_triple,
+        failure_paths,
         profile_concurrency,
         profile_config,
         profile_debug_blocks,
         profile_layout,
         profile_reuse,
+        scale,
     )
 
 

@@ -118,6 +118,8 @@ def to_json(report: Report) -> dict[str, JSONValue]:
             "status": clause.status,
             "checks": list(clause.checks),
         }
+        if clause.note:
+            record["note"] = clause.note
         if clause.failed_checks:
             record["failures"] = [_failure_json(by_name[n]) for n in clause.failed_checks]
         clauses.append(record)
@@ -207,5 +209,7 @@ def table(report: Report) -> Table:
         style = _STYLE.get(clause.status, "")
         shown = ", ".join(clause.failed_checks) if clause.failed_checks else ", ".join(
             clause.checks)
+        if clause.status == "not-checked" and clause.note:
+            shown = f"{shown} ({clause.note})" if shown else clause.note
         out.add_row(clause.id, clause.level, clause.title, f"[{style}]{clause.status}[/]", shown)
     return out

@@ -60,6 +60,8 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
+from . import coverage
+from .blame import blame
 from .failures import HangAbort, ImplHang, ImplUnavailable, OutOfTime, safe_text
 from .impls import Implementation, resolve
 from .jsonl import Request
@@ -144,6 +146,8 @@ class ClauseResult:
     status: str  # "pass" | "fail" | "not-checked" | "not-claimed"
     checks: tuple[str, ...]
     failed_checks: tuple[str, ...] = ()
+    #: Why a "not-checked" clause was not checked (see memslice_conformance.coverage).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +448,7 @@ class _Run:
         started = time.monotonic()
         factory = _TimedFactory(self.impl, self.deadline, started + seconds_left, what, stated)
         recorder = Recorder()
+        coverage.begin(name)
         self.progress(name, "running")
         failure: StepFailure | None = None
         checker: Checker | None = None
@@ -506,6 +511,13 @@ class _Run:
             if reproduced and trace.failure is not None:
                 # The shrunk trace's own failure: its message names its blocks.
                 failure = trace.failure
+            if reproduced:
+                # COVER-005: name the earlier step (a late set_config, a thread
+                # exit) whose effect the failing call met.
+                caused = blame(trace, lambda: SessionFactory(self.impl, self.deadline))
+                if caused is not None:
+                    failure = caused
+                    trace = Trace(trace.check, trace.impl, trace.seed, failure, trace.steps)
             if self.trace_dir is not None:
                 target = self.trace_dir / trace_file_name(self.impl.spec, name)
                 try:
@@ -642,7 +654,7 @@ def clause_statuses(
             clause_results.append(
                 ClauseResult(cid, level, title, profile, status, covering, failed)
             )
-    return clause_results
+    return coverage.settle(clause_results, results)  # COVER-001..COVER-005
 
 
 def run_conformance(
@@ -708,6 +720,7 @@ def run_conformance(
     ]
     results: list[CheckResult] = []
     reason = ""
+    coverage.reset()
     with run.user.watching():
         try:
             for name in selected:

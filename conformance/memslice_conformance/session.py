@@ -56,7 +56,7 @@ Response = dict[str, JSONValue]
 
 #: In process, ``digests`` is one work item like any other op; there is no
 #: process to reset (a fresh object is made instead).
-_IN_PROCESS_OPS: Final = frozenset({"digests"})
+_IN_PROCESS_OPS: Final = frozenset({"digests", "bulk"})
 
 
 class Session(Protocol):

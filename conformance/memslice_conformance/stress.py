@@ -23,6 +23,13 @@ a violation; so is a crash (reported with its signal) or a hang past the
 deadline.  Each round uses another seed, so repeated rounds explore different
 interleavings.
 
+When a run fails, the driver prints each thread's last operations (its
+ring); :attr:`StressRun.interleaving` merges them by their global sequence
+number, and :meth:`StressRun.describe` shows the last few, so the report
+shows which calls of which threads met.  :func:`rerun_stress` replays a
+failing seed until it fails again or a time budget ends (threads make it
+best effort: the same seed gives the same calls, not the same timing).
+
 No compiler is not a silent skip: :class:`CompilerMissing` says what to install.
 """
 
@@ -34,6 +41,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,9 +49,11 @@ from typing import Any, Final
 
 __all__ = [
     "CompilerMissing",
+    "RingEntry",
     "StressRun",
     "StressViolation",
     "compile_native",
+    "rerun_stress",
     "run_stress",
 ]
 
@@ -65,6 +75,31 @@ class StressViolation:
 
 
 @dataclass(frozen=True, slots=True)
+class RingEntry:
+    """One call a driver thread made, in the global order of calls."""
+
+    seq: int
+    thread: int
+    op: str  # "alloc", "free", "cross-free" (a block from another thread), "chain"
+    size: int
+    address: int
+
+    def describe(self) -> str:
+        if self.op == "alloc":
+            return f"#{self.seq} T{self.thread}: g_slice_alloc({self.size}) -> {self.address:#x}"
+        if self.op == "chain":
+            return f"#{self.seq} T{self.thread}: g_slice_free_chain_with_offset({self.size}, " \
+                f"{self.address:#x}, 0)"
+        what = " (allocated by another thread)" if self.op == "cross-free" else ""
+        return f"#{self.seq} T{self.thread}: g_slice_free1({self.size}, {self.address:#x}){what}"
+
+
+_RING_OPS: Final = {"a": "alloc", "f": "free", "x": "cross-free", "c": "chain"}
+#: Calls shown in a failure's description (the whole rings are in ``interleaving``).
+SHOWN_CALLS: Final = 12
+
+
+@dataclass(frozen=True, slots=True)
 class StressRun:
     """The outcome of one driver run."""
 
@@ -78,6 +113,10 @@ class StressRun:
     crash: str | None = None
     timed_out: bool = False
     error: str | None = None
+    #: Every thread's last calls before the failure, merged in global order.
+    interleaving: tuple[RingEntry, ...] = ()
+    #: The driver thread that took the crash signal (-1: the main thread).
+    crashed_thread: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -85,11 +124,32 @@ class StressRun:
         return not (self.violations or self.crash or self.timed_out or self.error)
 
     def describe(self) -> str:
-        """One line a person can act on."""
+        """What went wrong, then the last calls of every thread that led there."""
+        head = self._headline()
+        if not self.interleaving:
+            return head
+        threads = sorted({e.thread for e in self.interleaving})
+        # The last calls overall, and each thread's last few: who met whom.
+        chosen = set(self.interleaving[-SHOWN_CALLS:])
+        for thread in threads:
+            chosen.update([e for e in self.interleaving if e.thread == thread][-3:])
+        shown = sorted(chosen, key=lambda e: e.seq)
+        lines = "\n  ".join(e.describe() for e in shown)
+        return (
+            f"{head}; the last {len(shown)} of {len(self.interleaving)} calls recorded on "
+            f"threads {', '.join(f'T{t}' for t in threads)}:\n  {lines}"
+        )
+
+    def _headline(self) -> str:
         if self.error:
             return f"driver error: {self.error}"
         if self.crash:
-            return f"the library crashed the stress driver with {self.crash} (seed {self.seed})"
+            where = f" in thread T{self.crashed_thread}" if self.crashed_thread not in (
+                None, -1) else ""
+            return (
+                f"the library crashed the stress driver with {self.crash}{where} "
+                f"(seed {self.seed})"
+            )
         if self.timed_out:
             return f"the stress driver hung past its deadline (seed {self.seed})"
         if self.violations:
@@ -160,6 +220,8 @@ def run_stress(
     except subprocess.TimeoutExpired:
         return replace(base, timed_out=True)
     violations = []
+    entries: list[RingEntry] = []
+    crashed_thread: int | None = None
     operations_done, seconds = 0, 0.0
     error: str | None = None
     for line in result.stdout.splitlines():
@@ -173,10 +235,19 @@ def run_stress(
                     record["violation"], record["address"], record["size"], record["detail"]
                 )
             )
+        elif "crashed_thread" in record:
+            crashed_thread = int(record["crashed_thread"])
+        elif "ring" in record:
+            for seq, op, size, address in record.get("ops", []):
+                entries.append(
+                    RingEntry(int(seq), int(record["ring"]), _RING_OPS.get(op, op), size, address)
+                )
         elif record.get("summary"):
             operations_done, seconds = int(record["operations"]), float(record["seconds"])
         elif "error" in record:
             error = f"{record['error']}: {record.get('detail', '')}".rstrip(": ")
+    # A ring read while its thread ran on may repeat a call: keep each once.
+    entries = list({e.seq: e for e in entries}.values())
     crash = None
     if result.returncode < 0:
         crash = signal.Signals(-result.returncode).name
@@ -192,5 +263,27 @@ def run_stress(
         violations=tuple(violations),
         crash=crash,
         error=error,
+        interleaving=tuple(sorted(entries, key=lambda e: e.seq)),
+        crashed_thread=crashed_thread,
     )
+
+
+def rerun_stress(run: StressRun, budget: float, **kwargs: Any) -> tuple[int, int]:
+    """Rerun a failed run's seed until it fails again or ``budget`` seconds end.
+
+    Returns (failing reruns, reruns).  Best effort: threads do not replay
+    their timing, so a narrow race may need several reruns or none may fail.
+    """
+    deadline = time.monotonic() + budget
+    failed = tries = 0
+    while time.monotonic() < deadline:
+        again = run_stress(
+            run.library, seed=run.seed, threads=run.threads, generations=run.generations,
+            timeout=max(1.0, deadline - time.monotonic()), **kwargs,
+        )
+        tries += 1
+        if not again.passed and not again.timed_out:
+            failed += 1
+            break
+    return failed, tries
 

@@ -422,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "initial-exec thread-local storage does not fit glibc's default static TLS "
             "reserve (LOAD-005)"
         ))
+    from .bulk import allow_memory_cap
+
+    allow_memory_cap()  # the bulk op's cap_memory step may lower a serving process's RLIMIT_AS
     forking = _single_threaded()
     hello = Hello(
         PROTOCOL_NAME,

@@ -19,6 +19,14 @@
  *                  that is still live (a double hand-out)
  *   stamps:        byte k of a block holds (seed ^ k ^ size) & 0xff; a changed byte
  *                  means some other block overlapped it or the allocator wrote into it
+ *   bursts:        now and then a thread allocates BURST blocks of the generation's
+ *                  hot size and hands them all to its neighbour, which frees them:
+ *                  one thread's cache overflows into shared lists while another's
+ *                  refills from them, the moment a publish-before-link race needs
+ *   rings:         every thread logs its last RING operations (a global sequence
+ *                  number, the call, size, address); on the first violation, or on
+ *                  a crash signal, the rings are printed as JSON lines ("ring"), so
+ *                  the interleaving that led there can be read
  *
  * Violations are printed as JSON lines on stdout; the last line is a summary.
  * Exit status: 0 no violation, 1 violations, 2 usage or load error.
@@ -28,6 +36,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +58,8 @@ static chain_fn slice_free_chain;
 #define MAX_THREADS 64
 #define LOCAL_BLOCKS 256
 #define MAILBOX 512
+#define BURST 96
+#define RING 48
 
 static _Atomic uintptr_t registry[REGISTRY_SIZE];
 static atomic_long violations;
@@ -67,6 +79,70 @@ typedef struct {
     int count;
 } Mailbox;
 
+/* One logged call: its place in the global order, what, how big, where. */
+typedef struct {
+    unsigned long seq;
+    char op; /* 'a' alloc, 'f' free, 'x' free of a block from another thread, 'c' chain */
+    unsigned size;
+    uintptr_t address;
+} Entry;
+
+typedef struct {
+    Entry entries[RING];
+    unsigned long next;
+} Ring;
+
+static Ring rings[MAX_THREADS];
+static atomic_ulong sequence;
+static atomic_int rings_dumped;
+static int current_generation;
+static _Thread_local int my_index = -1;
+
+static void note(char op, size_t size, const void *address) {
+    if (my_index < 0) return;
+    Ring *ring = &rings[my_index];
+    Entry *entry = &ring->entries[ring->next % RING];
+    entry->seq = atomic_fetch_add_explicit(&sequence, 1, memory_order_relaxed);
+    entry->op = op;
+    entry->size = (unsigned)size;
+    entry->address = (uintptr_t)address;
+    ring->next++;
+}
+
+/* Print every thread's ring, once; async-signal-tolerant (snprintf + write). */
+static void dump_rings(void) {
+    if (atomic_exchange(&rings_dumped, 1)) return;
+    char line[RING * 48 + 128];
+    for (int k = 0; k < MAX_THREADS; k++) {
+        Ring *ring = &rings[k];
+        if (!ring->next) continue;
+        int used = snprintf(line, sizeof line, "{\"ring\": %d, \"generation\": %d, \"ops\": [", k,
+                            current_generation);
+        /* Other threads go on while this one prints: take the end once. */
+        unsigned long end = ring->next;
+        unsigned long first = end > RING ? end - RING : 0;
+        for (unsigned long i = first; i < end && used < (int)sizeof line - 64; i++) {
+            Entry *entry = &ring->entries[i % RING];
+            used += snprintf(line + used, sizeof line - (size_t)used, "%s[%lu, \"%c\", %u, %lu]",
+                             i == first ? "" : ", ", entry->seq, entry->op, entry->size,
+                             (unsigned long)entry->address);
+        }
+        used += snprintf(line + used, sizeof line - (size_t)used, "]}\n");
+        ssize_t written = write(1, line, (size_t)used);
+        (void)written;
+    }
+}
+
+static void on_crash(int signal_number) {
+    char line[64];
+    int used = snprintf(line, sizeof line, "{\"crashed_thread\": %d}\n", my_index);
+    ssize_t written = write(1, line, (size_t)used);
+    (void)written;
+    dump_rings();
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
 static Mailbox mailboxes[MAX_THREADS];
 static int n_threads = 4;
 static long ops_per_thread = 20000;
@@ -76,14 +152,16 @@ static unsigned base_seed = 1;
 static const size_t SIZES[] = {1,  8,   16,  17,  24,  32,  40,  48,  63,  64,  100, 112,
                                128, 250, 256, 500, 512, 700, 1000, 1008, 1009, 1500, 4000};
 #define N_SIZES (sizeof SIZES / sizeof SIZES[0])
+#define N_HOT_SIZES 15 /* SIZES[0..14]: 1 to 256 bytes */
 
 static void report(const char *kind, const void *address, size_t size, const char *detail) {
     long seen = atomic_fetch_add(&violations, 1);
     if (seen >= max_violations) return;
     pthread_mutex_lock(&print_lock);
-    printf("{\"violation\": \"%s\", \"address\": %lu, \"size\": %zu, \"detail\": \"%s\"}\n", kind,
-           (unsigned long)(uintptr_t)address, size, detail);
+    printf("{\"violation\": \"%s\", \"address\": %lu, \"size\": %zu, \"detail\": \"%s\", "
+           "\"thread\": %d}\n", kind, (unsigned long)(uintptr_t)address, size, detail, my_index);
     fflush(stdout);
+    if (seen == 0) dump_rings();
     pthread_mutex_unlock(&print_lock);
 }
 
@@ -148,6 +226,7 @@ static int new_block(Block *block, unsigned *state) {
     block->size = SIZES[next_random(state) % N_SIZES];
     block->seed = next_random(state);
     block->address = slice_alloc(block->size);
+    note('a', block->size, block->address);
     atomic_fetch_add(&operations, 1);
     if (!block->address) {
         report("null", NULL, block->size, "g_slice_alloc returned NULL for a nonzero size");
@@ -163,6 +242,7 @@ static int new_block(Block *block, unsigned *state) {
 static void release(Block *block, const char *who) {
     if (!intact(block)) report("corrupted", block->address, block->size, who);
     registry_remove((uintptr_t)block->address);
+    note(who[0] == 'c' && strstr(who, "cross") ? 'x' : 'f', block->size, block->address);
     slice_free1(block->size, block->address);
     atomic_fetch_add(&operations, 1);
 }
@@ -185,12 +265,42 @@ static void drain_mailbox(int index) {
     for (int k = 0; k < count; k++) release(&taken[k], "corrupted before a cross-thread free");
 }
 
+static size_t hot_size = 16;
+
+/* BURST blocks of the hot size, stamped and handed to the neighbour to free. */
+static void burst(Worker *worker) {
+    Mailbox *box = &mailboxes[(worker->index + 1) % n_threads];
+    for (int k = 0; k < BURST; k++) {
+        Block block = {slice_alloc(hot_size), hot_size, next_random(&worker->seed)};
+        note('a', block.size, block.address);
+        atomic_fetch_add(&operations, 1);
+        if (!block.address) {
+            report("null", NULL, block.size, "g_slice_alloc returned NULL for a nonzero size");
+            return;
+        }
+        if (!registry_insert((uintptr_t)block.address))
+            report("double-handout", block.address, block.size, "address handed out while still live");
+        stamp(&block);
+        pthread_mutex_lock(&box->lock);
+        if (box->count < MAILBOX) {
+            box->items[box->count++] = block;
+            block.address = NULL;
+        }
+        pthread_mutex_unlock(&box->lock);
+        if (block.address) release(&block, "corrupted (mailbox full)");
+    }
+}
+
 static void *run_worker(void *argument) {
     Worker *worker = argument;
+    my_index = worker->index;
     unsigned *state = &worker->seed;
     for (long op = 0; op < ops_per_thread; op++) {
         unsigned choice = next_random(state) % 100;
-        if (worker->count < LOCAL_BLOCKS && (choice < 50 || worker->count == 0)) {
+        if (choice >= 90) {
+            burst(worker);
+            drain_mailbox(worker->index);
+        } else if (worker->count < LOCAL_BLOCKS && (choice < 50 || worker->count == 0)) {
             if (new_block(&worker->blocks[worker->count], state)) worker->count++;
         } else if (choice < 80) {
             int k = (int)(next_random(state) % (unsigned)worker->count);
@@ -224,6 +334,7 @@ static void *run_worker(void *argument) {
                 worker->blocks[k] = worker->blocks[--worker->count];
                 length++;
             }
+            note('c', first->size, head);
             if (head) slice_free_chain(first->size, head, 0);
             atomic_fetch_add(&operations, length);
         }
@@ -256,6 +367,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (int k = 0; k < MAX_THREADS; k++) pthread_mutex_init(&mailboxes[k].lock, NULL);
+    signal(SIGSEGV, on_crash);
+    signal(SIGBUS, on_crash);
+    signal(SIGABRT, on_crash);
+    signal(SIGILL, on_crash);
+    signal(SIGFPE, on_crash);
     static Worker workers[MAX_THREADS];
     Block leftovers[MAX_THREADS * LOCAL_BLOCKS];
     int n_leftovers = 0;
@@ -263,6 +379,10 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (int generation = 0; generation < generations; generation++) {
         pthread_t threads[MAX_THREADS];
+        current_generation = generation;
+        unsigned pick = base_seed * 2654435761u + (unsigned)generation * 40503u;
+        /* small slab sizes only: bursts are about flush/refill traffic, not bytes */
+        hot_size = SIZES[(pick >> 7) % N_HOT_SIZES];
         for (int k = 0; k < n_threads; k++) {
             workers[k].index = k;
             workers[k].seed = base_seed * 7919u + (unsigned)(generation * MAX_THREADS + k) * 104729u;

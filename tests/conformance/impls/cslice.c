@@ -59,6 +59,7 @@ static void *take(size_t size, int *recycled) {
 #endif
   pthread_mutex_unlock(&lock);
   if (!p) p = malloc(c);
+  if (!p) abort();  /* a nonzero request never gets NULL (API-001) */
   return p;
 }
 
