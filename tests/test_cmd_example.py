@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from memslice_conformance.impl.validate import validate_protocol
 from memslice_conformance.runner import run_conformance
-from memslice_conformance.validate import validate_protocol
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "howto" / "examples" / "slice.js"
 ZEROING = "if (addr !== 0) put(addr, Buffer.alloc(r.size)); // recycled chunks hold old bytes"

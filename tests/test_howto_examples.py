@@ -9,7 +9,7 @@ gcc with the documented build line, then the installed
 ``memslice-conformance`` script in a real subprocess, reading its exit
 status and its JSON report.  The prototypes printed in
 docs/howto/check-an-allocator.md must be the loader's own
-(:data:`memslice_conformance.native.REQUIRED_SYMBOLS` and
+(:data:`memslice_conformance.impl.native.REQUIRED_SYMBOLS` and
 ``CONFIG_SYMBOLS``), and the skeleton must compile against them.
 
 Testing the tester: a copy of each example with one planted bug is
@@ -38,8 +38,8 @@ from typing import Any
 
 import pytest
 
-from memslice_conformance import native
-from memslice_conformance.impls import python_impl
+from memslice_conformance.impl import native
+from memslice_conformance.impl.impls import python_impl
 from memslice_conformance.runner import run_conformance
 
 ROOT = Path(__file__).resolve().parent.parent

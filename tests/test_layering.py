@@ -82,3 +82,74 @@ def test_every_module_opens_with_a_theory_of_operation() -> None:
             assert "theory of operation" in doc.lower(), (
                 f"{path.name}: no theory-of-operation header"
             )
+
+
+# The conformance suite's folders are its layers (the package docstring of
+# memslice_conformance draws them): what it knows about implementations, the
+# checks over them, the profiles built from checks, traces and reports, the
+# runner, and the front ends.  A module imports only modules of a strictly
+# lower rank; modules of one layer may use each other.
+SUITE_RANKS = {
+    "spec": 0,
+    "failures": 0,
+    "limits": 0,
+    "impl": 1,
+    "checks": 2,
+    "profiles": 3,
+    "reporting": 4,
+    "runner": 5,
+    "cli": 6,
+    "pytest_plugin": 6,
+}
+
+
+def _suite_layer(module: str) -> str:
+    """The layer of ``memslice_conformance.X.Y``: its folder X, or the top-level module X."""
+    return module.split(".")[1]
+
+
+def suite_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("memslice_conformance."):
+                names.add(node.module)
+            elif node.module == "memslice_conformance":
+                names.update(f"memslice_conformance.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("memslice_conformance."))
+    return names
+
+
+def _suite_modules() -> list[Path]:
+    import memslice_conformance
+
+    root = Path(memslice_conformance.__file__).parent
+    return sorted(p for p in root.rglob("*.py") if p != root / "__init__.py")
+
+
+def test_suite_layers_point_downwards() -> None:
+    import memslice_conformance
+
+    root = Path(memslice_conformance.__file__).parent
+    wrong = []
+    for path in _suite_modules():
+        rel = path.relative_to(root).with_suffix("")
+        own = rel.parts[0]
+        assert own in SUITE_RANKS, f"give {rel} a layer rank in SUITE_RANKS"
+        for imported in suite_imports(path):
+            other = _suite_layer(imported)
+            if other != own and SUITE_RANKS[other] >= SUITE_RANKS[own]:
+                wrong.append(f"{rel} ({own}, rank {SUITE_RANKS[own]}) imports {imported}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_suite_module_opens_with_a_theory_of_operation() -> None:
+    for path in _suite_modules():
+        if path.name == "__init__.py":
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc and "theory of operation" in doc.lower(), (
+            f"{path}: no theory-of-operation header"
+        )

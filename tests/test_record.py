@@ -95,7 +95,11 @@ def test_a_recorded_trace_replays_in_the_conformance_suite(recorded: Path) -> No
     (here the system GLib the calls were recorded on; the trace's impl is never used, RUN-002)."""
     suite = Path(sys.executable).parent / "memslice-conformance"
     done = subprocess.run(
-        [str(suite), "replay", "t.json", "--impl", "glib"], cwd=recorded, capture_output=True, text=True, check=False
+        [str(suite), "replay", "t.json", "--impl", "glib"],
+        cwd=recorded,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "replayed 23 steps on glib" in done.stdout and "no failure" in done.stdout
@@ -370,8 +374,8 @@ def test_only_the_named_process_writes_the_trace(tmp_path: Path) -> None:
 
 def test_a_conformance_failure_trace_can_be_stepped_through(tmp_path: Path) -> None:
     """``show --trace`` reads the suite's own traces: moving ops kept, the others counted."""
-    from memslice_conformance.model import Op
-    from memslice_conformance.trace import Trace, save_trace
+    from memslice_conformance.checks.model import Op
+    from memslice_conformance.reporting.trace import Trace, save_trace
 
     steps: tuple[tuple[Op, ...], ...] = (
         ({"op": "alloc", "size": 40, "as": "b1", "thread": "main"},),

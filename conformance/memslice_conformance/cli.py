@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .limits import (
+from memslice_conformance.limits import (
     DEFAULT_CHECK_DEADLINE,
     DEFAULT_MAX_EXAMPLES,
     DEFAULT_RUN_DEADLINE,
@@ -49,7 +49,7 @@ from .limits import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .runner import Report
+    from memslice_conformance.runner import Report
 
 __all__ = ["EXIT_FAIL", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_UNAVAILABLE", "main"]
 
@@ -184,9 +184,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-    from .failures import ImplUnavailable
-    from .profiles import CHECKS
-    from .runner import resolve_within, run_conformance
+    from memslice_conformance.failures import ImplUnavailable
+    from memslice_conformance.profiles.registry import CHECKS
+    from memslice_conformance.runner import resolve_within, run_conformance
 
     unknown = [c for c in args.checks or () if c not in CHECKS]
     if unknown:
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _finish(report: Report, args: argparse.Namespace, console: Console) -> int:
     """Print the verdict and write the report files, whatever the outcome."""
-    from .report import fail_lines, table, to_json, to_junit
+    from memslice_conformance.reporting.report import fail_lines, table, to_json, to_junit
 
     console.print(table(report))
     for check in report.checks:
@@ -268,7 +268,7 @@ def _finish(report: Report, args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .trace import TraceError, call_lines, load_trace
+    from memslice_conformance.reporting.trace import TraceError, call_lines, load_trace
 
     console = _console()
     try:
@@ -288,7 +288,7 @@ def _replay(args: argparse.Namespace) -> int:
             mark = "  <-- fails here" if number == trace.call else ""
             console.print(f"{number:>5}  {line}{mark}", markup=False, highlight=False)
     if args.emit_c is not None:
-        from .emit_c import emit_c
+        from memslice_conformance.reporting.emit_c import emit_c
 
         problem = _output_problem(args.emit_c, "--emit-c")
         if problem:
@@ -310,10 +310,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _replay_on(trace: object, spec: str, console: Console) -> int:
-    from .failures import ImplUnavailable, OutOfTime
-    from .runner import _time_limit, resolve_within
-    from .session import SessionFactory
-    from .trace import Trace, call_lines, replay_outcome
+    from memslice_conformance.failures import ImplUnavailable, OutOfTime
+    from memslice_conformance.impl.session import SessionFactory
+    from memslice_conformance.reporting.trace import Trace, call_lines, replay_outcome
+    from memslice_conformance.runner import _time_limit, resolve_within
 
     assert isinstance(trace, Trace)
     try:
@@ -345,8 +345,8 @@ def _replay_on(trace: object, spec: str, console: Console) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .impls import BUILTIN
-    from .profiles import CHECKS, PROFILES
+    from memslice_conformance.impl.impls import BUILTIN
+    from memslice_conformance.profiles.registry import CHECKS, PROFILES
 
     console = _console()
     what = args.what
@@ -365,7 +365,7 @@ def _list(args: argparse.Namespace) -> int:
         for name, text in BUILTIN.items():
             console.print(f"  {name:24} {text}", highlight=False)
     if what in ("all", "clauses"):
-        from .runner import _profile_clauses, _spec_clauses
+        from memslice_conformance.runner import _profile_clauses, _spec_clauses
 
         spec = _spec_clauses()
         console.print("[bold]clauses[/]")
@@ -376,8 +376,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .failures import ImplUnavailable
-    from .validate import validate_protocol
+    from memslice_conformance.failures import ImplUnavailable
+    from memslice_conformance.impl.validate import validate_protocol
 
     console = _console()
     try:

@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Final
 
 import pytest
 
-from .limits import DEFAULT_MAX_EXAMPLES
+from memslice_conformance.limits import DEFAULT_MAX_EXAMPLES
 
 if TYPE_CHECKING:
-    from .impls import Implementation
-    from .runner import ClauseResult, Report
+    from memslice_conformance.impl.impls import Implementation
+    from memslice_conformance.runner import ClauseResult, Report
 
 __all__ = ["load_xfails"]
 
@@ -107,7 +107,7 @@ class _Shared:
 
     def get(self) -> Report:
         if self.report is None:
-            from .runner import run_conformance
+            from memslice_conformance.runner import run_conformance
 
             opt = self.config.getoption
             trace_dir = opt("--memslice-trace-dir")
@@ -140,7 +140,7 @@ class ClauseItem(pytest.Item):
         raise AssertionError(f"{self.clause} is not in the report")
 
     def runtest(self) -> None:
-        from .report import fail_lines
+        from memslice_conformance.reporting.report import fail_lines
 
         result = self._result()
         report = self.shared.get()
@@ -199,9 +199,9 @@ def pytest_collection_modifyitems(
     impl_spec = config.getoption("--memslice-impl")
     if not impl_spec:
         return
-    from .failures import ImplUnavailable
-    from .profiles import expand_profiles
-    from .runner import _profile_clauses, _spec_clauses, resolve_within
+    from memslice_conformance.failures import ImplUnavailable
+    from memslice_conformance.profiles.registry import expand_profiles
+    from memslice_conformance.runner import _profile_clauses, _spec_clauses, resolve_within
 
     xfail_path = config.getoption("--memslice-xfail")
     xfails = load_xfails(Path(xfail_path)) if xfail_path else {}
@@ -209,7 +209,7 @@ def pytest_collection_modifyitems(
         profiles = expand_profiles(config.getoption("--memslice-profile") or ["core"])
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    from .profiles import CHECKS
+    from memslice_conformance.profiles.registry import CHECKS
 
     unknown_checks = [c for c in config.getoption("--memslice-check") or () if c not in CHECKS]
     if unknown_checks:

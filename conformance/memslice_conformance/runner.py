@@ -33,7 +33,7 @@ What stops a check, and what it becomes (RUN-003 .. RUN-005)::
 Deadlines are enforced by ``SIGALRM`` when the run is on the main thread
 (so they reach a ``py:`` factory that sleeps, the hello probe and custom
 checks) and by the session wrapper otherwise.  A failing check's trace is
-shrunk (:mod:`memslice_conformance.shrink`) within ``shrink_seconds``.
+shrunk (:mod:`memslice_conformance.reporting.shrink`) within ``shrink_seconds``.
 
 ``status`` is ``"not-conforming"`` iff some check failed, else
 ``"incomplete"`` iff some selected check did not finish, else
@@ -51,7 +51,6 @@ import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Final
@@ -60,21 +59,23 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import run_state_machine_as_test
 
-from . import coverage
-from .blame import blame
-from .failures import HangAbort, ImplHang, ImplUnavailable, OutOfTime, safe_text
-from .impls import Implementation, resolve
-from .jsonl import Request
-from .limits import (
+from memslice_conformance.checks import coverage
+from memslice_conformance.checks.machine import Recorder, build_machine
+from memslice_conformance.checks.model import Checker, StepFailure, failure_of
+from memslice_conformance.checks.sweeps import run_sweep
+from memslice_conformance.checks.threads import Program, programs, run_program
+from memslice_conformance.failures import HangAbort, ImplHang, ImplUnavailable, OutOfTime, safe_text
+from memslice_conformance.impl.impls import Implementation, resolve
+from memslice_conformance.impl.jsonl import Request
+from memslice_conformance.impl.session import Response, Session, SessionFactory, WorkerSession
+from memslice_conformance.limits import (
     DEFAULT_CHECK_DEADLINE,
     DEFAULT_MAX_EXAMPLES,
     DEFAULT_RUN_DEADLINE,
     DEFAULT_SHRINK_SECONDS,
     EXCHANGE_DEADLINE,
 )
-from .machine import Recorder, build_machine
-from .model import Checker, StepFailure, failure_of
-from .profiles import (
+from memslice_conformance.profiles.registry import (
     CHECKS,
     CUSTOM_RUNNERS,
     PROFILE_PREFIXES,
@@ -82,12 +83,12 @@ from .profiles import (
     NotChecked,
     expand_profiles,
 )
-from .session import Response, Session, SessionFactory, WorkerSession
-from .shrink import Shrinker, WarmSessions
-from .spec import Spec, SpecError, load_spec
-from .sweeps import run_sweep
-from .threads import Program, programs, run_program
-from .trace import Trace, call_lines, save_trace
+from memslice_conformance.reporting.blame import blame
+from memslice_conformance.reporting.results import CheckResult, ClauseResult, Report, failing_call
+from memslice_conformance.reporting.shrink import Shrinker, WarmSessions
+from memslice_conformance.reporting.trace import Trace, save_trace
+from memslice_conformance.reporting.verdicts import settle
+from memslice_conformance.spec import Spec, SpecError, load_spec
 
 __all__ = [
     "DEFAULT_CHECK_DEADLINE",
@@ -116,62 +117,6 @@ _WARM_WORKERS: Final = 3
 
 class RunInterrupted(BaseException):
     """The user pressed Ctrl-C (SIGINT delivered to the runner): stop, report "incomplete"."""
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """The outcome of one check."""
-
-    name: str
-    profile: str
-    status: str  # "pass" | "fail" | "not-checked" | "incomplete"
-    seconds: float
-    examples: int
-    failure: StepFailure | None = None
-    trace: Trace | None = None
-    reproduced: bool | None = None
-    trace_path: str | None = None
-    #: Why a "not-checked" check could not be done.
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ClauseResult:
-    """The verdict on one clause."""
-
-    id: str
-    level: str
-    title: str
-    profile: str
-    status: str  # "pass" | "fail" | "not-checked" | "not-claimed"
-    checks: tuple[str, ...]
-    failed_checks: tuple[str, ...] = ()
-    #: Why a "not-checked" clause was not checked (see memslice_conformance.coverage).
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """Everything a run found; see :mod:`memslice_conformance.report`."""
-
-    impl: str
-    implementation: str
-    profiles: tuple[str, ...]
-    claimed: tuple[str, ...]
-    seed: int
-    max_examples: int
-    versions: dict[str, str]
-    checks: tuple[CheckResult, ...]
-    clauses: tuple[ClauseResult, ...]
-    seconds: float
-    conforming: bool = field(default=False)
-    #: "conforming" | "not-conforming" | "incomplete" (see the module doc).
-    status: str = "not-conforming"
-    #: The limits the run ran under: deadlines and the shrink budget (seconds).
-    limits: dict[str, float] = field(default_factory=dict)
-    #: Why the run stopped early or some check did not finish ("" when neither);
-    #: set also when a check failed too (status "not-conforming").
-    incomplete_reason: str = ""
 
 
 def _suite_version() -> str:
@@ -654,7 +599,7 @@ def clause_statuses(
             clause_results.append(
                 ClauseResult(cid, level, title, profile, status, covering, failed)
             )
-    return coverage.settle(clause_results, results)  # COVER-001..COVER-005
+    return settle(clause_results, results)  # COVER-001..COVER-005
 
 
 def run_conformance(
@@ -780,32 +725,12 @@ def run_conformance(
     )
 
 
-def failing_call(check: CheckResult) -> str:
-    """``call N: <C line>`` for a failed check with a trace, else "".
-
-    When the failing step ran several calls as one batch (shrinking could
-    not serialise it), ``calls A..N (one batch):``, and the failure's
-    message names the call.
-    """
-    trace = check.trace
-    if trace is None or not trace.call:
-        return ""
-    lines = call_lines(trace.steps)
-    if trace.call > len(lines):
-        return ""
-    if trace.call_first and trace.call_first < trace.call:
-        # A batch that could not be serialised: the message says which call.
-        return f"calls {trace.call_first}..{trace.call} (one batch):"
-    # The call itself, without the line's trailing annotation.
-    return f"call {trace.call}: {lines[trace.call - 1].split(';', 1)[0]}"
-
-
 def _spec_version() -> str:
     """The spec's declared version if it has one, else a digest of its text.
 
     A digest pins exactly which clause texts a report was checked against.
     """
-    from . import spec as spec_module
+    from memslice_conformance import spec as spec_module
 
     declared = getattr(spec_module, "SPEC_VERSION", None)
     if declared is not None:

@@ -6,7 +6,7 @@ A call trace is the list of slice calls one program made, in the order they
 happened, with blocks named by handle (``b1``, ``b2`` ...) instead of address,
 so it can be replayed on any allocator (INTRO-007).  The file is the
 conformance suite's trace format (``memslice-conformance-trace`` version 1,
-written by ``memslice_conformance.trace``), with exactly one op per step, so
+written by ``memslice_conformance.reporting.trace``), with exactly one op per step, so
 ``memslice-conformance replay FILE --impl IMPL`` runs a recorded program on any
 implementation.  This module writes the same JSON shape without importing the
 suite (the reference sits below it)::

@@ -14,7 +14,7 @@ from pyimpls import ArenaAllocator
 
 import memslice
 from memslice.tunables import GLIB_2_74
-from memslice_conformance.impls import ALL_PROFILES, Implementation, python_impl
+from memslice_conformance.impl.impls import ALL_PROFILES, Implementation, python_impl
 from memslice_conformance.runner import Report, run_conformance
 
 

@@ -95,7 +95,7 @@ def test_help_imports_neither_rich_nor_hypothesis_nor_the_checks() -> None:
         "import sys\n"
         "from memslice_conformance.cli import main\n"
         "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('rich', 'hypothesis', 'memslice_conformance.profiles',\n"
+        "print(sorted(m for m in ('rich', 'hypothesis', 'memslice_conformance.profiles.registry',\n"
         "    'memslice_conformance.runner', 'jsonschema') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

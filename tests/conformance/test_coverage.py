@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from memslice_conformance.model import CLAUSES as OP_CLAUSES
-from memslice_conformance.profiles import CHECKS, PROFILE_PREFIXES, PROFILES
+from memslice_conformance.checks.model import CLAUSES as OP_CLAUSES
+from memslice_conformance.checks.threads import CLAUSES as THREAD_CLAUSES
+from memslice_conformance.profiles.registry import CHECKS, PROFILE_PREFIXES, PROFILES
 from memslice_conformance.runner import _profile_clauses, _spec_clauses
 from memslice_conformance.spec import load_spec
-from memslice_conformance.threads import CLAUSES as THREAD_CLAUSES
 
 
 def test_every_core_must_clause_is_checked() -> None:
@@ -45,8 +45,8 @@ def test_custom_checks_slot_into_a_profile() -> None:
     """A later profile's check registers itself and is reported per clause;
     until the implementation claims the profile its clauses are not-claimed."""
     from memslice_conformance.failures import Violation
-    from memslice_conformance.impls import python_impl
-    from memslice_conformance.profiles import CUSTOM_RUNNERS, CheckInfo, register_check
+    from memslice_conformance.impl.impls import python_impl
+    from memslice_conformance.profiles.registry import CUSTOM_RUNNERS, CheckInfo, register_check
     from memslice_conformance.runner import run_conformance
 
     calls: list[int] = []

@@ -21,10 +21,10 @@ import pytest
 
 from memslice_conformance.cli import main as cli_main
 from memslice_conformance.failures import ImplUnavailable
-from memslice_conformance.impls import python_impl, resolve
-from memslice_conformance.native import REQUIRED_SYMBOLS
+from memslice_conformance.impl.impls import python_impl, resolve
+from memslice_conformance.impl.native import REQUIRED_SYMBOLS
+from memslice_conformance.impl.worker import STDERR_TAIL, WorkerClient, worker_argv
 from memslice_conformance.runner import run_conformance
-from memslice_conformance.worker import STDERR_TAIL, WorkerClient, worker_argv
 
 FIVE = Path(__file__).parent / "impls" / "loading" / "five.c"
 QUICK = ("edges", "sizes_sweep", "chain_sweep", "machine")

@@ -16,7 +16,7 @@ from pathlib import Path
 import misbehaving
 import pytest
 
-from memslice_conformance.impls import python_impl, resolve
+from memslice_conformance.impl.impls import python_impl, resolve
 from memslice_conformance.runner import Report, run_conformance
 
 QUICK = ("edges", "sizes_sweep", "chain_sweep")

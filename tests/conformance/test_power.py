@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from memslice_conformance import coverage
-from memslice_conformance.impls import python_impl
+from memslice_conformance.checks import coverage
+from memslice_conformance.checks.stress import run_stress
+from memslice_conformance.impl.impls import python_impl
 from memslice_conformance.runner import Report, run_conformance
-from memslice_conformance.stress import run_stress
 
 PLANTED = Path(__file__).parent / "planted" / "slab.c"
 
@@ -219,7 +219,7 @@ class _WrappingArena:
 
 
 def test_bulk_finds_a_block_handed_out_twice_past_a_wrap() -> None:
-    from memslice_conformance.bulk import run_bulk
+    from memslice_conformance.impl.bulk import run_bulk
 
     arena = _WrappingArena()
     clean = run_bulk(arena, [{"do": "alloc", "pool": "p", "sizes": [48], "count": 64},

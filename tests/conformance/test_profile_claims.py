@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from memslice_conformance.impls import ALL_PROFILES, resolve
+from memslice_conformance.impl.impls import ALL_PROFILES, resolve
 from memslice_conformance.runner import run_conformance
 
 CORRECTNESS = frozenset({"core", "concurrency"})

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 from profile_support import Racy, failed_clauses, run_check
 
-from memslice_conformance.impls import python_impl
-from memslice_conformance.threads import CLAUSES
+from memslice_conformance.checks.threads import CLAUSES
+from memslice_conformance.impl.impls import python_impl
 
 
 @pytest.mark.glib

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from profile_support import ClaimsAll, IgnoresBadFrees, claiming, failed_clauses, run_check
 
-from memslice_conformance.impls import python_impl, resolve
-from memslice_conformance.profile_debug_blocks import invalid_size, non_allocated
+from memslice_conformance.impl.impls import python_impl, resolve
+from memslice_conformance.profiles.debug_blocks import invalid_size, non_allocated
 
 
 def test_messages_are_glibs_text() -> None:

@@ -8,9 +8,9 @@ import random
 import pytest
 from profile_support import ClaimsAll, claiming, failed_clauses, reference_variant, run_check
 
-from memslice_conformance import layout
-from memslice_conformance.impls import python_impl, resolve
-from memslice_conformance.profile_layout import CLAUSES, random_trace
+from memslice_conformance.checks import layout
+from memslice_conformance.impl.impls import python_impl, resolve
+from memslice_conformance.profiles.layout import CLAUSES, random_trace
 
 
 def test_traces_are_seeded_and_varied() -> None:

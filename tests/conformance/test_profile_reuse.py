@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from profile_support import NeverReuses, failed_clauses, run_check
 
-from memslice_conformance.impls import python_impl
-from memslice_conformance.profile_reuse import trim_scenario
+from memslice_conformance.impl.impls import python_impl
+from memslice_conformance.profiles.reuse import trim_scenario
 from memslice_conformance.runner import run_conformance
 
 

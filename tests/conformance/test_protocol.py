@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memslice_conformance.executor import OpThreads
 from memslice_conformance.failures import ImplCrash, ImplHang, ImplUnavailable
-from memslice_conformance.impls import resolve
-from memslice_conformance.jsonl import OPS, ProtocolError, validate_request
+from memslice_conformance.impl.executor import OpThreads
+from memslice_conformance.impl.impls import resolve
+from memslice_conformance.impl.jsonl import OPS, ProtocolError, validate_request
+from memslice_conformance.impl.validate import load_schema, validate_protocol
+from memslice_conformance.impl.worker import WorkerClient, worker_argv
 from memslice_conformance.runner import run_conformance
-from memslice_conformance.validate import load_schema, validate_protocol
-from memslice_conformance.worker import WorkerClient, worker_argv
 
 
 def _request_schema() -> jsonschema.Draft202012Validator:
@@ -163,7 +163,7 @@ def test_validate_protocol_accepts_the_worker_and_rejects_bad_speakers(tmp_path:
 
 def test_cmd_implementation_in_another_process_conforms() -> None:
     """Any program speaking the protocol plugs in; here the worker itself."""
-    spec = f"cmd:{sys.executable} -m memslice_conformance.worker --impl malloc"
+    spec = f"cmd:{sys.executable} -m memslice_conformance.impl.worker --impl malloc"
     report = run_conformance(spec, max_examples=3, checks=["edges", "chain_sweep"])
     assert report.conforming
 

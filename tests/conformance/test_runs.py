@@ -20,8 +20,8 @@ import pytest
 
 from memslice_conformance.cli import main
 from memslice_conformance.failures import ImplUnavailable
+from memslice_conformance.reporting.trace import TraceError, load_trace
 from memslice_conformance.runner import resolve_within, trace_file_name
-from memslice_conformance.trace import TraceError, load_trace
 
 IMPLS = Path(__file__).parent / "impls"
 SLOW_PROXY = f"cmd:{sys.executable} {IMPLS / 'slow_proxy.py'}"

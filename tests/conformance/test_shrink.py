@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from memslice_conformance.checks.model import StepFailure
 from memslice_conformance.cli import main
-from memslice_conformance.emit_c import emit_c
-from memslice_conformance.model import StepFailure
+from memslice_conformance.reporting.emit_c import emit_c
+from memslice_conformance.reporting.shrink import same_failure
+from memslice_conformance.reporting.trace import Trace, call_lines, parse_trace
 from memslice_conformance.runner import failing_call, run_conformance
-from memslice_conformance.shrink import same_failure
-from memslice_conformance.trace import Trace, call_lines, parse_trace
 
 IMPLS = Path(__file__).parent / "impls"
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from memslice_conformance.stress import CompilerMissing, compile_native, run_stress
+from memslice_conformance.checks.stress import CompilerMissing, compile_native, run_stress
 
 UNSAFE_SLAB = r"""
 #include <stdlib.h>

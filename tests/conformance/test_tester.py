@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pyimpls
 import pytest
 
-from memslice_conformance.impls import python_impl
+from memslice_conformance.impl.impls import python_impl
 from memslice_conformance.runner import Report, run_conformance
 
 SMALL = 6

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from memslice_conformance import layout
-from memslice_conformance.layout import (
+from memslice_conformance.checks import layout
+from memslice_conformance.checks.layout import (
     MAIN,
     Alloc,
     ConfigObservation,

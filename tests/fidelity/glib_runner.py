@@ -2,7 +2,7 @@
 
 Usage: ``python glib_runner.py < request.json > result.json`` where the request
 is ``{"trace": [...], "config": bool, "contention": bool}`` (trace in the JSON
-form of ``memslice_conformance.layout.trace_to_json``) and the result is
+form of ``memslice_conformance.checks.layout.trace_to_json``) and the result is
 ``{"addresses": [...], "routes": [...], "config": {...} | null}``.
 
 GLib is loaded before anything else, on the main thread, exactly as a C
@@ -12,7 +12,7 @@ load-time slice allocations on the thread that later runs the trace's
 parent gives this process.  A missing libglib is an error, never a skip.
 
 This is the small self-contained stand-in for the conformance worker
-(``memslice_conformance.worker``), which did not exist when it was written.
+(``memslice_conformance.impl.worker``), which did not exist when it was written.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _GLIB = ctypes.CDLL(os.environ.get("MEMSLICE_GLIB_LIBRARY", "libglib-2.0.so.0"))
 import json  # noqa: E402
 import sys  # noqa: E402
 
-from memslice_conformance import layout  # noqa: E402
+from memslice_conformance.checks import layout  # noqa: E402
 
 _GLIB.g_slice_alloc.restype = ctypes.c_void_p
 _GLIB.g_slice_alloc.argtypes = [ctypes.c_size_t]

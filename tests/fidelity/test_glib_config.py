@@ -19,8 +19,8 @@ import memslice
 from memslice.config import ConfigWarning, SliceConfig
 from memslice.errors import SliceValueError
 from memslice.tunables import GLIB_2_74
-from memslice_conformance import layout
-from memslice_conformance.layout import MAIN, Alloc, Free
+from memslice_conformance.checks import layout
+from memslice_conformance.checks.layout import MAIN, Alloc, Free
 
 pytestmark = pytest.mark.glib
 

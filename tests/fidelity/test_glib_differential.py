@@ -14,8 +14,8 @@ import pytest
 from fidelity_support import GEOMETRY, both, single_thread_traces
 from hypothesis import given, settings
 
-from memslice_conformance import layout
-from memslice_conformance.layout import Op
+from memslice_conformance.checks import layout
+from memslice_conformance.checks.layout import Op
 
 pytestmark = pytest.mark.glib
 

@@ -17,8 +17,16 @@ from fidelity_support import (
     predict_fresh_class_run,
 )
 
-from memslice_conformance import layout
-from memslice_conformance.layout import MAIN, Alloc, Free, FreeChain, Op, ThreadExit, ThreadStart
+from memslice_conformance.checks import layout
+from memslice_conformance.checks.layout import (
+    MAIN,
+    Alloc,
+    Free,
+    FreeChain,
+    Op,
+    ThreadExit,
+    ThreadStart,
+)
 
 pytestmark = pytest.mark.glib
 

@@ -24,8 +24,8 @@ from fidelity_support import (
     run_glib,
 )
 
-from memslice_conformance import layout
-from memslice_conformance.layout import MAIN, Alloc, ThreadExit, ThreadStart
+from memslice_conformance.checks import layout
+from memslice_conformance.checks.layout import MAIN, Alloc, ThreadExit, ThreadStart
 
 pytestmark = pytest.mark.glib
 

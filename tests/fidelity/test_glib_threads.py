@@ -16,7 +16,7 @@ from fidelity_support import (
 )
 from hypothesis import given, settings
 
-from memslice_conformance.layout import MAIN, Alloc, Free, Op, ThreadExit, ThreadStart
+from memslice_conformance.checks.layout import MAIN, Alloc, Free, Op, ThreadExit, ThreadStart
 
 pytestmark = pytest.mark.glib
 

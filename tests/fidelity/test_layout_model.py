@@ -17,8 +17,8 @@ from hypothesis import given, settings
 import memslice
 from memslice.config import SliceConfig
 from memslice.tunables import GLIB_2_74
-from memslice_conformance import layout
-from memslice_conformance.layout import (
+from memslice_conformance.checks import layout
+from memslice_conformance.checks.layout import (
     MAIN,
     Alloc,
     Free,

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from memslice_conformance.worker import worker_argv
+from memslice_conformance.impl.worker import worker_argv
 
 
 def main() -> int:

@@ -1,0 +1,1 @@
+"""impl: see the package docstring of memslice_conformance."""

@@ -1,0 +1,1 @@
+"""profiles: see the package docstring of memslice_conformance."""

@@ -1,0 +1,1 @@
+"""reporting: see the package docstring of memslice_conformance."""
