@@ -8,13 +8,12 @@ A missing compiler fails these tests loudly: it is never a skip.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from c_builds import c_library_builder
 
 IMPLS = Path(__file__).parent / "impls"
 if str(IMPLS) not in sys.path:
@@ -38,21 +37,5 @@ C_VARIANTS = (
 @pytest.fixture(scope="session")
 def clib(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
     """Compile ``impls/cslice.c`` in a variant; returns the ``lib:`` spec."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.fail("gcc is required to build the C test implementations")
-    out = tmp_path_factory.mktemp("cslice")
-    built: dict[str, str] = {}
-
-    def build(variant: str) -> str:
-        if variant not in built:
-            target = out / f"libcslice_{variant.lower()}.so"
-            subprocess.run(
-                [gcc, "-O1", "-Wall", "-Werror", "-shared", "-fPIC", f"-D{variant}",
-                 "-o", str(target), str(IMPLS / "cslice.c"), "-lpthread"],
-                check=True,
-            )
-            built[variant] = f"lib:{target}"
-        return built[variant]
-
-    return build
+    build = c_library_builder(tmp_path_factory, IMPLS / "cslice.c", "libcslice_{variant}.so")
+    return lambda variant: f"lib:{build(variant)}"

@@ -11,11 +11,11 @@ the check that should catch the bug, with the settings users get; the
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from c_builds import c_library_builder
 
 from memslice_conformance.checks import coverage
 from memslice_conformance.checks.stress import run_stress
@@ -43,22 +43,8 @@ def _profiles(variant: str) -> list[str]:
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
     """Compile ``planted/slab.c`` with one -D flag; returns the ``lib:`` spec."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.fail("gcc is required to build the planted-bug libraries")
-    out = tmp_path_factory.mktemp("planted")
-
-    def build(variant: str) -> str:
-        target = out / f"libplanted_{variant.lower()}.so"
-        if not target.exists():
-            subprocess.run(
-                [gcc, "-O1", "-Wall", "-Werror", "-shared", "-fPIC", f"-D{variant}",
-                 "-o", str(target), str(PLANTED), "-lpthread"],
-                check=True,
-            )
-        return f"lib:{target}"
-
-    return build
+    build = c_library_builder(tmp_path_factory, PLANTED, "libplanted_{variant}.so")
+    return lambda variant: f"lib:{build(variant)}"
 
 
 def _failed(report: Report) -> set[str]:

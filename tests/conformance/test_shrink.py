@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from c_builds import c_library_builder
 
 from memslice_conformance.checks.model import StepFailure
 from memslice_conformance.cli import main
@@ -39,21 +40,9 @@ def _gcc() -> str:
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """Build ``impls/planted.c`` as ``lib<variant>/libmyslice.so``; returns its directory."""
-    out = tmp_path_factory.mktemp("planted")
-
-    def build(variant: str) -> Path:
-        folder = out / variant.lower()
-        if not folder.exists():
-            folder.mkdir()
-            subprocess.run(
-                [_gcc(), "-O1", "-Wall", "-Werror", "-shared", "-fPIC", f"-D{variant}",
-                 "-o", str(folder / "libmyslice.so"), str(IMPLS / "planted.c"), "-lpthread"],
-                check=True,
-            )
-        return folder
-
-    return build
+    """Build ``impls/planted.c`` as ``<variant>/libmyslice.so``; returns its directory."""
+    build = c_library_builder(tmp_path_factory, IMPLS / "planted.c", "libmyslice.so")
+    return lambda variant: build(variant).parent
 
 
 @pytest.mark.parametrize(
