@@ -102,7 +102,7 @@ def test_a_recorded_trace_replays_in_the_conformance_suite(recorded: Path) -> No
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "replayed 23 steps on glib" in done.stdout and "no failure" in done.stdout
+    assert "replayed 23 calls on glib" in done.stdout and "no failure" in done.stdout
 
 
 def test_show_draws_a_step_through_page_for_the_recording(recorded: Path) -> None:

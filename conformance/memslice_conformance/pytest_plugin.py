@@ -150,7 +150,8 @@ class ClauseItem(pytest.Item):
         if result.status in ("not-checked", "not-claimed"):
             if self.xfail_reason is not None:
                 pytest.xfail(f"{result.status}; expected failure: {self.xfail_reason}")
-            pytest.skip(f"{self.clause}: {result.status}")
+            why = f" ({result.note})" if result.note else ""  # COVER-004: say why
+            pytest.skip(f"{self.clause}: {result.status}{why}")
         if result.status == "fail":
             by_name = {c.name: c for c in report.checks}
             lines: list[str] = []

@@ -80,14 +80,19 @@ def validate_protocol(impl: str) -> list[str]:
             ]
         if isinstance(offered, list) and "digests" in offered:
             more.append({"op": "digests", "blocks": [[addr, 24]]})
-        more += [
+        script += more
+        responses += client.exchange(more)
+        # The free runs on another thread: only after the batch above has been
+        # answered, since ops of different threads may run at the same time
+        # (jsonl rule 1) and the block must not be freed under a read of it.
+        last: list[Request] = [
             {"op": "free1", "size": 24, "addr": addr, "thread": "other"},
             {"op": "thread_exit", "thread": "other"},
             {"op": "alloc", "size": 0},
             {"op": "no-such-op"},
         ]
-        script += more
-        responses += client.exchange(more)
+        script += last
+        responses += client.exchange(last)
         for index, (request, response) in enumerate(zip(script, responses, strict=True)):
             op = str(request["op"])
             message = check(response, "response")
