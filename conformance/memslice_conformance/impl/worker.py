@@ -464,6 +464,22 @@ def memory_limit_for(spec: str) -> int | None:
     return None if "reference" in spec else default_memory_limit()
 
 
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a process just sent SIGKILL, in bounded time (RUN-005).
+
+    Not ``Popen.wait()`` alone: a deadline's exception (the runner's SIGALRM)
+    can strike inside an earlier ``wait`` and leave Popen's internal waitpid
+    lock held, and a plain ``wait()`` then blocks for ever on that lock.  With
+    a timeout ``wait`` only tries the lock; after it, the killed child is
+    reaped directly (SIGKILL cannot be caught, so this returns at once).
+    """
+    try:
+        proc.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, 0)
+
+
 class _StderrTail:
     """Drains a pipe on a daemon thread, keeping the last bytes (LOAD-008)."""
 
@@ -636,7 +652,7 @@ class WorkerClient:
             return
         try:
             self._kill_group(proc)
-            proc.wait()
+            _reap(proc)
         finally:
             for stream in (proc.stdout, proc.stdin):
                 try:
@@ -651,7 +667,7 @@ class WorkerClient:
         proc = self._proc
         if proc is not None:
             self._kill_group(proc)
-            proc.wait()
+            _reap(proc)
 
     def restart(self) -> None:
         self.close()
