@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from collections import Counter
 import warnings
+from collections import Counter
 from typing import Any, ClassVar
 
 import pytest

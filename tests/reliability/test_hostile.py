@@ -283,10 +283,12 @@ def large_trace(target_bytes: int) -> dict[str, object]:
     while True:
         handle += 1
         name = f"b{handle}"
-        cycle = [[{"op": "alloc", "size": 4096, "as": name}],
-                 [{"op": "write", "block": name, "offset": 1024, "data": data}],
-                 [{"op": "check", "block": name}],
-                 [{"op": "free1", "block": name}]]
+        cycle: list[list[dict[str, object]]] = [
+            [{"op": "alloc", "size": 4096, "as": name}],
+            [{"op": "write", "block": name, "offset": 1024, "data": data}],
+            [{"op": "check", "block": name}],
+            [{"op": "free1", "block": name}],
+        ]
         grown = len(json.dumps(cycle))
         if size + grown > target_bytes:
             break
