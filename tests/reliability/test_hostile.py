@@ -406,10 +406,19 @@ def test_hostile_implementations_each_get_their_typed_verdict(
             assert kind in {f.kind for f in failures}, (name, failures)
         verdicts.append(report.status)
     counted = {status: verdicts.count(status) for status in sorted(set(verdicts))}
+    kinds = {
+        "raising Python objects": sum(name.startswith("py:hostile:") for name in HOSTILE),
+        "Python objects returning garbage": sum(name.startswith("py:misbehaving:")
+                                                for name in HOSTILE),
+        "broken C libraries (corrupt, crash, abort, hang)": sum(name.startswith("BUG_")
+                                                                 for name in HOSTILE),
+        "too slow cmd: program": sum(name == "slow cmd" for name in HOSTILE),
+    }
+    assert sum(kinds.values()) == len(verdicts)
     print(f"\nhostile implementations: {len(verdicts)} run, verdicts {counted}")
     record("bad inputs tried",
-           f"hostile implementations: {len(verdicts)} run (4 raising Python objects, 3 "
-           f"returning garbage, 6 broken C libraries incl. crash/abort/hang, 1 too slow); "
+           f"hostile implementations: {len(verdicts)} run "
+           f"({', '.join(f'{count} {kind}' for kind, count in kinds.items())}); "
            f"every one got its typed verdict: {counted}, none passed")
 
 
