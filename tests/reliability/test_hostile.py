@@ -437,15 +437,22 @@ def _parent_and_cmdline(pid: int) -> tuple[int, str] | None:
     return int(fields[1]), cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
-def orphans(is_ours: Callable[[int, str], bool]) -> list[tuple[int, str]]:
-    """Live processes whose parent is 1 and which ``is_ours(pid, cmdline)`` recognises."""
+def processes(is_ours: Callable[[int, str], bool], parent: int | None = None
+              ) -> list[tuple[int, str]]:
+    """Live processes ``is_ours(pid, cmdline)`` recognises, only children of ``parent`` if set."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             seen = _parent_and_cmdline(int(entry.name))
-            if seen is not None and seen[0] == 1 and is_ours(int(entry.name), seen[1]):
+            if seen is not None and parent in (None, seen[0]) and is_ours(int(entry.name),
+                                                                          seen[1]):
                 found.append((int(entry.name), seen[1]))
     return found
+
+
+def orphans(is_ours: Callable[[int, str], bool]) -> list[tuple[int, str]]:
+    """Live processes whose parent is 1 and which ``is_ours(pid, cmdline)`` recognises."""
+    return processes(is_ours, parent=1)
 
 
 def test_implementations_that_fork_leave_no_orphans(
@@ -481,6 +488,7 @@ def test_implementations_that_fork_leave_no_orphans(
     while (left := orphans(ours)) and time.monotonic() < deadline:
         time.sleep(0.1)
     survivors = [pid for pid in forked if _parent_and_cmdline(pid) is not None]
+    survivors += [pid for pid, _ in processes(lambda pid, cmdline: cmdline == marker)]
     print(f"\norphans: {len(left)} after {runs} runs ({len(forked)} library forks)")
     assert left == []
     assert survivors == []  # nor alive under any other parent
