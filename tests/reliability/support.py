@@ -5,7 +5,11 @@
   magazines), so "the allocator is unchanged" becomes one ``==``.
 * :data:`TALLY` counts injected faults by point of failure across every test
   of the session; the slow summary test and the soak print it.
-* :func:`rss_bytes` reads the process's resident set from ``/proc/self/statm``.
+* :data:`FIGURES` gathers, by heading, the lines of the reliability summary
+  that ``tox -e soak`` prints at the end of the session (``conftest.py``):
+  load held, faults survived, bad inputs tried, orphans left, peak memory.
+* :func:`rss_bytes` reads the process's resident set from ``/proc/self/statm``;
+  :func:`peak_rss_bytes` the runner's high-water mark (``ru_maxrss``).
 * :class:`Lcg` is GLib's memory-hammer generator (API-020):
   ``rand = 1664525 * rand + 1013904223`` modulo 2**32.
 """
@@ -14,13 +18,32 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections import Counter
+import resource
+from collections import Counter, defaultdict
 from typing import Final
 
 from memslice.snapshot import AllocatorSnapshot
 
 TALLY: Final[Counter[str]] = Counter()
 """Faults injected and survived in this session, by point of failure."""
+
+FIGURE_HEADINGS: Final = (
+    "load held",
+    "faults injected and survived",
+    "bad inputs tried",
+    "orphans left",
+    "peak runner memory",
+)
+"""The summary's sections, in the order the issue names them."""
+
+FIGURES: Final[defaultdict[str, list[str]]] = defaultdict(list)
+"""Lines of the end-of-session reliability summary, by heading (one of FIGURE_HEADINGS)."""
+
+
+def record(heading: str, line: str) -> None:
+    """Add ``line`` under ``heading`` to the summary printed when the session ends."""
+    assert heading in FIGURE_HEADINGS, heading
+    FIGURES[heading].append(line)
 
 
 def comparable(snapshot: AllocatorSnapshot) -> AllocatorSnapshot:
@@ -46,6 +69,11 @@ def rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         resident_pages = int(statm.read().split()[1])
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """The runner process's peak resident set in bytes (``ru_maxrss`` of RUSAGE_SELF, KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class Lcg:

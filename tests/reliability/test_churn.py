@@ -40,6 +40,8 @@ from memslice import GLIB_2_74, Allocator
 from memslice.faults import FailingClock
 from memslice.snapshot import AllocatorSnapshot
 
+from .support import record
+
 SIZES = (24, 40, 100, 500, 1000, 2000)  # classes 32, 48, 112, 512, 1008 and the malloc route
 WAVE = 8  # churners alive at once (a 2-core machine: more only adds scheduling noise)
 
@@ -51,6 +53,7 @@ class Shared:
     lock: threading.Lock = field(default_factory=threading.Lock)
     left_behind: list[tuple[int, int, bytes]] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
+    operations: int = 0  # allocations and frees done by the churners and holders
 
 
 def fill(allocator: Allocator, size: int, tag: int) -> tuple[int, int, bytes]:
@@ -77,6 +80,8 @@ def churner(allocator: Allocator, shared: Shared, number: int) -> None:
         for address, size, content in others:  # blocks of a thread that has ended
             assert allocator.read(address, size) == content
             allocator.free1(size, address)
+        with shared.lock:
+            shared.operations += 2 * len(blocks) - keep + len(others)
     except BaseException as error:
         with shared.lock:
             shared.errors.append(error)
@@ -91,6 +96,7 @@ def holder(allocator: Allocator, shared: Shared, number: int, done: threading.Ev
             assert allocator.read(address, size) == content
         with shared.lock:
             shared.left_behind.extend(blocks)
+            shared.operations += len(blocks)
     except BaseException as error:
         with shared.lock:
             shared.errors.append(error)
@@ -107,6 +113,7 @@ class ChurnFigures:
     pinned: int
     bound: int
     mapped_after_free_all: int = 0
+    operations: int = 0
 
 
 def expire_working_set(allocator: Allocator, clock: FailingClock) -> None:
@@ -202,7 +209,10 @@ def run_churn(n_threads: int, n_holders: int = 2) -> ChurnFigures:
     _, slack = pinned_and_bound(allocator, snapshot, [])
     assert snapshot.totals.mapped <= slack  # only the caches' last magazines remain
     allocator.close()
-    return dataclasses.replace(figures, mapped_after_free_all=snapshot.totals.mapped)
+    operations = shared.operations + len(mine) + len(held)  # the main thread's allocs, all frees
+    return dataclasses.replace(
+        figures, mapped_after_free_all=snapshot.totals.mapped, operations=operations
+    )
 
 
 def slab_os_bytes(snapshot: AllocatorSnapshot) -> int:
@@ -230,3 +240,5 @@ def test_churn_2000_threads() -> None:
     figures = run_churn(2_000, n_holders=4)
     print(f"\nchurn: {figures}")
     assert 0 < figures.pinned <= figures.mapped_after_trim <= figures.bound
+    record("load held", f"thread churn: {figures.threads:,} threads, {figures.operations:,} "
+           f"alloc+free operations, {figures.held_blocks:,} blocks held across it, none lost")

@@ -57,7 +57,7 @@ from memslice.pages import Arena, BuddyPageSource
 from memslice.slab import Slab, SlabLayer
 from memslice.tunables import MAX_STAMP_COUNTER, Tunables
 
-from .support import TALLY, comparable
+from .support import TALLY, comparable, record
 
 
 class FaultMachine(RuleBasedStateMachine):
@@ -481,3 +481,6 @@ def test_fault_tally() -> None:
         print(f"  {count:6d}  {point}")
     print(f"  {sum(total.values()):6d}  in all")
     assert not unreached(POINTS_MINIMAL | {"clock: thread-exit cleanup"}, total)
+    record("faults injected and survived",
+           f"{sum(total.values()):,} faults at {len(total)} points of failure, every one survived "
+           "(allocator unchanged or consistent after each)")

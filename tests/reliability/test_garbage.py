@@ -32,17 +32,29 @@ from __future__ import annotations
 import ctypes
 import sys
 import warnings
+from collections import Counter
 from typing import Any, ClassVar
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from memslice import Allocator, ConfigWarning, SliceConfig, typed
 from memslice.errors import SliceMemoryError, SliceTypeError, SliceUsageError
 
+from .support import record
+
 DOCUMENTED = (SliceUsageError, SliceMemoryError)
+
+CALLS: Counter[str] = Counter()
+"""Calls made by the machines, as "worked" or by the typed error that refused them."""
 
 
 class Node(ctypes.Structure):
@@ -121,9 +133,12 @@ class GarbageMachine(RuleBasedStateMachine):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConfigWarning)  # PY-013: late set_config
-                return True, function(*args)
-        except DOCUMENTED:
+                result = function(*args)
+        except DOCUMENTED as error:
+            CALLS[type(error).__name__] += 1
             return False, None
+        CALLS["worked"] += 1
+        return True, result
 
     def _address(self, data: st.DataObject) -> object:
         choices: list[st.SearchStrategy[object]] = [GARBAGE, st.just(0)]
@@ -316,3 +331,26 @@ def test_typed_free_chain_rejects_a_non_string_field_name() -> None:
             typed.free_chain(allocator, Node, node, 3)  # type: ignore[arg-type]
     finally:
         allocator.check(live=[(ctypes.addressof(node), ctypes.sizeof(Node))] if node else [])
+
+
+@pytest.mark.slow
+def test_garbage_soak() -> None:
+    """PY-001 to PY-004, PY-006: long runs of both machines; count the calls and their verdicts.
+
+    Every call either worked or raised a documented typed error (anything
+    else fails the machine); the count shows how much garbage was thrown.
+    """
+    CALLS.clear()
+    for machine, examples in ((GarbageMachine, 400), (PlainGarbageMachine, 300)):
+        run_state_machine_as_test(
+            machine, settings=settings(max_examples=examples, stateful_step_count=60)
+        )
+    refused = sum(count for verdict, count in CALLS.items() if verdict != "worked")
+    by_error = ", ".join(f"{count:,} {name}" for name, count in sorted(CALLS.items())
+                         if name != "worked")
+    print(f"\ngarbage: {sum(CALLS.values()):,} calls, {refused:,} refused ({by_error})")
+    assert refused > 1_000 and CALLS["worked"] > 1_000
+    record("bad inputs tried",
+           f"API garbage: {sum(CALLS.values()):,} calls with garbage or plausible arguments; "
+           f"{CALLS['worked']:,} worked, {refused:,} refused with a typed error ({by_error}), "
+           "none with anything else; the checker passed after each")

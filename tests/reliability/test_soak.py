@@ -38,7 +38,7 @@ import pytest
 from memslice import GLIB_2_74, Allocator
 from memslice.faults import FailingClock
 
-from .support import Lcg, rss_bytes
+from .support import Lcg, peak_rss_bytes, record, rss_bytes
 
 PRIME_SIZE = 1021  # GLib's prime_size: sizes 0..1020
 
@@ -294,6 +294,7 @@ def test_soak_hammer() -> None:
     figures = soak(n_threads=1, n_blocks=10_000, rounds=2_000, bursts=10_000, check_every=100)
     print(f"\n{figures.line()}")
     assert_memory_came_back(figures, long_run=True)
+    _record(figures)
 
 
 @pytest.mark.slow
@@ -302,3 +303,16 @@ def test_soak_multithread_hammer() -> None:
     figures = soak(n_threads=4, n_blocks=10_000, rounds=300, bursts=2_000, check_every=25)
     print(f"\n{figures.line()}")
     assert_memory_came_back(figures, long_run=True)
+    _record(figures)
+
+
+def _record(figures: SoakFigures) -> None:
+    """The soak's load and the runner's memory high-water mark, for the summary."""
+    mib = 1 << 20
+    record("load held", f"hammer soak: {figures.operations:,} alloc+free operations on "
+           f"{figures.threads} thread(s), {figures.checks} consistency checks, "
+           f"{figures.seconds:.0f} s; RSS peak {figures.peak_rss / mib:.1f} MiB, "
+           f"final {figures.final_rss / mib:.1f} MiB")
+    record("peak runner memory",
+           f"runner ru_maxrss after the {figures.threads}-thread soak: "
+           f"{peak_rss_bytes() / mib:.1f} MiB")
