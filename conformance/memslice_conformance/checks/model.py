@@ -184,6 +184,16 @@ class Checker:
         self._serial += 1
         return self._serial
 
+    def fill_op(self, handle: str, thread: str = MAIN_THREAD) -> Op:
+        """A write of fresh pattern bytes over the whole of live block ``handle`` (API-005).
+
+        Every check fills its blocks this way, so each write is unique and
+        pointer-like (see :func:`pattern`).
+        """
+        block = self.blocks[handle]
+        data = pattern(self.next_serial(), block.size).hex()
+        return {"op": "write", "block": handle, "offset": 0, "data": data, "thread": thread}
+
     def live(self) -> list[Block]:
         return list(self.blocks.values())
 

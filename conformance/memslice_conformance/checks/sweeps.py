@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable
 from typing import Final
 
-from memslice_conformance.checks.model import Checker, Op, pattern
+from memslice_conformance.checks.model import Checker, Op
 from memslice_conformance.impl.jsonl import JSONValue
 from memslice_conformance.impl.session import SessionFactory
 
@@ -50,19 +50,7 @@ def _alloc_all(checker: Checker, kinds_sizes: list[tuple[str, int]], thread: str
 
 
 def _fill(checker: Checker, handles: list[str], thread: str = "main") -> None:
-    ops: list[Op] = []
-    for h in handles:
-        block = checker.blocks[h]
-        ops.append(
-            {
-                "op": "write",
-                "block": h,
-                "offset": 0,
-                "data": pattern(checker.next_serial(), block.size).hex(),
-                "thread": thread,
-            }
-        )
-    checker.step(ops)
+    checker.step([checker.fill_op(h, thread) for h in handles])
 
 
 def sizes_sweep(checker: Checker, seed: int) -> None:
@@ -232,13 +220,7 @@ def thread_churn(checker: Checker, seed: int, generations: int = 10) -> None:
             for h in owners[name]
         )
     checker.step(plan)
-    fills: list[Op] = []
-    for name in wave:
-        for h in owners[name]:
-            block = checker.blocks[h]
-            fills.append({"op": "write", "block": h, "offset": 0, "thread": name,
-                          "data": pattern(checker.next_serial(), block.size).hex()})
-    checker.step(fills)
+    checker.step([checker.fill_op(h, name) for name in wave for h in owners[name]])
     frees: list[Op] = []
     for index, name in enumerate(wave):
         neighbour = wave[(index + 1) % len(wave)]

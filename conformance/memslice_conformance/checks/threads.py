@@ -30,7 +30,7 @@ from typing import Final
 from hypothesis import strategies as st
 
 from memslice_conformance.checks.machine import sizes
-from memslice_conformance.checks.model import Checker, Op, pattern
+from memslice_conformance.checks.model import Checker, Op
 
 __all__ = ["CLAUSES", "Program", "Round", "ThreadTurn", "programs", "run_program"]
 
@@ -101,17 +101,7 @@ def run_program(checker: Checker, program: Program) -> None:
         checker.step(batch_a)
         batch_b: list[Op] = []
         for name in names:
-            for handle in fresh[name]:
-                block = checker.blocks[handle]
-                batch_b.append(
-                    {
-                        "op": "write",
-                        "block": handle,
-                        "offset": 0,
-                        "data": pattern(checker.next_serial(), block.size).hex(),
-                        "thread": name,
-                    }
-                )
+            batch_b.extend(checker.fill_op(handle, name) for handle in fresh[name])
             batch_b.extend({"op": "check", "block": h, "thread": name} for h in owned[name][:4])
             owned[name].extend(fresh[name])
         checker.step(batch_b)

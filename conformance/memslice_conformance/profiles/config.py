@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from memslice_conformance.checks.model import Checker, Op, pattern
+from memslice_conformance.checks.model import Checker, Op
 from memslice_conformance.impl.impls import Implementation
 from memslice_conformance.impl.session import SessionFactory
 from memslice_conformance.profiles.registry import CheckInfo, register_check
@@ -73,13 +73,7 @@ def _allocate(checker: Checker, sizes: tuple[int, ...], thread: str) -> list[str
             for i, (size, h) in enumerate(zip(sizes, handles, strict=True))
         ]
     )
-    checker.step(
-        [
-            {"op": "write", "block": h, "offset": 0, "thread": thread,
-             "data": pattern(checker.next_serial(), size).hex()}
-            for size, h in zip(sizes, handles, strict=True)
-        ]
-    )
+    checker.step([checker.fill_op(h, thread) for h in handles])
     return handles
 
 
