@@ -97,9 +97,10 @@ SUITE_RANKS = {
     "checks": 2,
     "profiles": 3,
     "reporting": 4,
-    "runner": 5,
-    "cli": 6,
-    "pytest_plugin": 6,
+    "lanes": 5,
+    "runner": 6,
+    "cli": 7,
+    "pytest_plugin": 7,
 }
 
 

@@ -62,6 +62,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memslice-conformance",
@@ -86,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="run only this check (repeatable; see `list checks`)")
     run.add_argument("--fail-fast", action="store_true",
                      help="stop after the first failing check")
+    run.add_argument("--jobs", type=_positive, default=None, metavar="N",
+                     help="run the checks in N parallel lanes (default: the cores this "
+                     "process may use, at most 4, or 1 with --fail-fast; 1 runs them one "
+                     "after another)")
     run.add_argument("--check-deadline", type=_seconds, default=DEFAULT_CHECK_DEADLINE,
                      help="seconds one check may take; past it the check is incomplete "
                      f"(default {DEFAULT_CHECK_DEADLINE:g})")
@@ -185,6 +199,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
     from memslice_conformance.failures import ImplUnavailable
+    from memslice_conformance.lanes import default_jobs
     from memslice_conformance.profiles.registry import CHECKS
     from memslice_conformance.runner import resolve_within, run_conformance
 
@@ -226,6 +241,8 @@ def _run(args: argparse.Namespace) -> int:
                 checks=args.checks, check_deadline=args.check_deadline,
                 run_deadline=args.run_deadline, trace_shrink_seconds=args.shrink_seconds,
                 fail_fast=args.fail_fast,
+                # --fail-fast means the first failure in the run's order (RUN-009).
+                jobs=args.jobs or (1 if args.fail_fast else default_jobs()),
             )
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")

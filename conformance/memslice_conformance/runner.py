@@ -68,6 +68,7 @@ from memslice_conformance.failures import HangAbort, ImplHang, ImplUnavailable, 
 from memslice_conformance.impl.impls import Implementation, resolve
 from memslice_conformance.impl.jsonl import Request
 from memslice_conformance.impl.session import Response, Session, SessionFactory, WorkerSession
+from memslice_conformance.lanes import plan_lanes, run_lanes
 from memslice_conformance.limits import (
     DEFAULT_CHECK_DEADLINE,
     DEFAULT_MAX_EXAMPLES,
@@ -107,6 +108,12 @@ __all__ = [
 ]
 
 STEPS_PER_EXAMPLE: Final = 40
+#: Seconds each check took on GLib 2.74 through the worker (quiet machine,
+#: --profile all): only their proportions matter, to balance parallel lanes.
+EXPECTED_SECONDS: Final = {
+    "machine": 10.0, "hammer": 3.7, "scale": 2.7, "sizes_sweep": 1.2, "threads": 0.7,
+    "failure_paths": 0.5, "chain_sweep": 0.45, "thread_churn": 0.35, "edges": 0.2,
+}
 #: Seconds Hypothesis may spend shrinking one failure of the machine / threads.
 SHRINK_SECONDS: Final = {"machine": 12.0, "threads": 6.0}
 _FIRST_DEADLINE: Final = EXCHANGE_DEADLINE
@@ -363,6 +370,7 @@ class _Run:
         self.run_deadline = DEFAULT_RUN_DEADLINE
         self.shrink_seconds = DEFAULT_SHRINK_SECONDS
         self.user = _User()
+        self.fail_fast = False
 
     def _settings(self, examples: int) -> settings:
         return settings(
@@ -386,6 +394,31 @@ class _Run:
         if run_left < self.check_deadline:
             return run_left, "the run", self.run_deadline
         return self.check_deadline, f"check {name}", self.check_deadline
+
+    def run_lane(
+        self, names: Sequence[str], stop: Callable[[], bool]
+    ) -> tuple[list[CheckResult], str]:
+        """Run ``names`` one by one; (results, why the lane stopped early or "").
+
+        Stops for the user's Ctrl-C, the run's deadline, ``fail_fast`` and
+        ``stop()`` (another lane failed under fail-fast: see lanes).
+        """
+        results: list[CheckResult] = []
+        try:
+            for name in names:
+                if stop():
+                    break
+                result = self.run_check(name)
+                results.append(result)
+                if self.user.interrupted:
+                    return results, "interrupted by the user (Ctrl-C)"
+                if result.status == "incomplete" and time.monotonic() >= self.run_stop_at:
+                    return results, f"the run's {self.run_deadline:g} s deadline passed"
+                if self.fail_fast and result.status == "fail":
+                    break
+        except RunInterrupted:
+            return results, "interrupted by the user (Ctrl-C)"
+        return results, ""
 
     def run_check(self, name: str) -> CheckResult:
         info = CHECKS[name]
@@ -617,6 +650,7 @@ def run_conformance(
     run_deadline: float = DEFAULT_RUN_DEADLINE,
     trace_shrink_seconds: float | None = None,
     fail_fast: bool = False,
+    jobs: int = 1,
 ) -> Report:
     """Check ``impl`` against ``profiles``; never raises for a bad implementation.
 
@@ -628,7 +662,9 @@ def run_conformance(
     :data:`DEFAULT_SHRINK_SECONDS`).  ``check_deadline`` and ``run_deadline`` bound each check and
     the whole run, loading included (RUN-005): a check that runs out of time
     is "incomplete", never passed.  ``fail_fast`` stops after the first
-    failing check.  The user's Ctrl-C ends the run early with status
+    failing check.  ``jobs`` > 1 runs the checks in that many parallel
+    lanes (forked processes, RUN-012; :mod:`memslice_conformance.lanes`).
+    The user's Ctrl-C ends the run early with status
     "incomplete" (RUN-004).  Raises :class:`ImplUnavailable` when the
     implementation cannot be loaded and ``ValueError`` for unknown profiles
     or checks.
@@ -647,6 +683,7 @@ def run_conformance(
     run.check_deadline = check_deadline
     run.run_deadline = run_deadline
     run.run_stop_at = started + run_deadline
+    run.fail_fast = fail_fast
     # One knob for callers in a hurry: a Hypothesis shrink cap also caps
     # the delta debugging, unless that has its own.
     if trace_shrink_seconds is None:
@@ -663,24 +700,22 @@ def run_conformance(
         for name in PROFILES[profile].checks
         if checks is None or name in checks
     ]
-    results: list[CheckResult] = []
-    reason = ""
     coverage.reset()
+    lanes = plan_lanes(selected, EXPECTED_SECONDS, jobs) if jobs > 1 else [selected]
     with run.user.watching():
-        try:
-            for name in selected:
-                result = run.run_check(name)
-                results.append(result)
-                if run.user.interrupted:
-                    reason = "interrupted by the user (Ctrl-C)"
-                    break
-                if result.status == "incomplete" and time.monotonic() >= run.run_stop_at:
-                    reason = f"the run's {run_deadline:g} s deadline passed"
-                    break
-                if fail_fast and result.status == "fail":
-                    break
-        except RunInterrupted:
-            reason = "interrupted by the user (Ctrl-C)"
+        if len(lanes) > 1:
+            outcome = run_lanes(lanes, run.run_lane, progress,
+                                lambda report: setattr(run, "progress", report), fail_fast)
+            order = {name: index for index, name in enumerate(selected)}
+            results = sorted(outcome.results, key=lambda r: order[r.name])
+            reason = outcome.reason
+            for name, death in outcome.lost.items():
+                info = CHECKS[name]
+                results.append(CheckResult(name, info.profile, "incomplete", 0.0, 0,
+                                           note=f"not finished: {death}"))
+            results.sort(key=lambda r: order[r.name])
+        else:
+            results, reason = run.run_lane(selected, lambda: False)
     not_run = [name for name in selected if name not in {r.name for r in results}]
     unfinished = [r for r in results if r.status == "incomplete"]
     if not reason and unfinished:

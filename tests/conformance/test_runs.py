@@ -203,10 +203,18 @@ def test_a_slow_implementation_gets_an_incomplete_verdict_in_bounded_time(
 def test_the_run_deadline_stops_the_run_and_names_what_did_not_run(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     status = main(["run", "--impl", SLOW_PROXY, "--check", "machine", "--check", "hammer",
-                   "--run-deadline", "2", "--quiet", "--report", str(report)])
+                   "--run-deadline", "2", "--quiet", "--report", str(report), "--jobs", "1"])
     assert status == 3
     data = json.loads(report.read_text())
     assert "not run: hammer" in data["incomplete_reason"]
+    # In two lanes both checks start at once, and both run out of time (RUN-012).
+    status = main(["run", "--impl", SLOW_PROXY, "--check", "machine", "--check", "hammer",
+                   "--run-deadline", "2", "--quiet", "--report", str(report), "--jobs", "2"])
+    assert status == 3
+    data = json.loads(report.read_text())
+    assert [(c["name"], c["status"]) for c in data["checks"]] == [
+        ("machine", "incomplete"), ("hammer", "incomplete")]
+    assert data["status"] == "incomplete"
 
 
 def test_loading_is_bounded_by_the_deadline() -> None:

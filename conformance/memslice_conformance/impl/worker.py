@@ -8,11 +8,17 @@ implementation (``lib:PATH``, ``glib``, ``glib:always-malloc``,
 serves ``memslice-jsonl`` v1 (see :mod:`memslice_conformance.impl.jsonl`) on its
 stdin/stdout::
 
-    WorkerClient ──requests──► stdin ─► reader (main thread): runs of requests
-                                           │ for one thread = one job on that
+    WorkerClient ──requests──► stdin ─► reader (main thread): runs "main"'s
+                                           │ requests itself; a run for any
+                                           │ other thread = one job on that
                                            │ thread's OpThreads lane
-         ◄──responses── stdout ◄─ writer thread (request order, one flush
-                                   per burst)
+         ◄──responses── stdout ◄─ the reader's own answers directly, unless
+                                   answers of other lanes are still awaited:
+                                   then all in request order by the writer
+                                   thread (see _Output)
+
+The common step, every request on ``main``, thus costs no thread hop in
+the worker: the reader calls the library and writes the answers.
 
 The worker moves the protocol to a private duplicate of fd 1 and points fd 1
 at stderr first, so a library that prints to stdout cannot corrupt the
@@ -63,6 +69,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import queue
 import resource
@@ -168,6 +175,61 @@ _Pending = (
 )
 
 
+def _answer(ident: int, outcome: _Outcome) -> bytes:
+    ok, value = outcome
+    if ok:
+        return encode({"id": ident, "ok": True, "result": cast(JSONValue, value)})
+    return encode(_error(ident, cast(BaseException, value)))
+
+
+class _Output:
+    """The answer stream: written in request order by the reader or the writer.
+
+    Answers the reader computes itself (the ``main`` thread's runs, hello,
+    protocol errors) go straight to the stream when nothing is queued
+    ahead of them; otherwise they queue behind the answers the writer
+    thread is still waiting for (other threads' runs, exits, a reset), so
+    the order stays the order of the requests.  ``queued`` counts items
+    handed to the writer and not yet written; both sides hold ``lock``
+    while writing or looking at it.
+    """
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+        self.queued = 0
+        self.pending: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        #: The reader's answers not yet written or queued (request order).
+        self.ready: list[bytes] = []
+
+    def write(self, chunks: list[bytes]) -> None:
+        if chunks:
+            self.out.write(b"".join(chunks))
+            self.out.flush()
+
+    def hand(self, item: _Pending) -> None:
+        """Queue an item for the writer, after whatever the reader has ready."""
+        with self.lock:
+            if self.ready:
+                self._release_ready()
+            self.queued += 1
+        self.pending.put(item)
+
+    def release(self) -> None:
+        """Write (or queue) what the reader has ready: at the end of each read."""
+        if self.ready:
+            with self.lock:
+                self._release_ready()
+
+    def _release_ready(self) -> None:
+        ready, self.ready = self.ready, []
+        if self.queued:
+            self.queued += 1
+            self.pending.put(("line", b"".join(ready)))
+        else:
+            self.write(ready)
+
+
 def serve(
     impl: SliceAllocator,
     hello: Hello,
@@ -178,66 +240,71 @@ def serve(
 ) -> int:
     """Serve the protocol on fd ``inp`` until ``shutdown`` or end of input.
 
+    The ``main`` thread's runs execute here, on the thread that reads the
+    stream: the common single-thread step costs no thread hop at all.  Every
+    other named thread is an :class:`OpThreads` lane whose answers the
+    writer thread collects in order (see :class:`_Output`).
+
     ``on_reset`` (zygote children only) is called with the reset's id once
     every earlier answer is written; ``announce`` is the id of the reset
     this process answers first.  Returns the exit status.
     """
     threads = OpThreads(impl)
-    pending: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+    output = _Output(out)
 
     def writer() -> None:
-        chunks: list[bytes] = []
         while True:
-            item = pending.get()
+            item = output.pending.get()
             if item[0] == "line":
-                chunks.append(item[1])
+                chunk = item[1]
             elif item[0] == "run":
                 _, idents, future = item
                 try:
                     outcomes = cast(list[_Outcome], future.result())
                 except BaseException as exc:
                     outcomes = [(False, exc)] * len(idents)
-                for ident, (ok, value) in zip(idents, outcomes, strict=True):
-                    if ok:
-                        chunks.append(encode({"id": ident, "ok": True,
-                                              "result": cast(JSONValue, value)}))
-                    else:
-                        chunks.append(encode(_error(ident, cast(BaseException, value))))
+                chunk = b"".join(
+                    _answer(ident, outcome)
+                    for ident, outcome in zip(idents, outcomes, strict=True))
             elif item[0] == "exit":
                 _, ident, future = item
                 try:
                     future.result()
-                    chunks.append(encode({"id": ident, "ok": True, "result": None}))
+                    chunk = encode({"id": ident, "ok": True, "result": None})
                 except BaseException as exc:
-                    chunks.append(encode(_error(ident, exc)))
-            elif item[0] == "reset":
-                out.write(b"".join(chunks))
-                out.flush()
-                assert on_reset is not None
-                on_reset(item[1])
+                    chunk = encode(_error(ident, exc))
             else:
-                out.write(b"".join(chunks))
-                out.flush()
+                with output.lock:
+                    output.queued -= 1
+                if item[0] == "reset":
+                    assert on_reset is not None
+                    on_reset(item[1])
                 return
-            # One write per burst: flush only when nothing else is ready.
-            if pending.empty() and chunks:
-                out.write(b"".join(chunks))
-                out.flush()
-                chunks = []
+            with output.lock:
+                output.write([chunk])
+                output.queued -= 1
 
     writer_thread = threading.Thread(target=writer, name="conformance-writer", daemon=True)
     writer_thread.start()
     if announce is not None:
-        pending.put(("line", encode({"id": announce, "ok": True, "result": {"pid": os.getpid()}})))
+        output.ready.append(encode({"id": announce, "ok": True, "result": {"pid": os.getpid()}}))
+        output.release()  # now: the client waits for it before sending more
     run_thread: str | None = None
     run_ids: list[int] = []
     run_messages: list[Request] = []
 
     def flush_run() -> None:
         nonlocal run_thread, run_ids, run_messages
-        if run_thread is not None:
+        if run_thread == MAIN_THREAD:
+            try:
+                outcomes = cast(list[_Outcome], _run_job(impl, run_messages)())
+            except BaseException as exc:  # as a lane's Future would carry it
+                outcomes = [(False, exc)] * len(run_ids)
+            output.ready.extend(
+                _answer(ident, outcome) for ident, outcome in zip(run_ids, outcomes, strict=True))
+        elif run_thread is not None:
             future = threads.submit(run_thread, _run_job(impl, run_messages))
-            pending.put(("run", run_ids, future))
+            output.hand(("run", run_ids, future))
         run_thread, run_ids, run_messages = None, [], []
 
     buffer = b""
@@ -261,7 +328,7 @@ def serve(
                     raise ProtocolError("reset: not offered by this worker (see hello)")
             except ProtocolError as exc:
                 flush_run()
-                pending.put(("line", encode(_error(ident, exc))))
+                output.ready.append(encode(_error(ident, exc)))
                 continue
             if op not in ("hello", "shutdown", "thread_exit", "reset"):
                 if thread != run_thread:
@@ -272,23 +339,24 @@ def serve(
                 continue
             flush_run()
             if op == "hello":
-                pending.put(("line", encode({"id": ident, "ok": True, "result": hello.to_json()})))
+                output.ready.append(encode({"id": ident, "ok": True, "result": hello.to_json()}))
             elif op == "thread_exit":
                 try:
-                    pending.put(("exit", ident, threads.exit_thread(thread)))
+                    output.hand(("exit", ident, threads.exit_thread(thread)))
                 except ValueError as exc:
-                    pending.put(("line", encode(_error(ident, exc))))
+                    output.ready.append(encode(_error(ident, exc)))
             elif op == "reset":
                 # The writer hands over once every earlier answer is out;
                 # nothing may follow a reset in flight (see jsonl).
-                pending.put(("reset", ident))
+                output.hand(("reset", ident))
                 writer_thread.join()
             else:  # shutdown
-                pending.put(("line", encode({"id": ident, "ok": True, "result": None})))
+                output.ready.append(encode({"id": ident, "ok": True, "result": None}))
                 finished = True
                 break
         flush_run()
-    pending.put(("stop",))
+        output.release()
+    output.hand(("stop",))
     writer_thread.join()
     threads.close()
     return 0
@@ -535,6 +603,7 @@ class WorkerClient:
         self._next_id = 1
         self._hello: Hello | None = None
         self._serving: int | None = None
+        self._selector: selectors.BaseSelector | None = None
 
     # -- lifecycle
 
@@ -570,6 +639,8 @@ class WorkerClient:
         os.set_blocking(self._proc.stdout.fileno(), False)
         self._stderr = _StderrTail(os.dup(self._proc.stderr.fileno()))
         self._proc.stderr.close()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._proc.stdout.fileno(), selectors.EVENT_READ)
         self._buffer = b""
         self._hello = None
         self._serving = None
@@ -648,6 +719,9 @@ class WorkerClient:
     def close(self) -> None:
         """Stop the process and its whole group (killed: disposable); never raises."""
         proc, self._proc = self._proc, None
+        selector, self._selector = self._selector, None
+        if selector is not None:
+            selector.close()
         if proc is None:
             return
         try:
@@ -697,23 +771,24 @@ class WorkerClient:
         (after killing the process); the caller restarts if it wants more.
         """
         proc = self._proc
-        if proc is None or proc.stdin is None or proc.stdout is None:
+        if proc is None or proc.stdin is None or proc.stdout is None or self._selector is None:
             raise ImplCrash(None, None, "worker not running")
         first = self._next_id
-        lines = []
-        for offset, request in enumerate(requests):
-            lines.append(encode({**request, "id": first + offset}))
+        payload = b"".join(
+            encode({**request, "id": first + offset}) for offset, request in enumerate(requests))
         self._next_id += len(requests)
-        payload = b"".join(lines)
         budget = (self.deadline if deadline is None else deadline) + 0.002 * len(requests)
         limit = time.monotonic() + budget
         responses: list[dict[str, JSONValue]] = []
         out_fd, in_fd = proc.stdin.fileno(), proc.stdout.fileno()
-        position = 0
-        with selectors.DefaultSelector() as selector:
-            if payload:
-                selector.register(out_fd, selectors.EVENT_WRITE)
-            selector.register(in_fd, selectors.EVENT_READ)
+        selector = self._selector  # in_fd stays registered for the client's life
+        # Most batches fit the pipe: write at once, and wait for output only
+        # when the peer has not read everything yet.
+        position = self._send(out_fd, payload, 0)
+        writing = position < len(payload)
+        if writing:
+            selector.register(out_fd, selectors.EVENT_WRITE)
+        try:
             while len(responses) < len(requests):
                 remaining = limit - time.monotonic()
                 if remaining <= 0:
@@ -723,15 +798,10 @@ class WorkerClient:
                     raise hang
                 for key, _ in selector.select(remaining):
                     if key.fd == out_fd:
-                        try:
-                            position += os.write(out_fd, payload[position : position + 65536])
-                        except BlockingIOError:
-                            continue
-                        except BrokenPipeError:
-                            selector.unregister(out_fd)
-                            continue
+                        position = self._send(out_fd, payload, position)
                         if position >= len(payload):
                             selector.unregister(out_fd)
+                            writing = False
                         continue
                     try:
                         chunk = os.read(in_fd, 1 << 20)
@@ -744,10 +814,44 @@ class WorkerClient:
                         raise crash
                     self._buffer += chunk
                     *complete, self._buffer = self._buffer.split(b"\n")
-                    for line in complete:
-                        if line.strip():
-                            responses.append(self._decode(line, first + len(responses)))
+                    responses += self._decode_all(complete, first + len(responses))
+        finally:
+            if writing:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    selector.unregister(out_fd)
         return responses
+
+    @staticmethod
+    def _send(fd: int, payload: bytes, position: int) -> int:
+        """Write what the pipe takes from ``position`` on; the new position.
+
+        A closed pipe counts as all written: the peer died, and the read side
+        reports the crash with its status.
+        """
+        while position < len(payload):
+            try:
+                position += os.write(fd, payload[position : position + (1 << 16)])
+            except BlockingIOError:
+                break
+            except BrokenPipeError:
+                return len(payload)
+        return position
+
+    def _decode_all(self, lines: list[bytes], first_id: int) -> list[dict[str, JSONValue]]:
+        """The answers in ``lines``, ids checked; one JSON parse for the lot."""
+        lines = [line for line in lines if line.strip()]
+        if not lines:
+            return []
+        try:
+            batch = json.loads(b"[" + b",".join(lines) + b"]")
+        except (ValueError, UnicodeDecodeError):
+            batch = None  # find and report the bad line one by one
+        if batch is None or not all(type(message) is dict for message in batch):
+            return [self._decode(line, first_id + index) for index, line in enumerate(lines)]
+        for index, message in enumerate(batch):
+            if message.get("id") != first_id + index:
+                return [self._decode(line, first_id + i) for i, line in enumerate(lines)]
+        return cast(list[dict[str, JSONValue]], batch)
 
     def _decode(self, line: bytes, expected_id: int) -> dict[str, JSONValue]:
         try:

@@ -10,15 +10,20 @@ times out::
     UnprintableError   alloc raises an exception whose __str__ raises
     RecursesOnChain    free_chain_with_offset recurses without end
     sleeping_factory   the factory never returns (resolve() must time out)
+    DiesInForkedLane   kills its process with SIGKILL when called in a process
+                       forked after it was imported (a parallel lane, RUN-012)
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from pyimpls import ArenaAllocator
 
 __all__ = [
+    "DiesInForkedLane",
     "ExitsOnFree",
     "InterruptsOnFree",
     "RecursesOnChain",
@@ -57,3 +62,13 @@ class RecursesOnChain(ArenaAllocator):
 def sleeping_factory() -> ArenaAllocator:
     time.sleep(10_000)
     return ArenaAllocator()
+
+
+_IMPORTED_IN = os.getpid()
+
+
+class DiesInForkedLane(ArenaAllocator):
+    def alloc(self, size: int, /) -> int:
+        if os.getpid() != _IMPORTED_IN:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().alloc(size)

@@ -1,0 +1,58 @@
+"""Parallel lanes (RUN-012): the same verdicts as one lane, in the run's order.
+
+The lanes are real forked processes running real checks; the comparison is
+with the same run done one check after another.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from memslice_conformance.cli import main
+from memslice_conformance.lanes import plan_lanes
+from memslice_conformance.runner import EXPECTED_SECONDS, run_conformance
+
+QUICK = ["edges", "sizes_sweep", "chain_sweep", "thread_churn"]
+
+
+def test_plan_balances_the_expected_time_and_keeps_the_run_order() -> None:
+    checks = ["edges", "sizes_sweep", "chain_sweep", "machine", "threads", "hammer", "scale"]
+    lanes = plan_lanes(checks, EXPECTED_SECONDS, 2)
+    assert sorted(name for lane in lanes for name in lane) == sorted(checks)
+    assert lanes[0] == ["machine"]  # the longest check has a lane to itself
+    for lane in lanes:
+        assert lane == sorted(lane, key=checks.index)
+    assert plan_lanes(checks, EXPECTED_SECONDS, 1) == [checks]
+    assert plan_lanes(["edges"], EXPECTED_SECONDS, 4) == [["edges"]]
+
+
+def _verdicts(impl: str, jobs: int, trace_dir: Path) -> tuple[object, ...]:
+    report = run_conformance(impl, checks=QUICK, trace_dir=trace_dir, jobs=jobs,
+                             trace_shrink_seconds=2)
+    checks = [(c.name, c.status, c.failure, c.examples,
+               None if c.trace is None else c.trace.steps) for c in report.checks]
+    clauses = [(c.id, c.status, c.checks, c.note) for c in report.clauses]
+    return report.status, checks, clauses
+
+
+def test_two_lanes_give_the_verdicts_of_one(tmp_path: Path) -> None:
+    for impl in ("reference", "py:pyimpls:FourAligned", "py:pyimpls:ChainIgnoresOffset"):
+        one = _verdicts(impl, 1, tmp_path / "one")
+        two = _verdicts(impl, 2, tmp_path / "two")
+        assert one == two, impl
+    assert one[0] == "not-conforming"  # the broken ones fail in both
+
+
+def test_a_lane_that_dies_leaves_its_checks_incomplete(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    status = main(["run", "--impl", "py:hostile:DiesInForkedLane", "--check", "edges",
+                   "--check", "sizes_sweep", "--jobs", "2", "--quiet",
+                   "--report", str(report)])
+    data = json.loads(report.read_text())
+    statuses = dict((c["name"], c["status"]) for c in data["checks"])
+    # sizes_sweep (longer) stays in this process and passes; edges ran in the child.
+    assert statuses == {"edges": "incomplete", "sizes_sweep": "pass"}
+    note = next(c["note"] for c in data["checks"] if c["name"] == "edges")
+    assert "SIGKILL" in note
+    assert status == 3 and data["status"] == "incomplete"
