@@ -307,55 +307,66 @@ def serve(
             output.hand(("run", run_ids, future))
         run_thread, run_ids, run_messages = None, [], []
 
-    buffer = b""
-    finished = False
-    while not finished:
-        chunk = os.read(inp, 1 << 20)
-        if not chunk:
-            break
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            if not raw.strip():
-                continue
-            ident: int | None = None
-            try:
-                message = decode_line(raw)
-                got = message.get("id")
-                ident = got if isinstance(got, int) else None
-                ident, op, thread = validate_request(message)
-                if op == "reset" and on_reset is None:
-                    raise ProtocolError("reset: not offered by this worker (see hello)")
-            except ProtocolError as exc:
-                flush_run()
-                output.ready.append(encode(_error(ident, exc)))
-                continue
-            if op not in ("hello", "shutdown", "thread_exit", "reset"):
-                if thread != run_thread:
-                    flush_run()
-                    run_thread = thread
-                run_ids.append(ident)
-                run_messages.append(message)
-                continue
-            flush_run()
-            if op == "hello":
-                output.ready.append(encode({"id": ident, "ok": True, "result": hello.to_json()}))
-            elif op == "thread_exit":
-                try:
-                    output.hand(("exit", ident, threads.exit_thread(thread)))
-                except ValueError as exc:
-                    output.ready.append(encode(_error(ident, exc)))
-            elif op == "reset":
-                # The writer hands over once every earlier answer is out;
-                # nothing may follow a reset in flight (see jsonl).
-                output.hand(("reset", ident))
-                writer_thread.join()
-            else:  # shutdown
-                output.ready.append(encode({"id": ident, "ok": True, "result": None}))
-                finished = True
+    def read_loop() -> None:
+        nonlocal run_thread
+        buffer = b""
+        finished = False
+        while not finished:
+            chunk = os.read(inp, 1 << 20)
+            if not chunk:
                 break
-        flush_run()
-        output.release()
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                if not raw.strip():
+                    continue
+                ident: int | None = None
+                try:
+                    message = decode_line(raw)
+                    got = message.get("id")
+                    ident = got if isinstance(got, int) else None
+                    ident, op, thread = validate_request(message)
+                    if op == "reset" and on_reset is None:
+                        raise ProtocolError("reset: not offered by this worker (see hello)")
+                except ProtocolError as exc:
+                    flush_run()
+                    output.ready.append(encode(_error(ident, exc)))
+                    continue
+                if op not in ("hello", "shutdown", "thread_exit", "reset"):
+                    if thread != run_thread:
+                        flush_run()
+                        run_thread = thread
+                    run_ids.append(ident)
+                    run_messages.append(message)
+                    continue
+                flush_run()
+                if op == "hello":
+                    output.ready.append(
+                        encode({"id": ident, "ok": True, "result": hello.to_json()}))
+                elif op == "thread_exit":
+                    try:
+                        output.hand(("exit", ident, threads.exit_thread(thread)))
+                    except ValueError as exc:
+                        output.ready.append(encode(_error(ident, exc)))
+                elif op == "reset":
+                    # The writer hands over once every earlier answer is out;
+                    # nothing may follow a reset in flight (see jsonl).
+                    output.hand(("reset", ident))
+                    writer_thread.join()
+                else:  # shutdown
+                    output.ready.append(encode({"id": ident, "ok": True, "result": None}))
+                    finished = True
+                    break
+            flush_run()
+            output.release()
+
+    # The reader is the "main" lane: a thread of its own, not the process's
+    # first thread, which loaded the library and may have run its
+    # constructors' allocations (GLib makes two at load): an allocator's
+    # per-thread state for "main" starts as fresh as any other lane's.
+    reader = threading.Thread(target=read_loop, name="conformance-main")
+    reader.start()
+    reader.join()
     output.hand(("stop",))
     writer_thread.join()
     threads.close()
