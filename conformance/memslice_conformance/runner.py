@@ -108,11 +108,14 @@ __all__ = [
 ]
 
 STEPS_PER_EXAMPLE: Final = 40
-#: Seconds each check took on GLib 2.74 through the worker (quiet machine,
-#: --profile all): only their proportions matter, to balance parallel lanes.
+#: Seconds each check took on GLib 2.74 through the worker (``--profile all``,
+#: one lane, scaled so the state machine is 10): only their proportions
+#: matter, to balance parallel lanes (RUN-015).
 EXPECTED_SECONDS: Final = {
-    "machine": 10.0, "hammer": 3.7, "scale": 2.7, "sizes_sweep": 1.2, "threads": 0.7,
-    "failure_paths": 0.5, "chain_sweep": 0.45, "thread_churn": 0.35, "edges": 0.2,
+    "machine": 10.0, "stress": 5.0, "scale": 4.2, "hammer": 3.9, "debug_blocks": 1.5,
+    "sizes_sweep": 1.35, "layout": 1.0, "failure_paths": 0.7, "threads": 0.7, "reuse": 0.6,
+    "chain_sweep": 0.5, "thread_churn": 0.35, "config": 0.25, "edges": 0.2,
+    "contention_triple": 0.2,
 }
 #: Seconds Hypothesis may spend shrinking one failure of the machine / threads.
 SHRINK_SECONDS: Final = {"machine": 12.0, "threads": 6.0}
