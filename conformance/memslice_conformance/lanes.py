@@ -159,9 +159,24 @@ def _send(fd: int, message: tuple[object, ...]) -> None:
         view = view[os.write(fd, view):]
 
 
+def _die_with(parent: int) -> None:
+    """End this lane if the runner is killed (SIGTERM from a CI timeout, say).
+
+    Linux's parent-death signal: without it an orphaned lane would run its
+    checks to the end for nobody.  Its workers then see their input close.
+    """
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+
+
 def _fork_lane(lane: Sequence[str], run_lane: LaneRun, stop: Callable[[], bool],
                set_progress: Callable[[Callable[[str, str], None]], None]) -> tuple[int, int]:
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
     with warnings.catch_warnings():
@@ -176,6 +191,7 @@ def _fork_lane(lane: Sequence[str], run_lane: LaneRun, stop: Callable[[], bool],
     code = 1
     try:  # pragma: no cover - runs in the forked child (its results are tested)
         os.close(read_end)
+        _die_with(parent)
         set_progress(lambda name, state: _send(write_end, ("progress", name, state)))
         results, reason = run_lane(lane, stop)
         _send(write_end, ("done", results, reason, coverage.evidence()))
