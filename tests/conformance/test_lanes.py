@@ -60,3 +60,57 @@ def test_a_lane_that_dies_leaves_its_checks_incomplete(tmp_path: Path) -> None:
     note = next(c["note"] for c in data["checks"] if c["name"] == "edges")
     assert "SIGKILL" in note
     assert status == 3 and data["status"] == "incomplete"
+
+
+def test_a_killed_runner_leaves_no_lane_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # A slow implementation: the lane's check would go on for minutes, with
+    # nothing to send its parent that could make it notice the parent is gone.
+    slow = f"cmd:{sys.executable} {Path(__file__).parent / 'impls' / 'slow_proxy.py'} 0.5"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "memslice_conformance.cli", "run", "--impl", slow,
+         "--check", "machine", "--check", "hammer", "--jobs", "2", "--quiet",
+         "--trace-dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lanes: list[int] = []
+        deadline = time.monotonic() + 30
+        while not lanes and time.monotonic() < deadline:
+            time.sleep(0.2)
+            children = Path(f"/proc/{runner.pid}/task/{runner.pid}/children")
+            own = Path(f"/proc/{runner.pid}/cmdline").read_bytes()
+            # A lane is a fork of the runner: the same command line (workers differ).
+            lanes = [int(pid) for pid in children.read_text().split()
+                     if _cmdline(int(pid)) == own]
+        assert lanes, "the run forked no lane"
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(10)
+        deadline = time.monotonic() + 3
+        while [pid for pid in lanes if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in lanes if _alive(pid)]
+    finally:
+        if runner.poll() is None:
+            os.kill(runner.pid, signal.SIGKILL)
+            runner.wait()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its new parent to reap it has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
