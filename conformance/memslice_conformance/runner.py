@@ -44,6 +44,7 @@ shrunk (:mod:`memslice_conformance.reporting.shrink`) within ``shrink_seconds``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
 import signal
@@ -462,7 +463,8 @@ class _Run:
                 caused = blame(trace, lambda: SessionFactory(self.impl, self.deadline))
                 if caused is not None:
                     failure = caused
-                    trace = Trace(trace.check, trace.impl, trace.seed, failure, trace.steps)
+                    # Keep the failing call and the shrinker's record.
+                    trace = dataclasses.replace(trace, failure=failure)
             if self.trace_dir is not None:
                 target = self.trace_dir / trace_file_name(self.impl.spec, name)
                 try:
