@@ -168,9 +168,8 @@ def reduce_program(
         return outcome.same(target)
 
     if target.kind == "violation" and 0 <= target.step < len(best) - 1:
-        cut = best[: target.step + 1]
-        if fails(cut):
-            best = cut
+        # The program stopped at the violation: the steps after it never ran.
+        best = best[: target.step + 1]
     # Narrow each multi-size allocation step to the failing block's size.
     for index, step in enumerate(best):
         sizes = step.get("sizes")
