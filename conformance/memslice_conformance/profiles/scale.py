@@ -204,6 +204,9 @@ def _as_trace(
     """
     phase = phases[-1][0]
     factory = SessionFactory(impl, deadline=_PROGRAM_DEADLINE)
+    # Candidates are smaller than a program that finished: one that hangs
+    # is cut off after the reduction's whole budget, not a program's.
+    candidates = SessionFactory(impl, deadline=REDUCE_SECONDS)
     reproduced = None
     try:
         run = partial(run_program, factory)
@@ -216,9 +219,10 @@ def _as_trace(
             target = run(program)
         if target.same(found):
             stop_at = time.monotonic() + REDUCE_SECONDS
-            reduced = reduce_program(run, program, target, stop_at)
+            reduced = reduce_program(partial(run_program, candidates), program, target, stop_at)
             reproduced = reproduce(factory, reduced, target)
     finally:
+        candidates.close()
         factory.close()
     if reproduced is not None:
         error = reproduced.error

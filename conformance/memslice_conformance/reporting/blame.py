@@ -24,7 +24,8 @@ added.
 
 A chain free that frees a node twice (a walk that reads a link after the
 node went back) also harms only later calls; it is not removed but
-*replaced* (RUN-013): the trace is replayed with each earlier
+*replaced* (RUN-013): a trace whose calls all run on one thread (where
+a clean replay is evidence, not luck) is replayed with each earlier
 ``free_chain`` done as ``free1`` of the same nodes in the same order::
 
     chain free        free_chain           API-008
@@ -140,7 +141,11 @@ def _blame_chains(
         for position, op in enumerate(step)
         if op.get("op") == "free_chain"
     ]
+    threads = {str(op.get("thread", "main")) for step in trace.steps for op in step}
     if not candidates or "API-008" in failure.clauses or time.monotonic() >= stop:
+        return None
+    if len(threads) > 1:
+        # A race may simply not recur in the replay: "clean" would prove nothing.
         return None
     attempts = [0]
 
