@@ -72,6 +72,14 @@ def test_planted_bug_is_rejected_by_its_check(
     )
     assert not report.conforming
     assert clause in _failed(report), [c.failure for c in report.checks]
+    if check in ("failure_paths", "contention_triple"):
+        # RUN-014: no trace; the message says why and how to rerun the check.
+        [result] = report.checks
+        assert result.trace is None and result.failure is not None
+        assert "no replayable trace: " in result.failure.message
+        assert (f"rerun this check alone: memslice-conformance run --impl {planted(variant)} "
+                f"--profile {_profiles(variant)[-1]} --check {check} --seed 0"
+                ) in result.failure.message
     if check == "scale":
         # RUN-012: the bulk finding comes back as a trace of single calls that
         # names the failing call (test_profile_traces.py checks it in full).
