@@ -26,10 +26,22 @@ and an allocation in Python costs some 20 microseconds, so the full scale
 would take over ten seconds.
 
 Every program ends with ``verify`` (pairwise disjoint, stamps intact).  A
-violation names the phase; its clauses: NULL -> API-001, overlap -> API-004,
-changed bytes -> API-005, misaligned -> API-006, plus API-008 in the chain
-phase.  An implementation that does not answer ``bulk`` (a ``cmd:`` program
-may not) gets the check reported ``not-checked`` with the program's answer.
+violation's clauses: NULL -> API-001, overlap -> API-004, changed bytes ->
+API-005, misaligned -> API-006, plus API-008 in the chain phase.  An
+implementation that does not answer ``bulk`` (a ``cmd:`` program may not)
+gets the check reported ``not-checked`` with the program's answer.
+
+A failing phase (a violation or a crash) is not reported as the bulk
+program saw it but as a trace of single calls (RUN-012,
+:mod:`~memslice_conformance.profiles.bulk_trace`): reduced, translated and
+confirmed through a Checker, whose trace the runner shrinks and saves like a
+core check's::
+
+    phase fails ─► reduce the program ─► translate ─► Checker on a fresh session
+                                                        │ same failure: raise its
+                                                        │   error, with the checker
+                                                        └ else: the bulk finding and
+                                                            the rerun command (RUN-014)
 """
 
 from __future__ import annotations
