@@ -119,6 +119,22 @@ def test_a_scale_failure_is_a_short_trace_that_replays(
         assert "cause: the chain free" in result.failure.message
 
 
+def test_a_long_run_of_like_calls_is_judged_once_per_chunk_size() -> None:
+    """RUN-012: all 301 allocations are needed; the shrinker learns that from a few
+    replays per chunk size (one per call would be over 600), and says the result
+    is not proven minimal."""
+    report = run_conformance("py:pyimpls:CarveWrapsAtScale", checks=["scale"],
+                             shrink_seconds=60)
+    [result] = report.checks
+    assert result.trace is not None and result.trace.shrink is not None
+    shrink = result.trace.shrink
+    assert result.trace.op_count == 301
+    assert isinstance(shrink["replays"], int) and shrink["replays"] < 100, shrink
+    assert isinstance(shrink["assumed"], int) and shrink["assumed"] > 0
+    assert shrink["complete"] is False
+    assert "not proven minimal" in "\n".join(fail_lines(result))
+
+
 def test_the_scale_trace_replays_from_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
