@@ -7,7 +7,7 @@ the run) and several shorter ones, and each check keeps about one core busy
 (the runner's Python and the implementation's worker take turns).  On a
 machine with a spare core the runner therefore splits the selected checks
 into *lanes* before it runs any, and runs the lanes at the same time
-(RUN-012)::
+(RUN-015)::
 
     plan_lanes(checks, expected_seconds, jobs)      longest first, each to the
       -> [[machine], [hammer, scale, sizes_sweep, ...]]    lane with least work

@@ -44,6 +44,7 @@ shrunk (:mod:`memslice_conformance.reporting.shrink`) within ``shrink_seconds``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
 import signal
@@ -498,7 +499,8 @@ class _Run:
                 caused = blame(trace, lambda: SessionFactory(self.impl, self.deadline))
                 if caused is not None:
                     failure = caused
-                    trace = Trace(trace.check, trace.impl, trace.seed, failure, trace.steps)
+                    # Keep the failing call and the shrinker's record.
+                    trace = dataclasses.replace(trace, failure=failure)
             if self.trace_dir is not None:
                 target = self.trace_dir / trace_file_name(self.impl.spec, name)
                 try:
@@ -666,7 +668,7 @@ def run_conformance(
     the whole run, loading included (RUN-005): a check that runs out of time
     is "incomplete", never passed.  ``fail_fast`` stops after the first
     failing check.  ``jobs`` > 1 runs the checks in that many parallel
-    lanes (forked processes, RUN-012; :mod:`memslice_conformance.lanes`).
+    lanes (forked processes, RUN-015; :mod:`memslice_conformance.lanes`).
     The user's Ctrl-C ends the run early with status
     "incomplete" (RUN-004).  Raises :class:`ImplUnavailable` when the
     implementation cannot be loaded and ``ValueError`` for unknown profiles

@@ -1,4 +1,4 @@
-"""Parallel lanes (RUN-012): the same verdicts as one lane, in the run's order.
+"""Parallel lanes (RUN-015): the same verdicts as one lane, in the run's order.
 
 The lanes are real forked processes running real checks; the comparison is
 with the same run done one check after another.

@@ -20,7 +20,7 @@ from c_builds import c_library_builder
 from memslice_conformance.checks import coverage
 from memslice_conformance.checks.stress import run_stress
 from memslice_conformance.impl.impls import python_impl
-from memslice_conformance.runner import Report, run_conformance
+from memslice_conformance.runner import Report, failing_call, run_conformance
 
 PLANTED = Path(__file__).parent / "planted" / "slab.c"
 
@@ -72,6 +72,20 @@ def test_planted_bug_is_rejected_by_its_check(
     )
     assert not report.conforming
     assert clause in _failed(report), [c.failure for c in report.checks]
+    if check in ("failure_paths", "contention_triple"):
+        # RUN-014: no trace; the message says why and how to rerun the check.
+        [result] = report.checks
+        assert result.trace is None and result.failure is not None
+        assert "no replayable trace: " in result.failure.message
+        assert (f"rerun this check alone: memslice-conformance run --impl {planted(variant)} "
+                f"--profile {_profiles(variant)[-1]} --check {check} --seed 0"
+                ) in result.failure.message
+    if check == "scale":
+        # RUN-012: the bulk finding comes back as a trace of single calls that
+        # names the failing call (test_profile_traces.py checks it in full).
+        [result] = report.checks
+        assert result.trace is not None and result.trace.call == result.trace.op_count
+        assert failing_call(result).startswith(f"call {result.trace.call}: ")
 
 
 def test_correct_base_passes_the_power_checks(planted: Callable[[str], str]) -> None:

@@ -49,6 +49,11 @@ def test_a_shorter_working_set_shows_in_get_config() -> None:
 def test_an_arena_allocator_fails() -> None:
     report = run_check(python_impl(ClaimsAll, "arena"), "glib-2.74", "layout")
     assert failed_clauses(report, "layout") == CLAUSES
+    # RUN-014: no trace can state the oracle's layout; the message says how to rerun.
+    [check] = report.checks
+    assert check.trace is None and check.failure is not None
+    assert "rerun this check alone: memslice-conformance run --impl py:arena --profile " \
+        "glib-2.74 --check layout --seed 0 --max-examples" in check.failure.message
 
 
 @pytest.mark.glib

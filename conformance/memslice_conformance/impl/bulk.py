@@ -55,7 +55,9 @@ from typing import Final, cast
 
 from memslice_conformance.impl.protocol import SliceAllocator
 
-__all__ = ["BulkError", "allow_memory_cap", "forget", "memory_capped", "run_bulk"]
+__all__ = [
+    "BulkError", "allow_memory_cap", "forget", "memory_capped", "run_bulk", "stamp_bytes",
+]
 
 _WORD: Final = ctypes.sizeof(ctypes.c_void_p)
 _GOLDEN: Final = 0x9E3779B97F4A7C15
@@ -130,6 +132,15 @@ def _stamp(tag: int, size: int, tag_only: bool) -> bytes:
     return (word * (size // 8 + 1))[:size]
 
 
+def stamp_bytes(serial: int, size: int, tag_only: bool) -> bytes:
+    """The stamp of the ``serial``-th stamped block of a program (counted from 1).
+
+    What ``alloc`` writes into a block; a trace made from a program
+    (RUN-012) writes the same bytes.
+    """
+    return _stamp((serial * _GOLDEN) & _MASK, size, tag_only)
+
+
 def _int(step: Mapping[str, object], name: str, default: int | None = None) -> int:
     value = step.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -181,7 +192,7 @@ class _Runner:
                 if stamped:
                     state.serial += 1
                     tag = (state.serial * _GOLDEN) & _MASK
-                    write(addr, _stamp(tag, size, tag_only))
+                    write(addr, _stamp(tag, size, tag_only))  # == stamp_bytes(serial, ...)
                 addrs.append(addr)
                 sizes_of.append(size)
                 tags.append(tag)

@@ -39,7 +39,7 @@ from memslice_conformance.checks.threads import CLAUSES, Program, Round, ThreadT
 from memslice_conformance.failures import Violation
 from memslice_conformance.impl.impls import Implementation
 from memslice_conformance.impl.session import SessionFactory
-from memslice_conformance.profiles.registry import CheckInfo, register_check
+from memslice_conformance.profiles.registry import CheckInfo, register_check, untraced
 
 __all__ = ["DRIVER_ROUNDS", "INFO", "check_stress", "native_target", "random_program"]
 
@@ -119,7 +119,9 @@ def check_stress(impl: Implementation, seed: int, max_examples: int) -> None:
                         else f"\n  rerun of seed {run.seed}: {tries} reruns in "
                         f"{_RERUN_SECONDS:.0f} s did not fail (a narrow race)"
                     )
-                raise Violation(CLAUSES, message)
+                raise Violation(CLAUSES, untraced(
+                    message, impl.spec, INFO.name, seed,
+                    "the driver's POSIX threads race; the calls above are each thread's last"))
         for clause in CLAUSES:
             coverage.exercised(clause)
         return

@@ -37,7 +37,12 @@ from memslice_conformance.failures import ImplCrash, ImplFailure, Violation
 from memslice_conformance.impl.impls import Implementation
 from memslice_conformance.impl.jsonl import Request
 from memslice_conformance.impl.session import SessionFactory
-from memslice_conformance.profiles.registry import CheckInfo, NotChecked, register_check
+from memslice_conformance.profiles.registry import (
+    CheckInfo,
+    NotChecked,
+    register_check,
+    untraced,
+)
 
 __all__ = ["CONTENTION_COUNTER", "INFO", "check_contention_triple"]
 
@@ -56,6 +61,10 @@ INFO: Final = CheckInfo(
     "get_config_state(CONTENTION_COUNTER, ix) for every ix, against (ix + 1) * P2ALIGNMENT "
     "and the strides of real blocks",
 )
+
+
+_WHY: Final = ("CONF-010's triple is checked against the class table and real strides, "
+               "which a trace's checker does not state")
 
 
 def check_contention_triple(impl: Implementation, seed: int, max_examples: int) -> None:
@@ -96,14 +105,15 @@ def check_contention_triple(impl: Implementation, seed: int, max_examples: int) 
                 or len(value) != 3
                 or not all(isinstance(v, int) for v in value)
             ):
-                raise Violation(("CONF-010",), f"{label} returned {value!r}, not NULL or 3 values")
+                raise Violation(("CONF-010",), untraced(
+                    f"{label} returned {value!r}, not NULL or 3 values", impl.spec, INFO.name,
+                    seed, _WHY))
             chunk, counter, threshold = (cast(int, v) for v in value)
             if chunk != (ix + 1) * P2ALIGNMENT or counter < 0 or threshold < 1:
-                raise Violation(
-                    ("CONF-010",),
-                    f"{label} returned {value!r}: class {ix} has chunk size "
-                    f"{(ix + 1) * P2ALIGNMENT} (SIZE-005), a counter >= 0 and a threshold >= 1",
-                )
+                raise Violation(("CONF-010",), untraced(
+                    f"call {ix + 1}: g_slice_{label} returned {value!r}: class {ix} has chunk "
+                    f"size {(ix + 1) * P2ALIGNMENT} (SIZE-005), a counter >= 0 and a "
+                    "threshold >= 1", impl.spec, INFO.name, seed, _WHY))
             triples[ix] = [chunk, counter, threshold]
         for ix, (chunk, _, _) in sorted(triples.items()):
             if ix not in _STRIDE_CLASSES:
@@ -112,12 +122,11 @@ def check_contention_triple(impl: Implementation, seed: int, max_examples: int) 
             addrs = sorted(cast(int, a.get("result") or 0) for a in session.run(allocs))
             strides = {b - a for a, b in itertools.pairwise(addrs)}
             if chunk not in strides:
-                raise Violation(
-                    ("CONF-010",),
+                raise Violation(("CONF-010",), untraced(
                     f"get_config_state(CONTENTION_COUNTER, {ix}) says class {ix} has chunks of "
                     f"{chunk} bytes, but no two of {_BLOCKS} blocks of {chunk} bytes are "
                     f"{chunk} bytes apart (smallest stride {min(strides, default=0)})",
-                )
+                    impl.spec, INFO.name, seed, _WHY))
         coverage.exercised("CONF-010", "triple")
     finally:
         session.close()

@@ -38,12 +38,13 @@ from memslice_conformance.failures import ImplCrash, ImplFailure, Violation
 from memslice_conformance.impl.impls import Implementation, resolve
 from memslice_conformance.impl.jsonl import JSONValue, Request
 from memslice_conformance.impl.session import Session, SessionFactory
-from memslice_conformance.profiles.registry import CheckInfo, register_check
+from memslice_conformance.profiles.registry import CheckInfo, register_check, untraced
 
 __all__ = [
     "CASES",
     "INFO",
     "Case",
+    "calls_of",
     "check_debug_blocks",
     "debug_variant",
     "invalid_size",
@@ -122,6 +123,26 @@ INFO: Final = CheckInfo(
 )
 
 
+def calls_of(case: Case) -> str:
+    """The case's calls as C-like lines, the block named ``a`` (RUN-014)."""
+    probe = 1 << 20  # any address: only the offset of the bad release matters
+    size, target, _ = case.bad(probe)
+    where = "a" if target == probe else f"(char *)a + {target - probe}"
+    lines = [f"a = g_slice_alloc({case.setup_size});"]
+    if case.free_first:
+        lines.append(f"g_slice_free1({case.setup_size}, a);")
+    if case.chain:
+        lines += [f"*(void **)({where}) = NULL;",
+                  f"g_slice_free_chain_with_offset({size}, {where}, 0);"]
+    else:
+        lines.append(f"g_slice_free1({size}, {where});")
+    return " ".join(lines) + "  // the last call must be refused with GLib's text"
+
+
+_WHY: Final = ("its last call releases a block that is not live, which a trace refuses "
+               "(RUN-002), and must abort with GLib's text")
+
+
 def debug_variant(impl: Implementation) -> Implementation:
     """``impl`` in its debug-blocks mode, keeping its claims."""
     head, _, _ = impl.spec.partition(":")
@@ -188,8 +209,12 @@ def _run_case(factory: SessionFactory, case: Case) -> str | None:
 
 
 def check_debug_blocks(impl: Implementation, seed: int, max_examples: int) -> None:
-    """The ``debug_blocks`` check (see the module doc); seed and budget are unused."""
-    del seed, max_examples
+    """The ``debug_blocks`` check (see the module doc); the budget is unused.
+
+    A failure names each case's calls and how to rerun the check: no trace
+    can hold a release of a block that is not live (RUN-014).
+    """
+    del max_examples
     factory = SessionFactory(debug_variant(impl))
     problems: list[tuple[Case, str]] = []
     try:
@@ -201,8 +226,10 @@ def check_debug_blocks(impl: Implementation, seed: int, max_examples: int) -> No
         factory.close()
     if problems:
         clauses = tuple(sorted({c for case, _ in problems for c in case.clauses}))
-        message = "; ".join(f"{case.name}: {problem}" for case, problem in problems)
-        raise Violation((*clauses, "DEBUG-007"), message)
+        message = "; ".join(f"{case.name} ({calls_of(case)}): {problem}"
+                            for case, problem in problems)
+        raise Violation((*clauses, "DEBUG-007"),
+                        untraced(message, impl.spec, INFO.name, seed, _WHY))
 
 
 register_check(INFO, check_debug_blocks)

@@ -39,7 +39,12 @@ from memslice_conformance.failures import ImplCrash, ImplHang, Violation
 from memslice_conformance.impl.impls import Implementation
 from memslice_conformance.impl.jsonl import JSONValue, Request
 from memslice_conformance.impl.session import SessionFactory
-from memslice_conformance.profiles.registry import CheckInfo, NotChecked, register_check
+from memslice_conformance.profiles.registry import (
+    CheckInfo,
+    NotChecked,
+    register_check,
+    untraced,
+)
 
 __all__ = ["HUGE", "INFO", "check_failure_paths"]
 
@@ -60,6 +65,11 @@ INFO: Final = CheckInfo(
     "allocations that cannot be satisfied (2**62 bytes; slab pages under a lowered "
     "address-space cap) must stop the program or raise, never return NULL",
 )
+
+
+_WHY_HUGE: Final = ("a correct allocator answers this call by stopping the process, which "
+                    "a replay would report as a crash")
+_WHY_CAPPED: Final = "it needs the worker's lowered address-space cap (RLIMIT_AS)"
 
 
 def _scenarios(impl: Implementation) -> list[tuple[str, list[Request]]]:
@@ -117,13 +127,15 @@ def check_failure_paths(impl: Implementation, seed: int, max_examples: int) -> N
             if bulk:
                 found = result.get("violation") if isinstance(result, dict) else None
                 if isinstance(found, dict):
-                    raise Violation(("API-001",), f"{label}: {found.get('detail')}")
+                    raise Violation(("API-001",), untraced(
+                        f"{label}: {found.get('detail')}", impl.spec, INFO.name, seed,
+                        _WHY_CAPPED))
                 unreached.append(f"{label}: the allocator never ran out")
                 continue
             if result in (0, None):
-                raise Violation(
-                    ("API-001",), f"{label} returned NULL for a nonzero size as a success"
-                )
+                raise Violation(("API-001",), untraced(
+                    f"call 1: g_slice_{label} returned NULL for a nonzero size as a success",
+                    impl.spec, INFO.name, seed, _WHY_HUGE))
             unreached.append(f"{label} returned an address")
     finally:
         factory.close()

@@ -35,6 +35,7 @@ resolved implementation, the seed and the example budget, and raises
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
@@ -52,6 +53,8 @@ __all__ = [
     "Profile",
     "expand_profiles",
     "register_check",
+    "rerun_command",
+    "untraced",
 ]
 
 
@@ -182,6 +185,28 @@ def register_check(info: CheckInfo, runner: CustomRunner) -> None:
     profile = PROFILES[custom.profile]
     if custom.name not in profile.checks:
         PROFILES[custom.profile] = replace(profile, checks=(*profile.checks, custom.name))
+
+
+def rerun_command(impl: str, check: str, seed: int, max_examples: int | None = None) -> str:
+    """The shell command that reruns ``check`` alone on ``impl`` (RUN-014).
+
+    For the failures no trace can hold: the message ends with it, quoted so
+    that it can be pasted as it is.  ``max_examples`` is given for the
+    checks whose work depends on it.
+    """
+    profile = CHECKS[check].profile if check in CHECKS else "core"
+    words = ["memslice-conformance", "run", "--impl", impl, "--profile", profile,
+             "--check", check, "--seed", str(seed)]
+    if max_examples is not None:
+        words += ["--max-examples", str(max_examples)]
+    return shlex.join(words)
+
+
+def untraced(message: str, impl: str, check: str, seed: int, why: str,
+             max_examples: int | None = None) -> str:
+    """``message`` for a failure no trace can hold: why, and how to rerun it (RUN-014)."""
+    command = rerun_command(impl, check, seed, max_examples)
+    return f"{message} [no replayable trace: {why}; rerun this check alone: {command}]"
 
 
 def expand_profiles(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

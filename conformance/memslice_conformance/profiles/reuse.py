@@ -40,7 +40,12 @@ from memslice_conformance.impl.impls import Implementation
 from memslice_conformance.impl.jsonl import Request
 from memslice_conformance.impl.session import Session, SessionFactory
 from memslice_conformance.profiles.layout import wait_for_worker_threads, worker_tasks
-from memslice_conformance.profiles.registry import CheckInfo, NotChecked, register_check
+from memslice_conformance.profiles.registry import (
+    CheckInfo,
+    NotChecked,
+    register_check,
+    untraced,
+)
 
 __all__ = [
     "MAX_PROBE_TRIALS",
@@ -99,9 +104,20 @@ def _probe(session: Session, size: int, freeing: str, probing: str, exit_first: 
     return 0
 
 
+def _calls(size: int, exit_first: bool) -> str:
+    """The probe's calls as C-like lines (RUN-014)."""
+    calls = (f"pin = g_slice_alloc({size}); x = g_slice_alloc({size}); "
+             f"g_slice_free1({size}, x);")
+    if exit_first:
+        return (f"on thread a: {calls} pthread_exit(); on thread b: "
+                f"{MAX_PROBE_TRIALS} x g_slice_alloc({size}), none returned x")
+    return f"{calls} {MAX_PROBE_TRIALS} x g_slice_alloc({size}), none returned x"
+
+
 def check_reuse(impl: Implementation, seed: int, max_examples: int) -> None:
-    """The ``reuse`` check (see the module doc); deterministic, so seed is unused."""
-    del seed, max_examples
+    """The ``reuse`` check (see the module doc); deterministic: the seed only
+    goes into the rerun command of a failure (RUN-014)."""
+    del max_examples
     factory = SessionFactory(impl)
     problems = []
     try:
@@ -118,12 +134,15 @@ def check_reuse(impl: Implementation, seed: int, max_examples: int) -> None:
                 if not found:
                     problems.append(
                         f"size {size}, {label}: the freed block did not come back within "
-                        f"{MAX_PROBE_TRIALS} allocations"
+                        f"{MAX_PROBE_TRIALS} allocations ({_calls(size, exit_first)})"
                     )
     finally:
         factory.close()
     if problems:
-        raise Violation(REUSE.clauses, "; ".join(problems))
+        raise Violation(REUSE.clauses, untraced(
+            "; ".join(problems), impl.spec, REUSE.name, seed,
+            "that a freed address comes back within a bound is not a property of single "
+            "calls that a trace's checker states"))
 
 
 def _on_thread(name: str, job: Callable[[], None]) -> None:
@@ -179,9 +198,13 @@ def trim_scenario(advance_ms: int) -> tuple[int, int]:
     return before, after
 
 
+_TRIM_WHY: Final = ("it needs the reference's injected clock, and what is mapped is not "
+                    "something a trace's checker states")
+
+
 def check_trim(impl: Implementation, seed: int, max_examples: int) -> None:
     """The ``trim`` check (see the module doc)."""
-    del seed, max_examples
+    del max_examples
     if impl.spec != "reference":
         raise NotChecked(
             "expiring the working set needs the reference's injectable clock; GLib would "
@@ -193,13 +216,15 @@ def check_trim(impl: Implementation, seed: int, max_examples: int) -> None:
     if kept_after < kept_before:
         raise Violation(
             ("DEPOT-009",),
-            f"unexpired depot memory was released: mapped {kept_before} -> {kept_after}",
+            untraced(f"unexpired depot memory was released: mapped {kept_before} -> "
+                     f"{kept_after}", impl.spec, TRIM.name, seed, _TRIM_WHY),
         )
     before, after = trim_scenario(GLIB_2_74.working_set_msecs + 1000)
     if not after < before:
         raise Violation(
             ("DEPOT-010",),
-            f"expired depot memory stayed mapped after later pushes: {before} -> {after}",
+            untraced(f"expired depot memory stayed mapped after later pushes: {before} -> "
+                     f"{after}", impl.spec, TRIM.name, seed, _TRIM_WHY),
         )
 
 

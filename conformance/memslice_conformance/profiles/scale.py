@@ -26,23 +26,50 @@ and an allocation in Python costs some 20 microseconds, so the full scale
 would take over ten seconds.
 
 Every program ends with ``verify`` (pairwise disjoint, stamps intact).  A
-violation names the phase; its clauses: NULL -> API-001, overlap -> API-004,
-changed bytes -> API-005, misaligned -> API-006, plus API-008 in the chain
-phase.  An implementation that does not answer ``bulk`` (a ``cmd:`` program
-may not) gets the check reported ``not-checked`` with the program's answer.
+violation's clauses: NULL -> API-001, overlap -> API-004, changed bytes ->
+API-005, misaligned -> API-006, plus API-008 in the chain phase.  An
+implementation that does not answer ``bulk`` (a ``cmd:`` program may not)
+gets the check reported ``not-checked`` with the program's answer.
+
+A failing phase (a violation or a crash) is not reported as the bulk
+program saw it but as a trace of single calls (RUN-012,
+:mod:`~memslice_conformance.profiles.bulk_trace`): reduced, translated and
+confirmed through a Checker, whose trace the runner shrinks and saves like a
+core check's::
+
+    phase fails ─► reduce the program ─► translate ─► Checker on a fresh session
+                                                        │ same failure: raise its
+                                                        │   error, with the checker
+                                                        └ else: the bulk finding and
+                                                            the rerun command (RUN-014)
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, cast
 
 from memslice_conformance.checks import coverage
-from memslice_conformance.failures import ImplFailure, Violation
+from memslice_conformance.failures import ImplCrash, ImplFailure, Violation
 from memslice_conformance.impl.impls import Implementation
 from memslice_conformance.impl.jsonl import JSONValue
 from memslice_conformance.impl.session import Session, SessionFactory
-from memslice_conformance.profiles.registry import CheckInfo, NotChecked, register_check
+from memslice_conformance.profiles.bulk_trace import (
+    KIND_CLAUSES,
+    REDUCE_SECONDS,
+    BulkOutcome,
+    reduce_program,
+    reproduce,
+    run_program,
+)
+from memslice_conformance.profiles.registry import (
+    CheckInfo,
+    NotChecked,
+    register_check,
+    rerun_command,
+)
 
 __all__ = ["FULL", "INFO", "IN_PROCESS", "Scale", "check_scale", "programs"]
 
@@ -66,14 +93,6 @@ _CLASS_EDGES: Final = tuple(range(16, 1025, 16))
 _CHAIN_SIZES: Final = (96, 1000)
 #: Seconds one bulk program may take before the implementation counts as hung.
 _PROGRAM_DEADLINE: Final = 60.0
-
-_KIND_CLAUSES: Final = {
-    "null": ("API-001",),
-    "overlap": ("API-004",),
-    "changed": ("API-005",),
-    "misaligned": ("API-006",),
-    "not-zero": ("API-002",),
-}
 
 INFO: Final = CheckInfo(
     "scale",
@@ -138,7 +157,8 @@ def programs(scale: Scale = FULL) -> list[tuple[str, list[Step]]]:
     return out
 
 
-def _run(session: Session, phase: str, steps: list[Step]) -> None:
+def _run(session: Session, phase: str, steps: list[Step]) -> BulkOutcome:
+    """Run one phase's program on the check's session; a violation or crash is returned."""
     if "bulk" not in session.optional_ops:
         # LOAD-011: an optional op is sent only to an implementation that offers it.
         raise NotChecked(
@@ -149,9 +169,11 @@ def _run(session: Session, phase: str, steps: list[Step]) -> None:
     program: list[JSONValue] = [{"do": "reset"}, *steps]
     try:
         [answer] = session.run([{"op": "bulk", "steps": program}])
+    except ImplCrash as exc:
+        return BulkOutcome("crash", exc.signal_name or f"exit status {exc.returncode}",
+                           message=f"{phase}: {exc}")
     except ImplFailure as exc:
-        clauses = ("API-004", "API-005", *(("API-008",) if "chain" in phase else ()))
-        exc.clauses = clauses  # type: ignore[attr-defined]
+        exc.clauses = _phase_clauses(phase, ("API-004", "API-005"))  # type: ignore[attr-defined]
         exc.args = (f"{phase}: {exc}",)
         raise
     if not answer.get("ok"):
@@ -168,16 +190,69 @@ def _run(session: Session, phase: str, steps: list[Step]) -> None:
         )
     result = cast(dict[str, JSONValue], answer.get("result"))
     found = result.get("violation")
-    if isinstance(found, dict):
-        kind = str(found.get("kind"))
-        clauses = _KIND_CLAUSES.get(kind, ("API-005",))
-        if phase.startswith("chains"):
-            clauses = (*clauses, "API-008")
-        raise Violation(
-            clauses,
-            f"scale {phase}: {kind}: {found.get('detail')} "
-            f"(after {result.get('calls')} calls; rerun this check alone with --check scale)",
-        )
+    if not isinstance(found, dict):
+        return BulkOutcome("pass")
+    return BulkOutcome(
+        "violation", str(found.get("kind")), cast(int, found.get("step", 0)) - 1,
+        cast(int, found.get("size", 0)),
+        f"{found.get('kind')}: {found.get('detail')} (after {result.get('calls')} calls)",
+    )
+
+
+def _phase_clauses(phase: str, clauses: tuple[str, ...]) -> tuple[str, ...]:
+    return (*clauses, "API-008") if phase.startswith("chains") else clauses
+
+
+def _as_trace(
+    impl: Implementation, seed: int, phases: list[tuple[str, list[Step]]], found: BulkOutcome
+) -> BaseException:
+    """The exception to fail with: a Checker's, carrying its trace, when one reproduces.
+
+    RUN-012: the failing phase (alone, or after the phases before it) is
+    reduced and translated into single calls (:mod:`bulk_trace`); the runner
+    shrinks and saves the Checker's trace as for any core check.  When no
+    trace reproduces the failure, the bulk finding is reported with the
+    command that reruns the check (RUN-014).
+    """
+    phase = phases[-1][0]
+    factory = SessionFactory(impl, deadline=_PROGRAM_DEADLINE)
+    # Candidates are smaller than a program that finished: one that hangs
+    # is cut off after the reduction's whole budget, not a program's.
+    candidates = SessionFactory(impl, deadline=REDUCE_SECONDS)
+    reproduced = None
+    try:
+        run = partial(run_program, factory)
+        program = phases[-1][1]
+        target = run(program)
+        if not target.same(found):
+            reset: Step = {"do": "reset"}
+            program = [s for number, (_, steps) in enumerate(phases)
+                       for s in ([reset] if number else []) + steps]
+            target = run(program)
+        if target.same(found):
+            stop_at = time.monotonic() + REDUCE_SECONDS
+            reduced = reduce_program(partial(run_program, candidates), program, target, stop_at)
+            reproduced = reproduce(factory, reduced, target)
+    finally:
+        candidates.close()
+        factory.close()
+    if reproduced is not None:
+        error = reproduced.error
+        error.checker = reproduced.checker  # type: ignore[attr-defined]
+        if isinstance(error, Violation):
+            error.message = f"scale {phase}: {error.message}"
+            error.args = (error.message,)
+        return error
+    rerun = rerun_command(impl.spec, "scale", seed)
+    why = ("it did not reproduce as a trace of single calls (RUN-012); rerun this check "
+           f"alone: {rerun}")
+    if found.kind == "crash":
+        crash = ImplCrash(None, found.what, "")
+        crash.args = (f"scale {found.message}; {why}",)
+        crash.clauses = _phase_clauses(phase, ("API-004", "API-005"))  # type: ignore[attr-defined]
+        return crash
+    clauses = _phase_clauses(phase, (KIND_CLAUSES.get(found.what, "API-005"),))
+    return Violation(clauses, f"scale {phase}: {found.message}; {why}")
 
 
 def check_scale(impl: Implementation, seed: int, max_examples: int) -> None:
@@ -185,17 +260,24 @@ def check_scale(impl: Implementation, seed: int, max_examples: int) -> None:
     factory = SessionFactory(impl, deadline=_PROGRAM_DEADLINE)
     session = factory.open()
     scale = IN_PROCESS if impl.kind == "in-process" else FULL
+    phases = programs(scale)
+    failure: BaseException | None = None
     try:
-        for phase, steps in programs(scale):
-            _run(session, phase, steps)
+        for number, (phase, steps) in enumerate(phases):
+            found = _run(session, phase, steps)
+            if found.kind != "pass":
+                failure = _as_trace(impl, seed, phases[: number + 1], found)
+                break
             if phase.startswith("chains"):
                 coverage.exercised("API-008")
-        for clause in ("API-004", "API-005", "API-006"):
-            coverage.exercised(clause)
-        coverage.exercised("API-001", "nonzero")
     finally:
         session.close()
         factory.close()
+    if failure is not None:
+        raise failure
+    for clause in ("API-004", "API-005", "API-006"):
+        coverage.exercised(clause)
+    coverage.exercised("API-001", "nonzero")
 
 
 register_check(INFO, check_scale)

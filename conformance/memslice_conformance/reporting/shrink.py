@@ -29,6 +29,11 @@ after the check (RUN-007)::
           tried when the failing step still holds several calls, with the
           last fifth of the budget kept for it
 
+Inside a run of at least LIKE_RUN like ops (one kind, size, thread and
+step: a scale trace's thousands of allocations) a chunk size is replayed
+once, and its answer stands for the run's other chunks of that size; the
+result is then marked not proven minimal.
+
 "The same failure" is the same kind (violation, error, crash, hang) and,
 for a violation or error, the same first clause; for a crash the same
 signal or exit status.  The result is 1-minimal when the loop ends on
@@ -59,7 +64,7 @@ from memslice_conformance.reporting.trace import (
     replay_outcome,
 )
 
-__all__ = ["ShrinkResult", "Shrinker", "WarmSessions", "same_failure"]
+__all__ = ["LIKE_RUN", "ShrinkResult", "Shrinker", "WarmSessions", "same_failure"]
 
 #: One op and the index of the step it belongs to in the original trace.
 _Unit = tuple[int, Op]
@@ -153,6 +158,39 @@ def _regroup(units: Sequence[_Unit]) -> tuple[tuple[Op, ...], ...]:
     return tuple(tuple(s) for s in steps)
 
 
+#: A run of at least this many like ops is judged by one replay per chunk size.
+LIKE_RUN: Final = 64
+
+
+def _like_runs(units: Sequence[_Unit]) -> list[tuple[int, int] | None]:
+    """Per op, ``(first index, length)`` of the long run of like ops it is in, else None.
+
+    Ops are alike when they have one kind, size, thread and step, and a later
+    op names the blocks of all of them or of none (a scale trace's thousands
+    of ``alloc(96)``).  Dropping one chunk of such a run or another of the
+    same length is taken to have the same effect (see :meth:`Shrinker._ddmin`).
+    """
+    named = {h for _, op in units for h in _handles_used(op)}
+
+    def key(unit: _Unit) -> tuple[object, ...]:
+        step, op = unit
+        made = _handles_created(op)
+        return (op.get("op"), op.get("size"), op.get("thread", "main"), step,
+                bool(made) and made[0] in named)
+
+    runs: list[tuple[int, int] | None] = [None] * len(units)
+    start = 0
+    while start < len(units):
+        stop = start + 1
+        first = key(units[start])
+        while stop < len(units) and key(units[stop]) == first:
+            stop += 1
+        if stop - start >= LIKE_RUN:
+            runs[start:stop] = [(start, stop - start)] * (stop - start)
+        start = stop
+    return runs
+
+
 class WarmSessions:
     """Fresh sessions from several factories in turn, so several processes warm at once.
 
@@ -199,6 +237,8 @@ class Shrinker:
         self.ddmin_stop = self.stop_at
         self.verify_each_step = True
         self.replays = 0
+        #: Chunks not replayed because a like chunk of the same run failed to (see _ddmin).
+        self.assumed = 0
         self.reproduced = False
         self.complete = False
         self.best = trace
@@ -282,6 +322,15 @@ class Shrinker:
         return units
 
     def _ddmin(self, units: list[_Unit]) -> list[_Unit]:
+        """Drop chunks, then single ops; chunks inside a long run of like ops are judged once.
+
+        Inside a run of :data:`LIKE_RUN` or more like ops (see :func:`_like_runs`),
+        once dropping one chunk of a given length failed to reproduce, the
+        other chunks of that length in that run are taken to fail too: a
+        trace of thousands of like allocations that a bug needs all of costs
+        a few replays per chunk size instead of one per op.  The result is
+        then not proven 1-minimal (``complete`` stays false).
+        """
         chunk = max(1, len(units) // 2)
         kinds_tried = False
         while units and self._time_left():
@@ -293,17 +342,31 @@ class Shrinker:
                 chunk = max(1, min(chunk, len(units) // 2))
             start = 0
             progressed = False
+            assumed = 0
+            runs = _like_runs(units)
+            judged: set[tuple[int, int, int]] = set()
             while start < len(units) and self._time_left():
+                run = runs[start]
+                alike = run is not None and runs[min(start + chunk, len(units)) - 1] == run
+                signature = (run[0], run[1], chunk) if run is not None and alike else None
+                if signature is not None and signature in judged:
+                    assumed += 1
+                    start += chunk
+                    continue
                 candidate = _drop(units, start, start + chunk)
                 if len(candidate) < len(units):
                     outcome = self._try(_regroup(candidate))
                     if outcome is not None:
                         units = self._accept(candidate, outcome)
                         progressed = True
+                        runs, judged = _like_runs(units), set()
                         continue  # the same start now names the next chunk
+                    if signature is not None:
+                        judged.add(signature)
                 start += chunk
+            self.assumed += assumed
             if chunk == 1 and not progressed:
-                self.complete = self._time_left()
+                self.complete = self._time_left() and assumed == 0
                 break
             # No progress: finer chunks.  Progress: the same size again, at most half.
             chunk = max(1, min(chunk, len(units) // 2) if progressed else chunk // 2)
@@ -320,6 +383,7 @@ class Shrinker:
             "budget_seconds": round(self.stop_at - self.started, 2),
             "complete": self.complete,
             "reproduced": self.reproduced,
+            "assumed": self.assumed,
         }
         return ShrinkResult(
             replace(self.best, shrink=info), self.reproduced, self.complete, self.replays, seconds

@@ -11,7 +11,7 @@ times out::
     RecursesOnChain    free_chain_with_offset recurses without end
     sleeping_factory   the factory never returns (resolve() must time out)
     DiesInForkedLane   kills its process with SIGKILL when called in a process
-                       forked after it was imported (a parallel lane, RUN-012)
+                       forked after it was imported (a parallel lane, RUN-015)
 """
 
 from __future__ import annotations

@@ -418,3 +418,55 @@ class HangsOnChains(ArenaAllocator):
     def free_chain_with_offset(self, size: int, head: int, next_offset: int, /) -> None:
         if head:
             self._never.wait()
+
+
+# ------------------------------------------- broken only at scale (RUN-012)
+
+
+class CarveWrapsAtScale(ArenaAllocator):
+    """Each chunk size counts its carved chunks modulo 300: the 301st carve of a
+    size hands out that size's first chunk again, live or not (a wrapped counter)."""
+
+    BREAKS = ("API-004",)
+    WRAP = 300
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._carved: dict[int, list[int]] = {}
+
+    def _carve(self, chunk: int) -> int:
+        made = self._carved.setdefault(chunk, [])
+        if len(made) >= self.WRAP:
+            return made[len(made) % self.WRAP]
+        made.append(super()._carve(chunk))
+        return made[-1]
+
+
+class ChainFreesTwiceAtScale(ArenaAllocator):
+    """A chain walk puts its 500th node on the free list twice: after a chain of
+    at least 500 nodes, two later allocations get the same block."""
+
+    BREAKS = ("API-008",)
+    NODE = 500
+
+    def free_chain_with_offset(self, size: int, head: int, next_offset: int, /) -> None:
+        node, walked = head, 0
+        while node:
+            following = self.read_word(node + next_offset)
+            self.free1(size, node)
+            walked += 1
+            if walked == self.NODE:
+                self._give(self.chunk_of(size), node)  # the bug: pushed again
+            node = following
+
+
+class NullForHuge(ArenaAllocator):
+    """Returns NULL for a request it cannot meet (2**62 bytes) instead of failing loudly."""
+
+    BREAKS = ("API-001",)
+
+    def alloc(self, size: int, /) -> int:
+        return 0 if size > 1 << 40 else super().alloc(size)
+
+    def alloc0(self, size: int, /) -> int:
+        return 0 if size > 1 << 40 else super().alloc0(size)
