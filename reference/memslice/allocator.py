@@ -64,8 +64,6 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Final
 
 from .colour import ColourAccumulator
 from .config import (
@@ -99,11 +97,15 @@ from .pages import (
     SystemMalloc,
     require_readable,
 )
+from .records import replace
 from .sizeclass import Geometry, geometry_for
 from .slab import Slab, SlabLayer
 from .tunables import GLIB_2_74, Tunables
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
 if TYPE_CHECKING:  # imported when used: start-up pays only for the allocating layers
+    from typing import Final
+
     from .snapshot import AllocatorSnapshot, SlabSnapshot, ThreadSnapshot
 
 __all__ = ["Allocator"]

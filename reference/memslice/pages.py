@@ -58,9 +58,14 @@ import mmap
 import os
 from collections.abc import Callable
 from functools import cache
-from typing import Final, Protocol
 
 from .errors import ForeignPointerError, SliceMemoryError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
+if TYPE_CHECKING:
+    from typing import Final, Protocol
+else:  # the two Protocols below are for type checkers; at run time, plain classes
+    Protocol = object
 
 __all__ = [
     "Arena",
