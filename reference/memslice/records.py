@@ -122,7 +122,10 @@ def record(cls: type[R]) -> type[R]:
         namespace.pop(name, None)
     init = _make_init(cls.__name__, names, defaults)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = f"{cls.__name__}({', '.join(names)})"
+    init.__doc__ = "{}({})".format(  # a signature line for help() and Sphinx
+        cls.__name__,
+        ", ".join(f"{n}={defaults[n]!r}" if n in defaults else n for n in names),
+    )
     namespace.update(
         __slots__=names,
         __record_fields__=names,
