@@ -13,7 +13,7 @@ Layers, lowest first; each module imports only the ones beneath it::
     │           └── pages       mmap arena, buddy page source, libc malloc
     ├── large       system-malloc blocks (size 0, > max slab chunk, always-malloc)
     ├── memcheck    debug-blocks table
-    └── config / sizeclass / tunables / errors / snapshot   (pure data)
+    └── config / sizeclass / tunables / records / errors / snapshot   (pure data)
 
 A request takes one of three routes, chosen from its chunk size and the mode
 (SIZE-009): *magazines*, *slab only* (``bypass_magazines``) or *system
@@ -35,6 +35,17 @@ allocator (the tables are emptied) -- falls through to the full path, which
 follows GLib's order of operations step by step.  The fast path is taken only
 when it is observably identical to the full path (the conformance suite and
 the fidelity tests check both).
+
+What a hit costs, and why it is not cheaper.  The allocator's attributes are
+slots and the link words are ``unsigned long`` items (``pages.Arena.words``),
+the cheapest attribute load and integer store CPython offers.  What remains
+is required: the per-thread lookup (``threading.local``; a dict keyed by
+``threading.get_ident()`` measured slower), the PY-004 chunk-map check and
+the two MAG-002 stores each cost about one two-method-call floor, on top of
+about three floors for the calls, the argument checks and the list
+operations.  ``benchmarks/README.md`` ("Issue 14") has the ablation.
+Start-up loads only the layers (PY-026): no ``dataclasses`` or ``typing``
+at run time; ``records`` stands in for the frozen dataclasses.
 
 Bad input (PY-001..PY-006) is rejected before any state changes: wrong types
 raise ``SliceTypeError``, impossible values ``SliceValueError``, addresses
