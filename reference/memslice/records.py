@@ -4,7 +4,7 @@ Rules and theory of operation
 -----------------------------
 ``Tunables``, ``Settings``, ``SizeClass`` and ``Geometry`` are created while
 ``import memslice; memslice.Allocator()`` runs.  As dataclasses they cost that
-start-up the import of :mod:`dataclasses`, which imports :mod:`inspect` (and
+start-up the import of ``dataclasses``, which imports ``inspect`` (and
 with it ``ast``, ``dis``, ``tokenize``, ``linecache``): about as much CPU as
 the rest of the package together (PY-026).  :func:`record` gives a class the
 part of ``@dataclass(frozen=True, slots=True)`` those four use::
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import dataclass_transform  # typing's own is 3.11+
 
-    R = TypeVar("R")
+    T = TypeVar("T")
 else:
 
     def dataclass_transform(**_: object) -> object:
@@ -113,7 +113,7 @@ def _make_init(name: str, names: tuple[str, ...], defaults: dict[str, object]) -
 
 
 @dataclass_transform(frozen_default=True)
-def record(cls: type[R]) -> type[R]:
+def record(cls: type[T]) -> type[T]:
     """Turn an annotated class into a frozen, slotted record (see the module header)."""
     namespace = dict(cls.__dict__)
     names = tuple(namespace.get("__annotations__", {}))
@@ -147,7 +147,7 @@ def fields(obj: object) -> tuple[str, ...]:
     return names
 
 
-def replace(obj: R, /, **changes: object) -> R:
+def replace(obj: T, /, **changes: object) -> T:
     """A copy of the record ``obj`` with ``changes`` applied (``dataclasses.replace``)."""
     current = {name: getattr(obj, name) for name in fields(obj)}
     unknown = set(changes) - set(current)
