@@ -41,9 +41,11 @@ slots and the link words are ``unsigned long`` items (``pages.Arena.words``),
 the cheapest attribute load and integer store CPython offers.  What remains
 is required: the per-thread lookup (``threading.local``; a dict keyed by
 ``threading.get_ident()`` measured slower), the PY-004 chunk-map check and
-the two MAG-002 stores each cost about one two-method-call floor, on top of
-about three floors for the calls, the argument checks and the list
-operations.  ``benchmarks/README.md`` ("Issue 14") has the ablation.
+the two MAG-002 stores each cost about as many instructions as two bare
+method calls (the "floor"; two to three floors of CPU time), on top of
+about three floors of instructions (four to five of CPU time) for the
+calls, the size checks and the list operations.  ``benchmarks/README.md``
+("Issue 14") has the ablation.
 Start-up loads only the layers (PY-026): no ``dataclasses`` or ``typing``
 at run time; ``records`` stands in for the frozen dataclasses.
 
