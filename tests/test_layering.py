@@ -14,6 +14,7 @@ import memslice
 RANKS = {
     "errors": 0,
     "tunables": 1,
+    "records": 0,
     "sizeclass": 2,
     "config": 2,
     "snapshot": 3,

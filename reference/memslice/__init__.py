@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, TypeVar
 
 from . import typed
 from .allocator import Allocator
@@ -38,8 +37,12 @@ from .errors import (
 )
 from .tunables import GLIB_2_74, MINIMAL, Tunables
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
 if TYPE_CHECKING:
     from _ctypes import _CData
+    from typing import TypeVar
+
+    T = TypeVar("T", bound="_CData")
 
 __all__ = [
     "GLIB_2_74",
@@ -76,8 +79,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-T = TypeVar("T", bound="_CData")
 
 _default: Allocator | None = None
 _default_lock = threading.Lock()

@@ -13,7 +13,7 @@ Layers, lowest first; each module imports only the ones beneath it::
     │           └── pages       mmap arena, buddy page source, libc malloc
     ├── large       system-malloc blocks (size 0, > max slab chunk, always-malloc)
     ├── memcheck    debug-blocks table
-    └── config / sizeclass / tunables / errors / snapshot   (pure data)
+    └── config / sizeclass / tunables / records / errors / snapshot   (pure data)
 
 A request takes one of three routes, chosen from its chunk size and the mode
 (SIZE-009): *magazines*, *slab only* (``bypass_magazines``) or *system
@@ -35,6 +35,19 @@ allocator (the tables are emptied) -- falls through to the full path, which
 follows GLib's order of operations step by step.  The fast path is taken only
 when it is observably identical to the full path (the conformance suite and
 the fidelity tests check both).
+
+What a hit costs, and why it is not cheaper.  The allocator's attributes are
+slots and the link words are ``unsigned long`` items (``pages.Arena.words``),
+the cheapest attribute load and integer store CPython offers.  What remains
+is required: the per-thread lookup (``threading.local``; a dict keyed by
+``threading.get_ident()`` measured slower), the PY-004 chunk-map check and
+the two MAG-002 stores each cost about as many instructions as two bare
+method calls (the "floor"; two to three floors of CPU time), on top of
+about three floors of instructions (four to five of CPU time) for the
+calls, the size checks and the list operations.  ``benchmarks/README.md``
+("Issue 14") has the ablation.
+Start-up loads only the layers (PY-026): no ``dataclasses`` or ``typing``
+at run time; ``records`` stands in for the frozen dataclasses.
 
 Bad input (PY-001..PY-006) is rejected before any state changes: wrong types
 raise ``SliceTypeError``, impossible values ``SliceValueError``, addresses
@@ -64,8 +77,6 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Final
 
 from .colour import ColourAccumulator
 from .config import (
@@ -99,11 +110,15 @@ from .pages import (
     SystemMalloc,
     require_readable,
 )
+from .records import replace
 from .sizeclass import Geometry, geometry_for
 from .slab import Slab, SlabLayer
 from .tunables import GLIB_2_74, Tunables
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
 if TYPE_CHECKING:  # imported when used: start-up pays only for the allocating layers
+    from typing import Final
+
     from .snapshot import AllocatorSnapshot, SlabSnapshot, ThreadSnapshot
 
 __all__ = ["Allocator"]
@@ -210,6 +225,45 @@ class Allocator:
     (a probe that can declare depot-lock acquisitions contended).
     """
 
+    # Slots, not a __dict__: the fast paths read five of these per call, and a
+    # slot read is the cheapest attribute load CPython has (an instance dict
+    # this size is not key-shared, so each load would be a hashed lookup).
+    __slots__ = (
+        "__weakref__",  # _ALLOCATORS and the thread reapers hold allocators weakly
+        "_arena",
+        "_base",
+        "_carved_words",
+        "_chunk_map",
+        "_clock",
+        "_closed",
+        "_colour",
+        "_defaults",
+        "_depot",
+        "_depot_lock",
+        "_environ",
+        "_fork_locks",
+        "_forked_from",
+        "_init_lock",
+        "_large",
+        "_magazine_chunk_limit",
+        "_magazine_limit",
+        "_magazines",
+        "_map_origin",
+        "_memcheck",
+        "_page_source",
+        "_probe",
+        "_settings",
+        "_slab_lock",
+        "_slabs",
+        "_system_malloc",
+        "_threads",
+        "_threads_lock",
+        "_threshold_by_size",
+        "_tls",
+        "geometry",
+        "tunables",
+    )
+
     def __init__(
         self,
         tunables: Tunables = GLIB_2_74,
@@ -254,7 +308,6 @@ class Allocator:
         # path) until initialisation decides the fast path is faithful.
         self._magazine_limit = 0
         self._base = self._arena.base
-        self._arena_size = self._arena.size
         self._fork_locks: list[threading.Lock] = []
         self._forked_from = 0  # pid of the parent while a fork is in progress (PY-025)
         _ALLOCATORS.add(self)
@@ -435,32 +488,35 @@ class Allocator:
         # test rejects both a negative offset (its sign bit) and an address
         # inside a granule; an offset past the map raises IndexError, a non-int
         # block TypeError; all take the full path, which raises the right error.
-        if mem_size.__class__ is int and mem_size > 0:
-            try:
-                magazines = self._tls.by_size[mem_size]
-                offset = mem_block - self._map_origin
-                if (
-                    not offset & _SIGN_OR_GRANULE
-                    and self._chunk_map[offset >> _GRANULE_SHIFT] == magazines.tag
-                ):
-                    freeing = magazines.freeing
-                    threshold = self._threshold_by_size[mem_size]
-                    if len(freeing) >= threshold:  # MAG-006: full, so swap first
-                        loaded = magazines.loaded
-                        if len(loaded) >= threshold:  # both full: unload to the depot
-                            return self._magazines.free_into(magazines, mem_block)
-                        magazines.loaded, magazines.freeing = freeing, loaded
-                        freeing = loaded
-                    # MAG-002: ChunkLink {next = previous head, data = NULL}, then push.
-                    words = self._carved_words
-                    word = offset >> _WORD_SHIFT
-                    words[word] = freeing[-1] if freeing else 0
-                    words[word + 1] = 0
-                    freeing.append(mem_block)
-                    return None
-            except (AttributeError, IndexError, TypeError):
-                pass
-        return self._free1(mem_size, mem_block)
+        # Shape: every "not served here" exit is a short forward jump to a
+        # return of the full path, so CPython 3.11 specialises each comparison
+        # (it cannot when a comparison's jump needs an EXTENDED_ARG); the try
+        # covers only the lookups, never the full path or the depot.
+        if mem_size.__class__ is not int or mem_size <= 0:
+            return self._free1(mem_size, mem_block)
+        try:
+            magazines = self._tls.by_size[mem_size]
+            offset = mem_block - self._map_origin
+            tag = -1 if offset & _SIGN_OR_GRANULE else self._chunk_map[offset >> _GRANULE_SHIFT]
+        except (AttributeError, IndexError, TypeError):
+            magazines = None  # the full path runs outside the handler: no chained error
+        if magazines is None or tag != magazines.tag:
+            return self._free1(mem_size, mem_block)
+        freeing = magazines.freeing
+        threshold = self._threshold_by_size[mem_size]
+        if len(freeing) >= threshold:  # MAG-006: full, so swap first
+            loaded = magazines.loaded
+            if len(loaded) >= threshold:  # both full: unload to the depot
+                return self._magazines.free_into(magazines, mem_block)
+            magazines.loaded, magazines.freeing = freeing, loaded
+            freeing = loaded
+        # MAG-002: ChunkLink {next = previous head, data = NULL}, then push.
+        words = self._carved_words
+        word = offset >> _WORD_SHIFT
+        words[word] = freeing[-1] if freeing else 0
+        words[word + 1] = 0
+        freeing.append(mem_block)
+        return None
 
     def _free1(self, mem_size: object, mem_block: object) -> None:
         """The full ``g_slice_free1`` in GLib's order (API-017, MAG-006)."""

@@ -24,7 +24,10 @@ chunks stay aligned and the last chunk still ends before the SlabInfo.
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
+if TYPE_CHECKING:
+    from typing import Final
+
 
 __all__ = ["ColourAccumulator"]
 

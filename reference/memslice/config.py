@@ -33,11 +33,14 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Final, TextIO
 
 from .errors import SliceTypeError
+from .records import record, replace
 from .tunables import Tunables
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
+if TYPE_CHECKING:
+    from typing import Final, TextIO
 
 __all__ = [
     "ConfigWarning",
@@ -73,7 +76,7 @@ class Route(enum.IntEnum):
     SLAB_ONLY = 2
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settings:
     """One copy of GLib's ``SliceConfig`` struct plus the gc-friendly flag."""
 

@@ -18,6 +18,9 @@ holds at least 4 chunks (MAG-003)::
 
     c1.data = prev magazine   c2.data = stamp   c3.data = next magazine   c4.data = count
 
+When a magazine joins or leaves a ring, its neighbours keep their stamp and
+count: only the neighbour's ``prev`` (c1) or ``next`` (c3) word is stored again.
+
 * **Push** (DEPOT-003): prepare the four fields, lock, insert at the head,
   stamp it with the (possibly stale) global ``last_stamp``, then trim.
 * **Stamps** (DEPOT-006): the clock is read only on every 8th push; the
@@ -157,10 +160,22 @@ class Depot:
         words[((chunks[-3] - origin) >> shift) + 1] = magazine.next.chunks[-1]
         words[((chunks[-4] - origin) >> shift) + 1] = len(chunks)
 
+    def _write_prev(self, magazine: DepotMagazine) -> None:
+        """Store only ``prev`` (c1.data): all a neighbour's arrival or departure changes."""
+        chunk = magazine.chunks[-1]
+        at = ((chunk - self.slabs.map_origin) >> self._shift) + 1
+        self.slabs.words[at] = magazine.prev.chunks[-1]
+
+    def _write_next(self, magazine: DepotMagazine) -> None:
+        """Store only ``next`` (c3.data), for the same reason."""
+        chunk = magazine.chunks[-3]
+        at = ((chunk - self.slabs.map_origin) >> self._shift) + 1
+        self.slabs.words[at] = magazine.next.chunks[-1]
+
     def _clear_fields(self, magazine: DepotMagazine) -> None:
-        words, word = self.slabs.words, self.slabs.word_index
+        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
         for chunk in magazine.chunks[-4:]:
-            words[word(chunk) + 1] = 0
+            words[((chunk - origin) >> shift) + 1] = 0
 
     # -- operations -------------------------------------------------------------
     def push(self, index: int, chunks: list[int]) -> None:
@@ -180,9 +195,9 @@ class Depot:
             magazine.stamp = self.last_stamp
             self.heads[index] = magazine
             self._write_fields(magazine)
-            if head is not None:
-                self._write_fields(magazine.prev)
-                self._write_fields(head)
+            if head is not None:  # the neighbours' other fields are already in memory
+                self._write_next(magazine.prev)
+                self._write_prev(head)
             trash = self._collect_expired(index, self.last_stamp)
         finally:
             with_lock.release()
@@ -205,8 +220,8 @@ class Depot:
             head.prev = previous
             current = previous
         if trash:  # the in-memory links as GLib leaves them after the last unlink
-            self._write_fields(head.prev)
-            self._write_fields(head)
+            self._write_next(head.prev)
+            self._write_prev(head)
         return trash
 
     def _release(self, index: int, trash: list[DepotMagazine]) -> None:
@@ -235,8 +250,8 @@ class Depot:
                     self.heads[index] = magazine.next
                     magazine.prev.next = magazine.next
                     magazine.next.prev = magazine.prev
-                    self._write_fields(magazine.prev)
-                    self._write_fields(magazine.next)
+                    self._write_next(magazine.prev)
+                    self._write_prev(magazine.next)
             threshold = self.thresholds[index]
         finally:
             self.lock.lock.release()

@@ -94,7 +94,7 @@ class MagazineLayer:
         self.slabs = slabs
         self.slab_lock = slab_lock
         self.depot = depot
-        self._pointer = geometry.tunables.pointer_size
+        self._word_shift = geometry.tunables.pointer_size.bit_length() - 1  # bytes to words
 
     def alloc(self, memory: ThreadMemory, index: int) -> int:
         """Pop a chunk, swapping or reloading first if needed (MAG-005)."""
@@ -129,8 +129,9 @@ class MagazineLayer:
 
     def push(self, magazine: list[int], chunk: int) -> None:
         """Write the ChunkLink ``{next, data=NULL}`` into the chunk and stack it (MAG-002)."""
-        words = self.slabs.words
-        word = self.slabs.word_index(chunk)
+        slabs = self.slabs
+        word = (chunk - slabs.map_origin) >> self._word_shift  # slabs.word_index, inlined
+        words = slabs.words
         words[word] = magazine[-1] if magazine else 0
         words[word + 1] = 0
         magazine.append(chunk)

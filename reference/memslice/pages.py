@@ -58,9 +58,14 @@ import mmap
 import os
 from collections.abc import Callable
 from functools import cache
-from typing import Final, Protocol
 
 from .errors import ForeignPointerError, SliceMemoryError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
+if TYPE_CHECKING:
+    from typing import Final, Protocol
+else:  # the two Protocols below are for type checkers; at run time, plain classes
+    Protocol = object
 
 __all__ = [
     "Arena",
@@ -98,8 +103,11 @@ class Arena:
             raise SliceMemoryError(f"cannot reserve an arena of {size} bytes: {error}") from error
         self.size: Final = size
         self.bytes: memoryview = memoryview(self._map)
+        # "L" (unsigned long) where it is pointer-sized, as on every LP64 and ILP32
+        # platform: memoryview stores an address into "L" items about a third
+        # faster than into "Q" ones, and every link-word write pays that (MAG-002).
         self.words: memoryview = self.bytes.cast(
-            "Q" if ctypes.sizeof(ctypes.c_void_p) == 8 else "I"
+            "L" if ctypes.sizeof(ctypes.c_ulong) == ctypes.sizeof(ctypes.c_void_p) else "Q"
         )
         self._anchor = ctypes.c_char.from_buffer(self._map)
         self.base: Final = ctypes.addressof(self._anchor)

@@ -19,13 +19,16 @@ passes the bound raises :class:`~memslice.errors.SliceAssertionError`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from .errors import SliceAssertionError
 
-__all__ = ["walk"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
+if TYPE_CHECKING:
+    from typing import TypeVar
 
-Node = TypeVar("Node")
+    Node = TypeVar("Node")
+
+__all__ = ["walk"]
 
 
 def walk(head: Node | None, step: Callable[[Node], Node], limit: int, what: str) -> list[Node]:

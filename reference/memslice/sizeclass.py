@@ -26,9 +26,9 @@ Everything here is a pure function of :class:`~memslice.tunables.Tunables`;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
+from .records import record  # not dataclasses: start-up cost (PY-026)
 from .tunables import MIN_MAGAZINE_SIZE, Tunables
 
 __all__ = ["Geometry", "SizeClass", "bit_storage", "geometry_for"]
@@ -39,7 +39,7 @@ def bit_storage(number: int) -> int:
     return max(number.bit_length(), 1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SizeClass:
     """One row of the size-class table (SIZE-010)."""
 
@@ -51,7 +51,7 @@ class SizeClass:
     base_threshold: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Geometry:
     """Everything GLib derives at initialisation from the platform (SIZE-001..010)."""
 

@@ -26,15 +26,19 @@ Two profiles are provided:
 
 Invariants: ``sys_page_size`` is a power of two >= 512 (GLib asserts both);
 ``pointer_size`` is 4 or 8; ``arena_bytes`` is a multiple of the largest slab
-page.  ``Tunables`` validates these in ``__post_init__``.
+page.  ``Tunables`` validates these in ``__post_init__``.  It is a frozen record
+(:mod:`memslice.records`): ``records.replace(GLIB_2_74, arena_bytes=...)`` derives
+a variant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
-
 from .errors import SliceValueError
+from .records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "GLIB_2_74",
@@ -62,7 +66,7 @@ DEFAULT_COLOR_INCREMENT: Final = 1
 """Added to the colour accumulator per coloured slab (COLOR-002)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tunables:
     """The numbers an :class:`~memslice.Allocator` is built from.
 

@@ -20,18 +20,19 @@ from the type, as ``G_STRUCT_OFFSET`` does; the field must be pointer-sized.
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING, TypeVar
 
 from .errors import SliceTypeError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
 if TYPE_CHECKING:
     from _ctypes import _CData
+    from typing import TypeVar
 
     from .allocator import Allocator
 
-__all__ = ["dup", "free", "free_chain", "new", "new0"]
+    T = TypeVar("T", bound="_CData")
 
-T = TypeVar("T", bound="_CData")
+__all__ = ["dup", "free", "free_chain", "new", "new0"]
 
 
 def _size_of(ctype: type[T]) -> int:

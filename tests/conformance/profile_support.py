@@ -13,6 +13,7 @@ import time
 from pyimpls import ArenaAllocator
 
 import memslice
+from memslice import records
 from memslice.tunables import GLIB_2_74
 from memslice_conformance.impl.impls import ALL_PROFILES, Implementation, python_impl
 from memslice_conformance.runner import Report, run_conformance
@@ -84,7 +85,7 @@ class NeverReuses(ArenaAllocator):
 
 def reference_variant(name: str, **tunables: int) -> Implementation:
     """The reference with changed tunables, claiming everything (e.g. colour increment 0)."""
-    changed = dataclasses.replace(GLIB_2_74, **tunables)  # type: ignore[arg-type]
+    changed = records.replace(GLIB_2_74, **tunables)
 
     def make() -> memslice.Allocator:
         return memslice.Allocator(changed, environ={})

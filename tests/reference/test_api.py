@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from memslice import (
+    GLIB_2_74,
     Allocator,
     ForeignPointerError,
     SliceConfig,
@@ -15,6 +16,7 @@ from memslice import (
     SliceTypeError,
     SliceUsageError,
     SliceValueError,
+    Tunables,
 )
 
 
@@ -266,3 +268,44 @@ def test_negative_sizes_never_reach_the_fast_path(allocator: Allocator, size: in
     with pytest.raises(SliceValueError):
         allocator.free1(size, keep)
     assert allocator.snapshot() == before
+
+
+def test_start_up_loads_only_the_allocating_layers() -> None:
+    """PY-026: `import memslice; Allocator()` imports no dataclasses, typing or subprocess."""
+    import subprocess
+
+    probe = (
+        "import sys\n"
+        "import memslice\n"
+        "allocator = memslice.Allocator(environ={})\n"
+        "allocator.free1(40, allocator.alloc(40))\n"
+        "heavy = sorted({'dataclasses', 'inspect', 'typing', 'subprocess'} & set(sys.modules))\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert out == "", f"start-up imported {out} (PY-026)"
+
+
+def test_records_replace_and_freeze() -> None:
+    """PY-026: start-up records are frozen, compare by value and derive variants by replace."""
+    import pickle
+
+    from memslice import records
+    from memslice.records import FrozenRecordError
+
+    variant = records.replace(GLIB_2_74, arena_bytes=1 << 20)
+    assert variant.arena_bytes == 1 << 20 and variant.name == GLIB_2_74.name
+    assert variant != GLIB_2_74
+    assert records.replace(variant, arena_bytes=GLIB_2_74.arena_bytes) == GLIB_2_74
+    assert hash(records.replace(GLIB_2_74)) == hash(GLIB_2_74)
+    assert pickle.loads(pickle.dumps(GLIB_2_74)) == GLIB_2_74
+    with pytest.raises(FrozenRecordError):
+        GLIB_2_74.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="no field"):
+        records.replace(GLIB_2_74, page_size=1)
+    with pytest.raises(TypeError, match="missing required arguments: name"):
+        Tunables()  # type: ignore[call-arg]
+    with pytest.raises(SliceValueError):  # __post_init__ still validates
+        records.replace(GLIB_2_74, pointer_size=3)

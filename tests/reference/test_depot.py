@@ -128,6 +128,60 @@ def test_magazine_metadata_lives_in_its_first_four_chunks() -> None:
         assert data(c4) == magazine.count
 
 
+def assert_ring_metadata(allocator: Allocator, index: int) -> None:
+    """Every depot magazine of class ``index`` carries prev, stamp, next, count (DEPOT-002)."""
+    ring = allocator.snapshot().classes[index].depot
+
+    def data(chunk: int) -> int:
+        return int.from_bytes(allocator.read(chunk + 8, 8), "little")
+
+    for position, magazine in enumerate(ring):
+        c1, c2, c3, c4 = magazine.chunks[:4]
+        assert data(c1) == ring[position - 1].chunks[0]
+        assert data(c2) == magazine.stamp
+        assert data(c3) == ring[(position + 1) % len(ring)].chunks[0]
+        assert data(c4) == magazine.count
+
+
+def test_metadata_stays_right_as_magazines_come_and_go() -> None:
+    """DEPOT-002: after pushes, pops and trims the neighbours' words are still right.
+
+    A push or pop rewrites only the neighbours' prev/next words (depot.py); this
+    walks rings of 1, 2 and more magazines through every kind of change.
+    """
+    clock = SteppedClock()
+    allocator = Allocator(environ={}, clock=clock)
+    limit = threshold(48)
+    held: list[int] = []
+    for step in range(40):
+        if step % 5 < 3:  # free a magazine's worth: pushes
+            held += [allocator.alloc(48) for _ in range(limit + step % 3)]
+            for block in held[: len(held) // 2 + 1]:
+                allocator.free1(48, block)
+            held = held[len(held) // 2 + 1 :]
+        else:  # allocate a magazine's worth: pops
+            held += [allocator.alloc(48) for _ in range(limit * 2)]
+        if step % 7 == 6:  # the working set expires: the next push trims
+            clock.now += allocator.get_config(SliceConfig.WORKING_SET_MSECS) + 1
+        assert_ring_metadata(allocator, 2)
+    # A partial trim: magazines stamped half a working set ago survive, older ones go.
+    working_set = allocator.get_config(SliceConfig.WORKING_SET_MSECS)
+    batches = [[allocator.alloc(48) for _ in range(10 * limit)] for _ in range(3)]
+    pushed, trimmed_to_some = 0, False
+    for batch in batches:
+        for block in batch:
+            trips, before = allocator._depot.trips, len(allocator._depot.ring(2))
+            allocator.free1(48, block)
+            if allocator._depot.trips != trips:  # a push (and maybe a trim) happened
+                pushed += 1
+                after = len(allocator._depot.ring(2))
+                trimmed_to_some |= 1 < after < before + 1
+                assert_ring_metadata(allocator, 2)
+        clock.now += working_set // 2 + 1
+    assert trimmed_to_some and pushed > len(allocator._depot.ring(2)) > 1
+    allocator.check([(block, 48) for block in held])
+
+
 @pytest.mark.parametrize("value", [-1, 1 << 40])
 def test_working_set_is_a_gsize(value: int) -> None:
     """CONF-005: WORKING_SET_MSECS is stored as gsize: -1 becomes 2**64 - 1."""
