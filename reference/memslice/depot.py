@@ -40,7 +40,6 @@ Lock order: depot lock, then (never while holding it) the slab lock.
 from __future__ import annotations
 
 import threading
-from array import array
 from collections.abc import Callable
 
 from .contention import ContendedLock
@@ -256,7 +255,7 @@ class Depot:
         with self.slab_lock:
             colour_before = self.slabs.colour.value
             try:
-                self.slabs.alloc_chunks(index, threshold, taken)
+                self.slabs.alloc_chain(index, threshold, taken)  # linked as MAG-002 asks
             except BaseException:
                 # Undo in reverse: each chunk goes back on top of its free list and
                 # each slab that filled up returns to the head in the order it
@@ -268,30 +267,8 @@ class Depot:
                 # failed refill leaves no trace in later slabs' colours (PY-020).
                 self.slabs.colour.value = colour_before
                 raise
-            self._link(index, taken)
         taken.reverse()  # the stack's end is the magazine head: first allocated pops first
         return taken
-
-    def _link(self, index: int, taken: list[int]) -> None:
-        """Write each chunk's ChunkLink {next = the following chunk, data = NULL} (MAG-002).
-
-        Chunks from a fresh slab are usually one evenly spaced run; then the two
-        words of every chunk are written with two strided stores instead of a loop.
-        """
-        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
-        step = self.geometry.classes[index].chunk_size
-        first, count = taken[0], len(taken)
-        if taken == list(range(first, first + count * step, step)):
-            start, stride = (first - origin) >> shift, step >> shift
-            stop = start + count * stride
-            words[start:stop:stride] = array(words.format, [*taken[1:], 0])
-            zeros = bytes(count * words.itemsize)
-            words[start + 1 : stop + 1 : stride] = array(words.format, zeros)
-            return
-        for this, following in zip(taken, [*taken[1:], 0], strict=True):
-            at = (this - origin) >> shift
-            words[at] = following
-            words[at + 1] = 0
 
     def ring(self, index: int) -> list[DepotMagazine]:
         """The magazines of class ``index``, newest first."""

@@ -140,6 +140,12 @@ class SlabLayer:
         self._info_delta = [offset - self.map_origin for offset in self._info_offset]
         self._page_mask = [~(c.page_size - 1) for c in geometry.classes]
         self._tags = [bytes([c.index + 1]) * c.chunks_per_slab for c in geometry.classes]
+        self._untagged = [bytes(c.page_size >> self.granule_shift) for c in geometry.classes]
+        # A fresh run's data words are zeroed from these (alloc_chain).
+        self._zero_words = [
+            array(self._format, bytes(c.chunks_per_slab * self.words.itemsize))
+            for c in geometry.classes
+        ]
 
     # -- memory helpers -------------------------------------------------------
     def word_index(self, address: int) -> int:
@@ -154,13 +160,6 @@ class SlabLayer:
         """Store a pointer-size word at ``address`` (inside the arena)."""
         self.words[(address - self.map_origin) >> self._shift] = value
 
-    def _info_word(self, index: int, page: int) -> int:
-        """Index in :attr:`words` of a slab's SlabInfo word 0."""
-        return (page + self._info_delta[index]) >> self._shift
-
-    def _page_of_info(self, index: int, info: int) -> int:
-        return info - self._info_offset[index]
-
     def colour_of(self, index: int, page: int) -> int:
         """A live slab's colour: the offset of its first chunk, from the chunk map."""
         start = (page - self.map_origin) >> self.granule_shift
@@ -172,33 +171,35 @@ class SlabLayer:
 
     # -- ring -----------------------------------------------------------------
     def _push_head(self, index: int, page: int) -> None:
-        words = self.words
-        word = self._info_word(index, page)
-        info = page + self._info_offset[index]
+        words, shift, origin = self.words, self._shift, self.map_origin
+        info_offset = self._info_offset[index]
+        info = page + info_offset
+        word = (info - origin) >> shift
         head = self.heads[index]
         if not head:
             words[word + 2] = words[word + 3] = info
         else:
-            head_word = self._info_word(index, head)
+            head_word = (head + info_offset - origin) >> shift
             tail_info = int(words[head_word + 3])
-            words[word + 2] = head + self._info_offset[index]
+            words[word + 2] = head + info_offset
             words[word + 3] = tail_info
-            words[((tail_info - self.map_origin) >> self._shift) + 2] = info
+            words[((tail_info - origin) >> shift) + 2] = info
             words[head_word + 3] = info
         self.heads[index] = page
 
     def _unlink(self, index: int, page: int) -> None:
-        words = self.words
-        word = self._info_word(index, page)
-        info = page + self._info_offset[index]
+        words, shift, origin = self.words, self._shift, self.map_origin
+        info_offset = self._info_offset[index]
+        info = page + info_offset
+        word = (info - origin) >> shift
         following, previous = int(words[word + 2]), int(words[word + 3])
         if following == info:
             self.heads[index] = 0
         else:
             if self.heads[index] == page:
-                self.heads[index] = following - self._info_offset[index]
-            words[((previous - self.map_origin) >> self._shift) + 2] = following
-            words[((following - self.map_origin) >> self._shift) + 3] = previous
+                self.heads[index] = following - info_offset
+            words[((previous - origin) >> shift) + 2] = following
+            words[((following - origin) >> shift) + 3] = previous
         words[word + 2] = words[word + 3] = info
 
     # -- operations -----------------------------------------------------------
@@ -208,21 +209,22 @@ class SlabLayer:
         Returns the new slab's page address.
         """
         size_class = self.geometry.classes[index]
-        page_size, chunk_size = size_class.page_size, size_class.chunk_size
-        page = self.pages.allocate(page_size)  # may raise SliceMemoryError: nothing changed yet
+        chunk_size, n = size_class.chunk_size, size_class.chunks_per_slab
+        page = self.pages.allocate(size_class.page_size)  # may raise SliceMemoryError
         colour = self.colour.next_colour(size_class.padding)
         first = page + colour
-        n = size_class.chunks_per_slab
+        shift, origin, words = self._shift, self.map_origin, self.words
         # The free list in ascending order, written with one strided store:
         # chunk k's first word holds chunk k+1's address, the last one's 0.
-        links = array(self._format, range(first + chunk_size, first + n * chunk_size, chunk_size))
-        links.append(0)
-        step = chunk_size >> self._shift
-        start = (first - self.map_origin) >> self._shift
-        self.words[start : start + n * step : step] = links
-        word = self._info_word(index, page)
-        self.words[word] = first
-        self.words[word + 1] = 0
+        links = array(
+            self._format, range(first + chunk_size, first + (n + 1) * chunk_size, chunk_size)
+        )
+        links[-1] = 0
+        start = (first - origin) >> shift
+        words[start : start + n * (chunk_size >> shift) : chunk_size >> shift] = links
+        word = (page + self._info_delta[index]) >> shift
+        words[word] = first
+        words[word + 1] = 0
         self._tag_chunks(index, page, colour)
         self.slab_counts[index] += 1
         self._push_head(index, page)
@@ -241,9 +243,9 @@ class SlabLayer:
 
     def _untag_chunks(self, index: int, page: int) -> None:
         """Forget a released slab's chunks in the chunk map (PY-004)."""
-        span = self.geometry.classes[index].page_size >> self.granule_shift
+        untagged = self._untagged[index]
         start = (page - self.map_origin) >> self.granule_shift
-        self.chunk_map[start : start + span] = bytes(span)
+        self.chunk_map[start : start + len(untagged)] = untagged
 
     def is_chunk(self, index: int, address: int) -> bool:
         """Whether ``address`` starts a chunk of class ``index`` in a live slab (PY-004)."""
@@ -265,19 +267,48 @@ class SlabLayer:
             )
 
     def alloc_chunk(self, index: int) -> int:
-        """Pop one chunk of class ``index`` (SLAB-005)."""
-        taken: list[int] = []
-        self.alloc_chunks(index, 1, taken)
-        return taken[0]
+        """Pop one chunk of class ``index`` (SLAB-005).
 
-    def alloc_chunks(self, index: int, count: int, into: list[int]) -> None:
-        """Pop ``count`` chunks of class ``index`` one by one, appending each to ``into``.
+        This is the rule itself, one chunk at a time; :meth:`alloc_chunks` and
+        :meth:`alloc_chain` are its batched forms, and the tests prove that they
+        leave memory exactly as repeated calls of this method do.
+        """
+        page = self.heads[index]
+        word = (page + self._info_delta[index]) >> self._shift
+        if not page or not self.words[word]:  # no slab, or every slab is full
+            page = self.add_slab(index)
+            word = (page + self._info_delta[index]) >> self._shift
+        chunk = int(self.words[word])
+        self.words[word] = self.read_word(chunk)  # SlabInfo.chunks = chunk->next
+        self.words[word + 1] += 1
+        if not self.words[word]:  # full: rotate it behind the head
+            self.heads[index] = self.words[word + 2] - self._info_offset[index]
+        return chunk
 
-        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005), in one loop.  If the
-        page source refuses a new slab, the chunks taken so far are in ``into``.
+    def alloc_chunks(
+        self,
+        index: int,
+        count: int,
+        into: list[int],
+        runs: list[tuple[int, int, bool]] | None = None,
+    ) -> None:
+        """Pop ``count`` chunks of class ``index``, appending each to ``into``.
+
+        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005).  If the page
+        source refuses a new slab, the chunks taken so far are in ``into`` and
+        the exception propagates.  ``runs``, if given, receives one
+        ``(position in into, length, from a fresh slab)`` per slab visited.
+
+        Fast paths, each leaving memory as the one-at-a-time rule does:
+        a run popped from one slab updates its SlabInfo once, at the end; and
+        a slab added here has the free list :meth:`add_slab` just wrote (its
+        chunks in address order), so its run is taken as a ``range`` rather than
+        walked link by link.
         """
         words, shift, origin = self.words, self._shift, self.map_origin
         delta, info_offset, heads = self._info_delta[index], self._info_offset[index], self.heads
+        size_class = self.geometry.classes[index]
+        chunk_size, n_chunks = size_class.chunk_size, size_class.chunks_per_slab
         append = into.append
         while count:
             page = heads[index]
@@ -285,8 +316,20 @@ class SlabLayer:
             if not page or not words[word]:
                 page = self.add_slab(index)
                 word = (page + delta) >> shift
-            # Pop a run from this slab's free list; its SlabInfo is written once at the
-            # end, which leaves memory exactly as one pop at a time would.
+                first = int(words[word])
+                taken = min(count, n_chunks)
+                if runs is not None:
+                    runs.append((len(into), taken, True))
+                into.extend(range(first, first + taken * chunk_size, chunk_size))
+                count -= taken
+                words[word + 1] = taken
+                if taken < n_chunks:
+                    words[word] = first + taken * chunk_size
+                else:  # full: rotate it behind the head
+                    words[word] = 0
+                    heads[index] = words[word + 2] - info_offset
+                continue
+            position = len(into)
             chunk, n_allocated = words[word], words[word + 1]
             while chunk and count:
                 append(chunk)
@@ -294,9 +337,42 @@ class SlabLayer:
                 n_allocated += 1
                 count -= 1
             words[word] = chunk
+            if runs is not None:
+                runs.append((position, n_allocated - words[word + 1], False))
             words[word + 1] = n_allocated
             if not chunk:  # full: rotate it behind the head
                 heads[index] = words[word + 2] - info_offset
+
+    def alloc_chain(self, index: int, count: int, into: list[int]) -> None:
+        """Pop ``count`` chunks (as :meth:`alloc_chunks`) and link them into one chain.
+
+        Afterwards each chunk's ``ChunkLink`` is ``{next: the chunk popped after
+        it (0 for the last), data: 0}``: the chain GLib builds when the depot
+        makes a fresh magazine from the slabs (DEPOT-005, MAG-002).  If the page
+        source refuses a slab, nothing is linked and the chunks taken so far are
+        in ``into``.
+
+        Why this is cheap: within the run popped from one slab, each chunk's
+        ``next`` word already holds the chunk popped after it (that is what a
+        free list is), so only each run's last chunk needs a new ``next``; the
+        ``data`` words of a fresh slab's run (evenly spaced) are zeroed with one
+        strided store.
+        """
+        runs: list[tuple[int, int, bool]] = []
+        self.alloc_chunks(index, count, into, runs)
+        words, shift, origin = self.words, self._shift, self.map_origin
+        stride = self.geometry.classes[index].chunk_size >> shift
+        zeros = self._zero_words[index]
+        end_of_chain = len(into)
+        for position, length, fresh in runs:
+            end = position + length
+            if fresh:
+                start = ((into[position] - origin) >> shift) + 1
+                words[start : start + length * stride : stride] = zeros[:length]
+            else:
+                for chunk in into[position:end]:
+                    words[((chunk - origin) >> shift) + 1] = 0
+            words[(into[end - 1] - origin) >> shift] = into[end] if end < end_of_chain else 0
 
     def owner(self, index: int, chunk: int) -> Slab:
         """A view of the slab a chunk of class ``index`` belongs to (PY-004 first)."""
@@ -306,34 +382,72 @@ class SlabLayer:
     def free_chunk(self, index: int, chunk: int) -> None:
         """Return one chunk to its slab, releasing the slab if it empties (SLAB-006/007).
 
-        The caller has checked the chunk against the chunk map (PY-004).
+        The caller has checked the chunk against the chunk map (PY-004).  This
+        is the rule one chunk at a time; :meth:`free_chunks` is its batched form.
         """
-        self.free_chunks(index, (chunk,))
+        page = chunk & self._page_mask[index]
+        word = (page + self._info_delta[index]) >> self._shift
+        words = self.words
+        n_allocated = int(words[word + 1])
+        if n_allocated <= 0:
+            raise SliceAssertionError("GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)")
+        free_head = int(words[word])
+        self.write_word(chunk, free_head)  # chunk->next = SlabInfo.chunks
+        words[word] = chunk
+        words[word + 1] = n_allocated - 1
+        if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
+            self._unlink(index, page)
+            self._push_head(index, page)
+        if n_allocated == 1:  # SLAB-007: eager release
+            self._release_slab(index, page)
 
     def free_chunks(self, index: int, chunks: Iterable[int]) -> None:
-        """:meth:`free_chunk` for each chunk in turn, in one loop (depot trims, thread exit)."""
+        """:meth:`free_chunk` for each chunk in turn (depot trims, thread exit).
+
+        Fast path: consecutive chunks of one slab (a magazine of blocks that were
+        allocated together usually holds such runs) are pushed on its free list
+        with one link write each, and its SlabInfo is read once and written once
+        per run.  The ring moves and the release happen at the same points of
+        the sequence as one chunk at a time, so memory ends up the same.
+        """
         words, shift, origin = self.words, self._shift, self.map_origin
         delta, page_mask = self._info_delta[index], self._page_mask[index]
+        run_page = word = free_head = left = 0  # the slab of the current run, 0: none
         for chunk in chunks:
             page = chunk & page_mask
-            word = (page + delta) >> shift
-            n_allocated = words[word + 1]
-            if n_allocated <= 0:
-                raise SliceAssertionError(
-                    "GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)"
-                )
-            free_head = words[word]
+            if page != run_page:
+                if run_page:  # the previous run ends: its SlabInfo, as one free at a time leaves it
+                    words[word] = free_head
+                    words[word + 1] = left
+                word = (page + delta) >> shift
+                left = words[word + 1]
+                if left <= 0:
+                    raise SliceAssertionError(
+                        "GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)"
+                    )
+                free_head = words[word]
+                if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
+                    self._unlink(index, page)
+                    self._push_head(index, page)
+                run_page = page
             words[(chunk - origin) >> shift] = free_head
-            words[word] = chunk
-            words[word + 1] = n_allocated - 1
-            if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
-                self._unlink(index, page)
-                self._push_head(index, page)
-            if n_allocated == 1:  # SLAB-007: eager release
-                self._unlink(index, page)
-                self._untag_chunks(index, page)
-                self.slab_counts[index] -= 1
-                self.pages.release(page)
+            free_head = chunk
+            left -= 1
+            if not left:  # SLAB-007: eager release
+                words[word] = free_head
+                words[word + 1] = 0
+                self._release_slab(index, page)
+                run_page = 0
+        if run_page:
+            words[word] = free_head
+            words[word + 1] = left
+
+    def _release_slab(self, index: int, page: int) -> None:
+        """Unlink an empty slab and give its page back (SLAB-007)."""
+        self._unlink(index, page)
+        self._untag_chunks(index, page)
+        self.slab_counts[index] -= 1
+        self.pages.release(page)
 
     # -- introspection --------------------------------------------------------
     def ring(self, index: int) -> list[Slab]:
