@@ -61,8 +61,10 @@ allocator's slab lock.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Iterable
+from typing import Literal
 
 from .colour import ColourAccumulator
 from .errors import ForeignPointerError, SliceAssertionError
@@ -133,7 +135,7 @@ class SlabLayer:
         # Words from the same origin: the word at address a is words[(a - origin) >> shift].
         self.words = arena.carved_words
         self._shift = geometry.tunables.pointer_size.bit_length() - 1
-        self._format = self.words.format
+        self._format: Literal["Q", "I"] = "Q" if self.words.itemsize == 8 else "I"
         # Per class: SlabInfo's offset in the page and the tags of one slab's chunk starts.
         self._info_offset = [c.page_size - geometry.slab_info_size for c in geometry.classes]
         # ... and from a page address to its SlabInfo's word index: (page + delta) >> shift.
@@ -141,6 +143,13 @@ class SlabLayer:
         self._page_mask = [~(c.page_size - 1) for c in geometry.classes]
         self._tags = [bytes([c.index + 1]) * c.chunks_per_slab for c in geometry.classes]
         self._untagged = [bytes(c.page_size >> self.granule_shift) for c in geometry.classes]
+        # For _free_list_words: per class, 1 in each link word but the last, and
+        # the bytes of one slab's links; per (class, colour), the links' offsets.
+        self._link_ones = [
+            self._words_as_int([1] * (c.chunks_per_slab - 1) + [0]) for c in geometry.classes
+        ]
+        self._slab_link_bytes = [c.chunks_per_slab * self.words.itemsize for c in geometry.classes]
+        self._link_offsets: dict[tuple[int, int], int] = {}
         # A fresh run's data words are zeroed from these (alloc_chain).
         self._zero_words = [
             array(self._format, bytes(c.chunks_per_slab * self.words.itemsize))
@@ -209,19 +218,18 @@ class SlabLayer:
         Returns the new slab's page address.
         """
         size_class = self.geometry.classes[index]
-        chunk_size, n = size_class.chunk_size, size_class.chunks_per_slab
         page = self.pages.allocate(size_class.page_size)  # may raise SliceMemoryError
         colour = self.colour.next_colour(size_class.padding)
         first = page + colour
-        shift, origin, words = self._shift, self.map_origin, self.words
-        # The free list in ascending order, written with one strided store:
-        # chunk k's first word holds chunk k+1's address, the last one's 0.
-        links = array(
-            self._format, range(first + chunk_size, first + (n + 1) * chunk_size, chunk_size)
+        shift, words = self._shift, self.words
+        # The free list in ascending order: chunk k's first word holds chunk k+1's
+        # address, the last one's 0, written with one strided store (see
+        # _free_list_words for how the values are made without a loop).
+        start = (first - self.map_origin) >> shift
+        stride = size_class.chunk_size >> shift
+        words[start : start + size_class.chunks_per_slab * stride : stride] = self._free_list_words(
+            index, page, colour
         )
-        links[-1] = 0
-        start = (first - origin) >> shift
-        words[start : start + n * (chunk_size >> shift) : chunk_size >> shift] = links
         word = (page + self._info_delta[index]) >> shift
         words[word] = first
         words[word + 1] = 0
@@ -229,6 +237,33 @@ class SlabLayer:
         self.slab_counts[index] += 1
         self._push_head(index, page)
         return page
+
+    def _free_list_words(self, index: int, page: int, colour: int) -> memoryview:
+        """The link words of a new slab's free list, ``[c1, c2, ..., c(n-1), 0]``.
+
+        A slab's page is aligned to its size and every chunk offset is smaller,
+        so chunk k's address is ``page + offset_k`` with no carry between the two.
+        The n words, read as one little- or big-endian integer, are therefore
+        ``page * ONES + OFFSETS``: ``ONES`` has a 1 in each of the first n - 1
+        words, ``OFFSETS`` the offsets of chunks 1..n-1 (one integer per class
+        and colour, made once).  Two big-integer operations and one
+        ``to_bytes`` replace building n Python ints (a fresh slab's one cost
+        that grew with its chunk count).
+        """
+        key = (index, colour)
+        offsets = self._link_offsets.get(key)
+        if offsets is None:
+            chunk_size, n = self.geometry.classes[index].chunk_size, len(self._tags[index])
+            offsets = self._words_as_int([colour + k * chunk_size for k in range(1, n)] + [0])
+            self._link_offsets[key] = offsets
+        links = page * self._link_ones[index] + offsets
+        return memoryview(links.to_bytes(self._slab_link_bytes[index], sys.byteorder)).cast(
+            self._format
+        )
+
+    def _words_as_int(self, values: list[int]) -> int:
+        """Pointer-size words, as laid out in memory, read as one integer."""
+        return int.from_bytes(array(self._format, values).tobytes(), sys.byteorder)
 
     def _tag_chunks(self, index: int, page: int, colour: int) -> None:
         """Mark a new slab's chunk starts in the chunk map (PY-004)."""
