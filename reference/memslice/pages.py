@@ -260,7 +260,9 @@ class BuddyPageSource:
         """Count a block in (``delta`` +1) or out (-1) of the OS pages it overlaps (PAGE-003)."""
         page = self.arena.os_page_size
         users = self.page_users
-        for index in range(offset // page, (offset + length - 1) // page + 1):
+        index = offset // page
+        last = (offset + length - 1) // page
+        while True:  # usually one page: a slab page is at most two OS pages
             count = users[index] + delta
             users[index] = count
             if count == 0:
@@ -268,6 +270,9 @@ class BuddyPageSource:
                 self.arena.release_pages(index * page, page)  # PAGE-003
             elif count == 1 and delta > 0:
                 self._mapped_pages += 1
+            if index == last:
+                return
+            index += 1
 
 
 class MallocSource(Protocol):

@@ -150,6 +150,17 @@ class SlabLayer:
         ]
         self._slab_link_bytes = [c.chunks_per_slab * self.words.itemsize for c in geometry.classes]
         self._link_offsets: dict[tuple[int, int], int] = {}
+        # What alloc_chain needs per class, unpacked in one step.
+        self._class_words = [
+            (
+                c.page_size - geometry.slab_info_size - self.map_origin,  # page -> SlabInfo word
+                c.page_size - geometry.slab_info_size,  # page -> SlabInfo address
+                c.chunk_size,
+                c.chunks_per_slab,
+                c.chunk_size >> self._shift,  # stride in words
+            )
+            for c in geometry.classes
+        ]
         # A fresh run's data words are zeroed from these (alloc_chain).
         self._zero_words = [
             array(self._format, bytes(c.chunks_per_slab * self.words.itemsize))
@@ -304,9 +315,9 @@ class SlabLayer:
     def alloc_chunk(self, index: int) -> int:
         """Pop one chunk of class ``index`` (SLAB-005).
 
-        This is the rule itself, one chunk at a time; :meth:`alloc_chunks` and
-        :meth:`alloc_chain` are its batched forms, and the tests prove that they
-        leave memory exactly as repeated calls of this method do.
+        This is the rule itself, one chunk at a time; :meth:`alloc_chain` is its
+        batched form, and the tests prove that it leaves memory exactly as
+        repeated calls of this method (then the links) do.
         """
         page = self.heads[index]
         word = (page + self._info_delta[index]) >> self._shift
@@ -320,94 +331,66 @@ class SlabLayer:
             self.heads[index] = self.words[word + 2] - self._info_offset[index]
         return chunk
 
-    def alloc_chunks(
-        self,
-        index: int,
-        count: int,
-        into: list[int],
-        runs: list[tuple[int, int, bool]] | None = None,
-    ) -> None:
-        """Pop ``count`` chunks of class ``index``, appending each to ``into``.
+    def alloc_chain(self, index: int, count: int, into: list[int]) -> None:
+        """Pop ``count`` chunks of class ``index`` into ``into`` and link them into one chain.
 
-        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005).  If the page
-        source refuses a new slab, the chunks taken so far are in ``into`` and
-        the exception propagates.  ``runs``, if given, receives one
-        ``(position in into, length, from a fresh slab)`` per slab visited.
+        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005), and afterwards
+        each chunk's ``ChunkLink`` is ``{next: the chunk popped after it (0 for
+        the last), data: 0}``: the chain GLib builds when the depot makes a fresh
+        magazine from the slabs (DEPOT-005, MAG-002).  If the page source refuses
+        a new slab, the exception propagates with the chunks taken so far in
+        ``into``, their slabs' free lists and counts as after those pops.
 
         Fast paths, each leaving memory as the one-at-a-time rule does:
-        a run popped from one slab updates its SlabInfo once, at the end; and
-        a slab added here has the free list :meth:`add_slab` just wrote (its
-        chunks in address order), so its run is taken as a ``range`` rather than
-        walked link by link.
+
+        * Within the run popped from one slab, each chunk's ``next`` word
+          already holds the chunk popped after it (that is what a free list
+          is), so only the run's last chunk gets a new ``next``: the next run's
+          first chunk, or 0.  The slab's SlabInfo is written once per run.
+        * A slab added here has the free list :meth:`add_slab` just wrote (its
+          chunks in address order), so its run is taken as a ``range`` and its
+          ``data`` words are zeroed with one strided store, with no walk.
         """
-        words, shift, origin = self.words, self._shift, self.map_origin
-        delta, info_offset, heads = self._info_delta[index], self._info_offset[index], self.heads
-        size_class = self.geometry.classes[index]
-        chunk_size, n_chunks = size_class.chunk_size, size_class.chunks_per_slab
+        words, shift, origin, heads = self.words, self._shift, self.map_origin, self.heads
+        info_delta, info_offset, chunk_size, n_chunks, stride = self._class_words[index]
         append = into.append
+        last = -1  # word index of the chain's last chunk so far, -1: none yet
         while count:
             page = heads[index]
-            word = (page + delta) >> shift
-            if not page or not words[word]:
+            word = (page + info_delta) >> shift
+            if not page or not words[word]:  # no slab, or all full: a fresh one
                 page = self.add_slab(index)
-                word = (page + delta) >> shift
-                first = int(words[word])
-                taken = min(count, n_chunks)
-                if runs is not None:
-                    runs.append((len(into), taken, True))
-                into.extend(range(first, first + taken * chunk_size, chunk_size))
+                word = (page + info_delta) >> shift
+                chunk = int(words[word])
+                taken = count if count < n_chunks else n_chunks
+                into.extend(range(chunk, chunk + taken * chunk_size, chunk_size))
+                start = (chunk - origin) >> shift
+                words[start + 1 : start + 1 + taken * stride : stride] = self._zero_words[index][
+                    :taken
+                ]
+                if last >= 0:
+                    words[last] = chunk
+                last = start + (taken - 1) * stride
                 count -= taken
                 words[word + 1] = taken
-                if taken < n_chunks:
-                    words[word] = first + taken * chunk_size
-                else:  # full: rotate it behind the head
-                    words[word] = 0
-                    heads[index] = words[word + 2] - info_offset
-                continue
-            position = len(into)
-            chunk, n_allocated = words[word], words[word + 1]
-            while chunk and count:
-                append(chunk)
-                chunk = words[(chunk - origin) >> shift]
-                n_allocated += 1
-                count -= 1
+                chunk = chunk + taken * chunk_size if taken < n_chunks else 0
+            else:  # walk the head slab's free list
+                chunk, n_allocated = words[word], words[word + 1]
+                if last >= 0:
+                    words[last] = chunk
+                while chunk and count:
+                    append(chunk)
+                    last = (chunk - origin) >> shift
+                    words[last + 1] = 0
+                    chunk = words[last]
+                    n_allocated += 1
+                    count -= 1
+                words[word + 1] = n_allocated
             words[word] = chunk
-            if runs is not None:
-                runs.append((position, n_allocated - words[word + 1], False))
-            words[word + 1] = n_allocated
             if not chunk:  # full: rotate it behind the head
                 heads[index] = words[word + 2] - info_offset
-
-    def alloc_chain(self, index: int, count: int, into: list[int]) -> None:
-        """Pop ``count`` chunks (as :meth:`alloc_chunks`) and link them into one chain.
-
-        Afterwards each chunk's ``ChunkLink`` is ``{next: the chunk popped after
-        it (0 for the last), data: 0}``: the chain GLib builds when the depot
-        makes a fresh magazine from the slabs (DEPOT-005, MAG-002).  If the page
-        source refuses a slab, nothing is linked and the chunks taken so far are
-        in ``into``.
-
-        Why this is cheap: within the run popped from one slab, each chunk's
-        ``next`` word already holds the chunk popped after it (that is what a
-        free list is), so only each run's last chunk needs a new ``next``; the
-        ``data`` words of a fresh slab's run (evenly spaced) are zeroed with one
-        strided store.
-        """
-        runs: list[tuple[int, int, bool]] = []
-        self.alloc_chunks(index, count, into, runs)
-        words, shift, origin = self.words, self._shift, self.map_origin
-        stride = self.geometry.classes[index].chunk_size >> shift
-        zeros = self._zero_words[index]
-        end_of_chain = len(into)
-        for position, length, fresh in runs:
-            end = position + length
-            if fresh:
-                start = ((into[position] - origin) >> shift) + 1
-                words[start : start + length * stride : stride] = zeros[:length]
-            else:
-                for chunk in into[position:end]:
-                    words[((chunk - origin) >> shift) + 1] = 0
-            words[(into[end - 1] - origin) >> shift] = into[end] if end < end_of_chain else 0
+        if last >= 0:
+            words[last] = 0
 
     def owner(self, index: int, chunk: int) -> Slab:
         """A view of the slab a chunk of class ``index`` belongs to (PY-004 first)."""
