@@ -215,10 +215,13 @@ class Depot:
         with self.slab_lock:
             for magazine in trash:
                 self._clear_fields(magazine)
-                chunks = magazine.chunks
-                chunks.reverse()  # from the head chunk down, as GLib walks the magazine
-                self.slabs.free_chunks(index, chunks)
-                chunks.clear()
+            # Magazine by magazine, each from the head chunk down as GLib walks it,
+            # in one call: the slab layer then settles runs of one slab at once.
+            self.slabs.free_chunks(
+                index, [chunk for magazine in trash for chunk in reversed(magazine.chunks)]
+            )
+            for magazine in trash:
+                magazine.chunks.clear()
 
     def pop(self, index: int) -> list[int]:
         """A full magazine for a thread whose two magazines are empty (DEPOT-004/005)."""

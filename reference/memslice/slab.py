@@ -57,6 +57,26 @@ writes, a slab costs no Python memory, and a hex dump of a slab reads like
 GLib's.  :class:`Slab` is a read-only *view* built on demand for the
 introspection and the consistency checker.  All calls must hold the
 allocator's slab lock.
+
+**One chunk at a time, and in runs.**  :meth:`SlabLayer.alloc_chunk` and
+:meth:`SlabLayer.free_chunk` state the rules for one chunk.  The depot moves
+chunks a magazine at a time (a refill, DEPOT-005; a trim, DEPOT-008), so the
+layer also has batched forms that leave memory exactly as the one-chunk rules
+applied in turn (``tests/reference/test_slab.py`` runs both on twin arenas
+and compares every word)::
+
+    alloc_chain(ix, n)   pops n chunks and links them as the refill's chain;
+                         one slab's run: SlabInfo written once, and the free
+                         list's links are already the chain's links
+                         a slab added on the way: its run is a range (no walk)
+    free_chunks(ix, cs)  consecutive chunks of one slab: SlabInfo read and
+                         written once per run; ring moves and release at the
+                         same points as one at a time
+    add_slab             the n links of a fresh free list as one integer
+                         (see SlabLayer._free_list_words)
+
+These are the hot paths of allocating into fresh slabs and of a trim; each
+carries a comment saying why it is equal to the rule.
 """
 
 from __future__ import annotations
@@ -200,7 +220,7 @@ class SlabLayer:
             words[word + 2] = words[word + 3] = info
         else:
             head_word = (head + info_offset - origin) >> shift
-            tail_info = int(words[head_word + 3])
+            tail_info = words[head_word + 3]
             words[word + 2] = head + info_offset
             words[word + 3] = tail_info
             words[((tail_info - origin) >> shift) + 2] = info
@@ -212,7 +232,7 @@ class SlabLayer:
         info_offset = self._info_offset[index]
         info = page + info_offset
         word = (info - origin) >> shift
-        following, previous = int(words[word + 2]), int(words[word + 3])
+        following, previous = words[word + 2], words[word + 3]
         if following == info:
             self.heads[index] = 0
         else:
@@ -361,7 +381,7 @@ class SlabLayer:
             if not page or not words[word]:  # no slab, or all full: a fresh one
                 page = self.add_slab(index)
                 word = (page + info_delta) >> shift
-                chunk = int(words[word])
+                chunk = words[word]
                 taken = count if count < n_chunks else n_chunks
                 into.extend(range(chunk, chunk + taken * chunk_size, chunk_size))
                 start = (chunk - origin) >> shift
