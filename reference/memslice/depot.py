@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from itertools import chain
 
 from .contention import ContendedLock
 from .rings import walk
@@ -218,7 +219,7 @@ class Depot:
             # Magazine by magazine, each from the head chunk down as GLib walks it,
             # in one call: the slab layer then settles runs of one slab at once.
             self.slabs.free_chunks(
-                index, [chunk for magazine in trash for chunk in reversed(magazine.chunks)]
+                index, chain.from_iterable(reversed(magazine.chunks) for magazine in trash)
             )
             for magazine in trash:
                 magazine.chunks.clear()
