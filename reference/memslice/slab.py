@@ -277,14 +277,15 @@ class SlabLayer:
         The n words, read as one little- or big-endian integer, are therefore
         ``page * ONES + OFFSETS``: ``ONES`` has a 1 in each of the first n - 1
         words, ``OFFSETS`` the offsets of chunks 1..n-1 (one integer per class
-        and colour, made once).  Two big-integer operations and one
-        ``to_bytes`` replace building n Python ints (a fresh slab's one cost
-        that grew with its chunk count).
+        and colour, made once).  Why: building the n addresses as Python ints
+        (and converting each) was most of a fresh slab's cost that grows with
+        its chunk count; a multiplication, an addition and one ``to_bytes`` are not.
         """
         key = (index, colour)
         offsets = self._link_offsets.get(key)
         if offsets is None:
-            chunk_size, n = self.geometry.classes[index].chunk_size, len(self._tags[index])
+            size_class = self.geometry.classes[index]
+            chunk_size, n = size_class.chunk_size, size_class.chunks_per_slab
             offsets = self._words_as_int([colour + k * chunk_size for k in range(1, n)] + [0])
             self._link_offsets[key] = offsets
         links = page * self._link_ones[index] + offsets
