@@ -73,7 +73,7 @@ and compares every word)::
                          written once per run; ring moves and release at the
                          same points as one at a time
     add_slab             the n links of a fresh free list as one integer
-                         (see SlabLayer._free_list_words)
+                         (see SlabLayer._offsets_of_links)
 
 These are the hot paths of allocating into fresh slabs and of a trim; each
 carries a comment saying why it is equal to the rule.
@@ -163,13 +163,23 @@ class SlabLayer:
         self._page_mask = [~(c.page_size - 1) for c in geometry.classes]
         self._tags = [bytes([c.index + 1]) * c.chunks_per_slab for c in geometry.classes]
         self._untagged = [bytes(c.page_size >> self.granule_shift) for c in geometry.classes]
-        # For _free_list_words: per class, 1 in each link word but the last, and
-        # the bytes of one slab's links; per (class, colour), the links' offsets.
+        # For add_slab's free list (see _offsets_of_links): per class, ONES; per
+        # (class, colour), OFFSETS.
         self._link_ones = [
             self._words_as_int([1] * (c.chunks_per_slab - 1) + [0]) for c in geometry.classes
         ]
-        self._slab_link_bytes = [c.chunks_per_slab * self.words.itemsize for c in geometry.classes]
         self._link_offsets: dict[tuple[int, int], int] = {}
+        # What add_slab needs per class, unpacked in one step.
+        self._slab_shapes = [
+            (
+                c.page_size,
+                c.padding,
+                c.chunks_per_slab,
+                c.chunk_size >> self._shift,  # stride in words
+                c.chunk_size >> self.granule_shift,  # stride in chunk-map granules
+            )
+            for c in geometry.classes
+        ]
         # What alloc_chain needs per class, unpacked in one step.
         self._class_words = [
             (
@@ -248,65 +258,58 @@ class SlabLayer:
 
         Returns the new slab's page address.
         """
-        size_class = self.geometry.classes[index]
-        page = self.pages.allocate(size_class.page_size)  # may raise SliceMemoryError
-        colour = self.colour.next_colour(size_class.padding)
+        page_size, padding, n, stride, granules = self._slab_shapes[index]
+        page = self.pages.allocate(page_size)  # may raise SliceMemoryError: nothing changed yet
+        colour = self.colour.next_colour(padding)
         first = page + colour
-        shift, words = self._shift, self.words
+        shift, words, origin = self._shift, self.words, self.map_origin
         # The free list in ascending order: chunk k's first word holds chunk k+1's
-        # address, the last one's 0, written with one strided store (see
-        # _free_list_words for how the values are made without a loop).
-        start = (first - self.map_origin) >> shift
-        stride = size_class.chunk_size >> shift
-        words[start : start + size_class.chunks_per_slab * stride : stride] = self._free_list_words(
-            index, page, colour
+        # address, the last one's 0.  The n words are made as one integer,
+        # page * ONES + OFFSETS (see _link_offsets), and stored with one strided store.
+        offsets = self._link_offsets.get((index, colour))
+        if offsets is None:
+            offsets = self._offsets_of_links(index, colour)
+        links = (page * self._link_ones[index] + offsets).to_bytes(
+            n * words.itemsize, sys.byteorder
         )
+        start = (first - origin) >> shift
+        words[start : start + n * stride : stride] = memoryview(links).cast(self._format)
         word = (page + self._info_delta[index]) >> shift
         words[word] = first
         words[word + 1] = 0
-        self._tag_chunks(index, page, colour)
+        # Chunk map (PY-004): tag the chunk starts, growing the map with the carved area.
+        chunk_map = self.chunk_map
+        end = (page + page_size - origin) >> self.granule_shift
+        if end > len(chunk_map):
+            chunk_map.extend(bytes(end - len(chunk_map) + (1 << 12)))
+        start = (first - origin) >> self.granule_shift
+        chunk_map[start : start + n * granules : granules] = self._tags[index]
         self.slab_counts[index] += 1
         self._push_head(index, page)
         return page
 
-    def _free_list_words(self, index: int, page: int, colour: int) -> memoryview:
-        """The link words of a new slab's free list, ``[c1, c2, ..., c(n-1), 0]``.
+    def _offsets_of_links(self, index: int, colour: int) -> int:
+        """OFFSETS for :meth:`add_slab`: a new slab's link words less the page address.
 
         A slab's page is aligned to its size and every chunk offset is smaller,
-        so chunk k's address is ``page + offset_k`` with no carry between the two.
-        The n words, read as one little- or big-endian integer, are therefore
-        ``page * ONES + OFFSETS``: ``ONES`` has a 1 in each of the first n - 1
-        words, ``OFFSETS`` the offsets of chunks 1..n-1 (one integer per class
-        and colour, made once).  Why: building the n addresses as Python ints
-        (and converting each) was most of a fresh slab's cost that grows with
-        its chunk count; a multiplication, an addition and one ``to_bytes`` are not.
+        so chunk k's address is ``page + offset_k`` with no carry between the
+        two, and the n link words ``[c1, ..., c(n-1), 0]``, read as one integer
+        in memory order, are ``page * ONES + OFFSETS``: ``ONES`` has a 1 in
+        each link word but the last, ``OFFSETS`` the offsets of chunks 1..n-1
+        (made once per class and colour).  Why: building the n addresses as
+        Python ints, and converting each, was most of the part of a new slab's
+        cost that grows with its chunk count; a multiplication, an addition and
+        one ``to_bytes`` are not.
         """
-        key = (index, colour)
-        offsets = self._link_offsets.get(key)
-        if offsets is None:
-            size_class = self.geometry.classes[index]
-            chunk_size, n = size_class.chunk_size, size_class.chunks_per_slab
-            offsets = self._words_as_int([colour + k * chunk_size for k in range(1, n)] + [0])
-            self._link_offsets[key] = offsets
-        links = page * self._link_ones[index] + offsets
-        return memoryview(links.to_bytes(self._slab_link_bytes[index], sys.byteorder)).cast(
-            self._format
-        )
+        size_class = self.geometry.classes[index]
+        chunk_size, n = size_class.chunk_size, size_class.chunks_per_slab
+        offsets = self._words_as_int([colour + k * chunk_size for k in range(1, n)] + [0])
+        self._link_offsets[(index, colour)] = offsets
+        return offsets
 
     def _words_as_int(self, values: list[int]) -> int:
         """Pointer-size words, as laid out in memory, read as one integer."""
         return int.from_bytes(array(self._format, values).tobytes(), sys.byteorder)
-
-    def _tag_chunks(self, index: int, page: int, colour: int) -> None:
-        """Mark a new slab's chunk starts in the chunk map (PY-004)."""
-        size_class = self.geometry.classes[index]
-        shift = self.granule_shift
-        end = (page + size_class.page_size - self.map_origin) >> shift
-        if end > len(self.chunk_map):  # the carved area grew: grow the map with it
-            self.chunk_map.extend(bytes(end - len(self.chunk_map) + (1 << 12)))
-        first = (page + colour - self.map_origin) >> shift
-        step = size_class.chunk_size >> shift
-        self.chunk_map[first : first + step * size_class.chunks_per_slab : step] = self._tags[index]
 
     def _untag_chunks(self, index: int, page: int) -> None:
         """Forget a released slab's chunks in the chunk map (PY-004)."""
