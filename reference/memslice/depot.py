@@ -158,9 +158,10 @@ class Depot:
         words[((chunks[-4] - origin) >> shift) + 1] = len(chunks)
 
     def _clear_fields(self, magazine: DepotMagazine) -> None:
-        words, word = self.slabs.words, self.slabs.word_index
+        """Zero c1..c4's data words: the magazine leaves the depot (DEPOT-002)."""
+        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
         for chunk in magazine.chunks[-4:]:
-            words[word(chunk) + 1] = 0
+            words[((chunk - origin) >> shift) + 1] = 0
 
     # -- operations -------------------------------------------------------------
     def push(self, index: int, chunks: list[int]) -> None:
