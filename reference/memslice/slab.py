@@ -181,7 +181,7 @@ class SlabLayer:
             for c in geometry.classes
         ]
         # What alloc_chain needs per class, unpacked in one step.
-        self._class_words = [
+        self._chain_shapes = [
             (
                 c.page_size - geometry.slab_info_size - self.map_origin,  # page -> SlabInfo word
                 c.page_size - geometry.slab_info_size,  # page -> SlabInfo address
@@ -265,7 +265,7 @@ class SlabLayer:
         shift, words, origin = self._shift, self.words, self.map_origin
         # The free list in ascending order: chunk k's first word holds chunk k+1's
         # address, the last one's 0.  The n words are made as one integer,
-        # page * ONES + OFFSETS (see _link_offsets), and stored with one strided store.
+        # page * ONES + OFFSETS (see _offsets_of_links), stored with one strided store.
         offsets = self._link_offsets.get((index, colour))
         if offsets is None:
             offsets = self._offsets_of_links(index, colour)
@@ -363,7 +363,8 @@ class SlabLayer:
         the last), data: 0}``: the chain GLib builds when the depot makes a fresh
         magazine from the slabs (DEPOT-005, MAG-002).  If the page source refuses
         a new slab, the exception propagates with the chunks taken so far in
-        ``into``, their slabs' free lists and counts as after those pops.
+        ``into``, their slabs as after those pops (their data words may already
+        be 0); the caller gives them back (PY-020).
 
         Fast paths, each leaving memory as the one-at-a-time rule does:
 
@@ -376,7 +377,8 @@ class SlabLayer:
           ``data`` words are zeroed with one strided store, with no walk.
         """
         words, shift, origin, heads = self.words, self._shift, self.map_origin, self.heads
-        info_delta, info_offset, chunk_size, n_chunks, stride = self._class_words[index]
+        info_delta, info_offset, chunk_size, n_chunks, stride = self._chain_shapes[index]
+        zeros = self._zero_words[index]
         append = into.append
         last = -1  # word index of the chain's last chunk so far, -1: none yet
         while count:
@@ -389,15 +391,13 @@ class SlabLayer:
                 taken = count if count < n_chunks else n_chunks
                 into.extend(range(chunk, chunk + taken * chunk_size, chunk_size))
                 start = (chunk - origin) >> shift
-                words[start + 1 : start + 1 + taken * stride : stride] = self._zero_words[index][
-                    :taken
-                ]
-                if last >= 0:
+                words[start + 1 : start + 1 + taken * stride : stride] = zeros[:taken]
+                if last >= 0:  # the previous run's last chunk links to this run
                     words[last] = chunk
                 last = start + (taken - 1) * stride
                 count -= taken
                 words[word + 1] = taken
-                chunk = chunk + taken * chunk_size if taken < n_chunks else 0
+                chunk = chunk + taken * chunk_size if taken < n_chunks else 0  # new free head
             else:  # walk the head slab's free list
                 chunk, n_allocated = words[word], words[word + 1]
                 if last >= 0:
