@@ -43,8 +43,8 @@ Lock order: depot lock, then (never while holding it) the slab lock.
 from __future__ import annotations
 
 import threading
-from array import array
 from collections.abc import Callable
+from itertools import chain
 
 from .contention import ContendedLock
 from .rings import walk
@@ -173,6 +173,7 @@ class Depot:
         self.slabs.words[at] = magazine.next.chunks[-1]
 
     def _clear_fields(self, magazine: DepotMagazine) -> None:
+        """Zero c1..c4's data words: the magazine leaves the depot (DEPOT-002)."""
         words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
         for chunk in magazine.chunks[-4:]:
             words[((chunk - origin) >> shift) + 1] = 0
@@ -231,10 +232,13 @@ class Depot:
         with self.slab_lock:
             for magazine in trash:
                 self._clear_fields(magazine)
-                chunks = magazine.chunks
-                chunks.reverse()  # from the head chunk down, as GLib walks the magazine
-                self.slabs.free_chunks(index, chunks)
-                chunks.clear()
+            # Magazine by magazine, each from the head chunk down as GLib walks it,
+            # in one call: the slab layer then settles runs of one slab at once.
+            self.slabs.free_chunks(
+                index, chain.from_iterable(reversed(magazine.chunks) for magazine in trash)
+            )
+            for magazine in trash:
+                magazine.chunks.clear()
 
     def pop(self, index: int) -> list[int]:
         """A full magazine for a thread whose two magazines are empty (DEPOT-004/005)."""
@@ -271,7 +275,7 @@ class Depot:
         with self.slab_lock:
             colour_before = self.slabs.colour.value
             try:
-                self.slabs.alloc_chunks(index, threshold, taken)
+                self.slabs.alloc_chain(index, threshold, taken)  # linked as MAG-002 asks
             except BaseException:
                 # Undo in reverse: each chunk goes back on top of its free list and
                 # each slab that filled up returns to the head in the order it
@@ -283,30 +287,8 @@ class Depot:
                 # failed refill leaves no trace in later slabs' colours (PY-020).
                 self.slabs.colour.value = colour_before
                 raise
-            self._link(index, taken)
         taken.reverse()  # the stack's end is the magazine head: first allocated pops first
         return taken
-
-    def _link(self, index: int, taken: list[int]) -> None:
-        """Write each chunk's ChunkLink {next = the following chunk, data = NULL} (MAG-002).
-
-        Chunks from a fresh slab are usually one evenly spaced run; then the two
-        words of every chunk are written with two strided stores instead of a loop.
-        """
-        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
-        step = self.geometry.classes[index].chunk_size
-        first, count = taken[0], len(taken)
-        if taken == list(range(first, first + count * step, step)):
-            start, stride = (first - origin) >> shift, step >> shift
-            stop = start + count * stride
-            words[start:stop:stride] = array(words.format, [*taken[1:], 0])
-            zeros = bytes(count * words.itemsize)
-            words[start + 1 : stop + 1 : stride] = array(words.format, zeros)
-            return
-        for this, following in zip(taken, [*taken[1:], 0], strict=True):
-            at = (this - origin) >> shift
-            words[at] = following
-            words[at + 1] = 0
 
     def ring(self, index: int) -> list[DepotMagazine]:
         """The magazines of class ``index``, newest first."""

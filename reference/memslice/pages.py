@@ -198,11 +198,16 @@ class BuddyPageSource:
 
     def allocate(self, page_size: int) -> int:
         """Carve a naturally aligned block of ``page_size`` bytes (PAGE-001)."""
-        order = max(MIN_BLOCK_ORDER, (page_size - 1).bit_length())
-        if order > MAX_BLOCK_ORDER:
+        order = (page_size - 1).bit_length()
+        if order < MIN_BLOCK_ORDER:
+            order = MIN_BLOCK_ORDER
+        elif order > MAX_BLOCK_ORDER:
             raise SliceMemoryError(f"page source cannot supply {page_size}-byte pages")
-        found = next((k for k in range(order, MAX_BLOCK_ORDER + 1) if self._free[k]), None)
-        if found is None:
+        free = self._free
+        for found in range(order, MAX_BLOCK_ORDER + 1):  # the smallest free block that fits
+            if free[found]:
+                break
+        else:
             if (
                 self._next_run + (1 << MAX_BLOCK_ORDER)
                 > self.arena.aligned_offset + self.arena.capacity
@@ -211,14 +216,14 @@ class BuddyPageSource:
                     f"arena of {self.arena.capacity} bytes exhausted (PAGE-004, PY-005): "
                     f"cannot supply a {page_size}-byte page"
                 )
-            self._free[MAX_BLOCK_ORDER].append(self._next_run)
+            free[MAX_BLOCK_ORDER].append(self._next_run)
             self._next_run += 1 << MAX_BLOCK_ORDER
             self._grow_books()
             found = MAX_BLOCK_ORDER
-        offset = self._free[found].pop(0)
+        offset = free[found].pop(0)
         while found > order:  # split, keeping the upper half free
             found -= 1
-            bisect.insort(self._free[found], offset + (1 << found))
+            bisect.insort(free[found], offset + (1 << found))
         # Offsets of order-k blocks are multiples of 2**k counted from an aligned
         # origin, so the address itself is aligned to the page size (PAGE-001).
         self.orders[(offset - self._origin) >> MIN_BLOCK_ORDER] = order + 1
@@ -235,28 +240,37 @@ class BuddyPageSource:
     def release(self, address: int) -> None:
         """Free a block and merge it with free buddies (PAGE-002)."""
         offset = address - self.arena.base
-        if not self.is_live_block(address):
-            raise ForeignPointerError(f"page source: {address:#x} is not a live slab page")
         slot = (offset - self._origin) >> MIN_BLOCK_ORDER
+        if (
+            (offset - self._origin) & ((1 << MIN_BLOCK_ORDER) - 1)
+            or not 0 <= slot < len(self.orders)
+            or not self.orders[slot]
+        ):  # is_live_block, inline: this runs once per released slab
+            raise ForeignPointerError(f"page source: {address:#x} is not a live slab page")
         order = self.orders[slot] - 1
         self.orders[slot] = 0
         self._count_pages(offset, 1 << order, -1)
-        origin = self.arena.aligned_offset
+        origin = self._origin
+        free = self._free
         while order < MAX_BLOCK_ORDER:
             buddy = ((offset - origin) ^ (1 << order)) + origin
-            free_list = self._free[order]
+            free_list = free[order]
             at = bisect.bisect_left(free_list, buddy)
             if at == len(free_list) or free_list[at] != buddy:
                 break
             del free_list[at]
-            offset = min(offset, buddy)
+            if buddy < offset:
+                offset = buddy
             order += 1
-        bisect.insort(self._free[order], offset)
+        bisect.insort(free[order], offset)
 
     def _count_pages(self, offset: int, length: int, delta: int) -> None:
+        """Count a block in (``delta`` +1) or out (-1) of the OS pages it overlaps (PAGE-003)."""
         page = self.arena.os_page_size
         users = self.page_users
-        for index in range(offset // page, (offset + length - 1) // page + 1):
+        index = offset // page
+        last = (offset + length - 1) // page
+        while True:  # usually one page: a slab page is at most two OS pages
             count = users[index] + delta
             users[index] = count
             if count == 0:
@@ -264,6 +278,9 @@ class BuddyPageSource:
                 self.arena.release_pages(index * page, page)  # PAGE-003
             elif count == 1 and delta > 0:
                 self._mapped_pages += 1
+            if index == last:
+                return
+            index += 1
 
 
 class MallocSource(Protocol):

@@ -57,12 +57,34 @@ writes, a slab costs no Python memory, and a hex dump of a slab reads like
 GLib's.  :class:`Slab` is a read-only *view* built on demand for the
 introspection and the consistency checker.  All calls must hold the
 allocator's slab lock.
+
+**One chunk at a time, and in runs.**  :meth:`SlabLayer.alloc_chunk` and
+:meth:`SlabLayer.free_chunk` state the rules for one chunk.  The depot moves
+chunks a magazine at a time (a refill, DEPOT-005; a trim, DEPOT-008), so the
+layer also has batched forms that leave memory exactly as the one-chunk rules
+applied in turn (``tests/reference/test_slab.py`` runs both on twin arenas
+and compares every word)::
+
+    alloc_chain(ix, n)   pops n chunks and links them as the refill's chain;
+                         one slab's run: SlabInfo written once, and the free
+                         list's links are already the chain's links
+                         a slab added on the way: its run is a range (no walk)
+    free_chunks(ix, cs)  consecutive chunks of one slab: SlabInfo read and
+                         written once per run; ring moves and release at the
+                         same points as one at a time
+    add_slab             the n links of a fresh free list as one integer
+                         (see SlabLayer._offsets_of_links)
+
+These are the hot paths of allocating into fresh slabs and of a trim; each
+carries a comment saying why it is equal to the rule.
 """
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Iterable
+from typing import Literal
 
 from .colour import ColourAccumulator
 from .errors import ForeignPointerError, SliceAssertionError
@@ -133,13 +155,47 @@ class SlabLayer:
         # Words from the same origin: the word at address a is words[(a - origin) >> shift].
         self.words = arena.carved_words
         self._shift = geometry.tunables.pointer_size.bit_length() - 1
-        self._format = self.words.format
+        self._format: Literal["Q", "I"] = "Q" if self.words.itemsize == 8 else "I"
         # Per class: SlabInfo's offset in the page and the tags of one slab's chunk starts.
         self._info_offset = [c.page_size - geometry.slab_info_size for c in geometry.classes]
         # ... and from a page address to its SlabInfo's word index: (page + delta) >> shift.
         self._info_delta = [offset - self.map_origin for offset in self._info_offset]
         self._page_mask = [~(c.page_size - 1) for c in geometry.classes]
         self._tags = [bytes([c.index + 1]) * c.chunks_per_slab for c in geometry.classes]
+        self._untagged = [bytes(c.page_size >> self.granule_shift) for c in geometry.classes]
+        # For add_slab's free list (see _offsets_of_links): per class, ONES; per
+        # (class, colour), OFFSETS.
+        self._link_ones = [
+            self._words_as_int([1] * (c.chunks_per_slab - 1) + [0]) for c in geometry.classes
+        ]
+        self._link_offsets: dict[tuple[int, int], int] = {}
+        # What add_slab needs per class, unpacked in one step.
+        self._slab_shapes = [
+            (
+                c.page_size,
+                c.padding,
+                c.chunks_per_slab,
+                c.chunk_size >> self._shift,  # stride in words
+                c.chunk_size >> self.granule_shift,  # stride in chunk-map granules
+            )
+            for c in geometry.classes
+        ]
+        # What alloc_chain needs per class, unpacked in one step.
+        self._chain_shapes = [
+            (
+                c.page_size - geometry.slab_info_size - self.map_origin,  # page -> SlabInfo word
+                c.page_size - geometry.slab_info_size,  # page -> SlabInfo address
+                c.chunk_size,
+                c.chunks_per_slab,
+                c.chunk_size >> self._shift,  # stride in words
+            )
+            for c in geometry.classes
+        ]
+        # A fresh run's data words are zeroed from these (alloc_chain).
+        self._zero_words = [
+            array(self._format, bytes(c.chunks_per_slab * self.words.itemsize))
+            for c in geometry.classes
+        ]
 
     # -- memory helpers -------------------------------------------------------
     def word_index(self, address: int) -> int:
@@ -154,13 +210,6 @@ class SlabLayer:
         """Store a pointer-size word at ``address`` (inside the arena)."""
         self.words[(address - self.map_origin) >> self._shift] = value
 
-    def _info_word(self, index: int, page: int) -> int:
-        """Index in :attr:`words` of a slab's SlabInfo word 0."""
-        return (page + self._info_delta[index]) >> self._shift
-
-    def _page_of_info(self, index: int, info: int) -> int:
-        return info - self._info_offset[index]
-
     def colour_of(self, index: int, page: int) -> int:
         """A live slab's colour: the offset of its first chunk, from the chunk map."""
         start = (page - self.map_origin) >> self.granule_shift
@@ -172,33 +221,35 @@ class SlabLayer:
 
     # -- ring -----------------------------------------------------------------
     def _push_head(self, index: int, page: int) -> None:
-        words = self.words
-        word = self._info_word(index, page)
-        info = page + self._info_offset[index]
+        words, shift, origin = self.words, self._shift, self.map_origin
+        info_offset = self._info_offset[index]
+        info = page + info_offset
+        word = (info - origin) >> shift
         head = self.heads[index]
         if not head:
             words[word + 2] = words[word + 3] = info
         else:
-            head_word = self._info_word(index, head)
-            tail_info = int(words[head_word + 3])
-            words[word + 2] = head + self._info_offset[index]
+            head_word = (head + info_offset - origin) >> shift
+            tail_info = words[head_word + 3]
+            words[word + 2] = head + info_offset
             words[word + 3] = tail_info
-            words[((tail_info - self.map_origin) >> self._shift) + 2] = info
+            words[((tail_info - origin) >> shift) + 2] = info
             words[head_word + 3] = info
         self.heads[index] = page
 
     def _unlink(self, index: int, page: int) -> None:
-        words = self.words
-        word = self._info_word(index, page)
-        info = page + self._info_offset[index]
-        following, previous = int(words[word + 2]), int(words[word + 3])
+        words, shift, origin = self.words, self._shift, self.map_origin
+        info_offset = self._info_offset[index]
+        info = page + info_offset
+        word = (info - origin) >> shift
+        following, previous = words[word + 2], words[word + 3]
         if following == info:
             self.heads[index] = 0
         else:
             if self.heads[index] == page:
-                self.heads[index] = following - self._info_offset[index]
-            words[((previous - self.map_origin) >> self._shift) + 2] = following
-            words[((following - self.map_origin) >> self._shift) + 3] = previous
+                self.heads[index] = following - info_offset
+            words[((previous - origin) >> shift) + 2] = following
+            words[((following - origin) >> shift) + 3] = previous
         words[word + 2] = words[word + 3] = info
 
     # -- operations -----------------------------------------------------------
@@ -207,43 +258,64 @@ class SlabLayer:
 
         Returns the new slab's page address.
         """
-        size_class = self.geometry.classes[index]
-        page_size, chunk_size = size_class.page_size, size_class.chunk_size
+        page_size, padding, n, stride, granules = self._slab_shapes[index]
         page = self.pages.allocate(page_size)  # may raise SliceMemoryError: nothing changed yet
-        colour = self.colour.next_colour(size_class.padding)
+        colour = self.colour.next_colour(padding)
         first = page + colour
-        n = size_class.chunks_per_slab
-        # The free list in ascending order, written with one strided store:
-        # chunk k's first word holds chunk k+1's address, the last one's 0.
-        links = array(self._format, range(first + chunk_size, first + n * chunk_size, chunk_size))
-        links.append(0)
-        step = chunk_size >> self._shift
-        start = (first - self.map_origin) >> self._shift
-        self.words[start : start + n * step : step] = links
-        word = self._info_word(index, page)
-        self.words[word] = first
-        self.words[word + 1] = 0
-        self._tag_chunks(index, page, colour)
+        shift, words, origin = self._shift, self.words, self.map_origin
+        # The free list in ascending order: chunk k's first word holds chunk k+1's
+        # address, the last one's 0.  The n words are made as one integer,
+        # page * ONES + OFFSETS (see _offsets_of_links), stored with one strided store.
+        offsets = self._link_offsets.get((index, colour))
+        if offsets is None:
+            offsets = self._offsets_of_links(index, colour)
+        links = (page * self._link_ones[index] + offsets).to_bytes(
+            n * words.itemsize, sys.byteorder
+        )
+        start = (first - origin) >> shift
+        words[start : start + n * stride : stride] = memoryview(links).cast(self._format)
+        word = (page + self._info_delta[index]) >> shift
+        words[word] = first
+        words[word + 1] = 0
+        # Chunk map (PY-004): tag the chunk starts, growing the map with the carved area.
+        chunk_map = self.chunk_map
+        end = (page + page_size - origin) >> self.granule_shift
+        if end > len(chunk_map):
+            chunk_map.extend(bytes(end - len(chunk_map) + (1 << 12)))
+        start = (first - origin) >> self.granule_shift
+        chunk_map[start : start + n * granules : granules] = self._tags[index]
         self.slab_counts[index] += 1
         self._push_head(index, page)
         return page
 
-    def _tag_chunks(self, index: int, page: int, colour: int) -> None:
-        """Mark a new slab's chunk starts in the chunk map (PY-004)."""
+    def _offsets_of_links(self, index: int, colour: int) -> int:
+        """OFFSETS for :meth:`add_slab`: a new slab's link words less the page address.
+
+        A slab's page is aligned to its size and every chunk offset is smaller,
+        so chunk k's address is ``page + offset_k`` with no carry between the
+        two, and the n link words ``[c1, ..., c(n-1), 0]``, read as one integer
+        in memory order, are ``page * ONES + OFFSETS``: ``ONES`` has a 1 in
+        each link word but the last, ``OFFSETS`` the offsets of chunks 1..n-1
+        (made once per class and colour).  Why: building the n addresses as
+        Python ints, and converting each, was most of the part of a new slab's
+        cost that grows with its chunk count; a multiplication, an addition and
+        one ``to_bytes`` are not.
+        """
         size_class = self.geometry.classes[index]
-        shift = self.granule_shift
-        end = (page + size_class.page_size - self.map_origin) >> shift
-        if end > len(self.chunk_map):  # the carved area grew: grow the map with it
-            self.chunk_map.extend(bytes(end - len(self.chunk_map) + (1 << 12)))
-        first = (page + colour - self.map_origin) >> shift
-        step = size_class.chunk_size >> shift
-        self.chunk_map[first : first + step * size_class.chunks_per_slab : step] = self._tags[index]
+        chunk_size, n = size_class.chunk_size, size_class.chunks_per_slab
+        offsets = self._words_as_int([colour + k * chunk_size for k in range(1, n)] + [0])
+        self._link_offsets[(index, colour)] = offsets
+        return offsets
+
+    def _words_as_int(self, values: list[int]) -> int:
+        """Pointer-size words, as laid out in memory, read as one integer."""
+        return int.from_bytes(array(self._format, values).tobytes(), sys.byteorder)
 
     def _untag_chunks(self, index: int, page: int) -> None:
         """Forget a released slab's chunks in the chunk map (PY-004)."""
-        span = self.geometry.classes[index].page_size >> self.granule_shift
+        untagged = self._untagged[index]
         start = (page - self.map_origin) >> self.granule_shift
-        self.chunk_map[start : start + span] = bytes(span)
+        self.chunk_map[start : start + len(untagged)] = untagged
 
     def is_chunk(self, index: int, address: int) -> bool:
         """Whether ``address`` starts a chunk of class ``index`` in a live slab (PY-004)."""
@@ -265,38 +337,84 @@ class SlabLayer:
             )
 
     def alloc_chunk(self, index: int) -> int:
-        """Pop one chunk of class ``index`` (SLAB-005)."""
-        taken: list[int] = []
-        self.alloc_chunks(index, 1, taken)
-        return taken[0]
+        """Pop one chunk of class ``index`` (SLAB-005).
 
-    def alloc_chunks(self, index: int, count: int, into: list[int]) -> None:
-        """Pop ``count`` chunks of class ``index`` one by one, appending each to ``into``.
-
-        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005), in one loop.  If the
-        page source refuses a new slab, the chunks taken so far are in ``into``.
+        This is the rule itself, one chunk at a time; :meth:`alloc_chain` is its
+        batched form, and the tests prove that it leaves memory exactly as
+        repeated calls of this method (then the links) do.
         """
-        words, shift, origin = self.words, self._shift, self.map_origin
-        delta, info_offset, heads = self._info_delta[index], self._info_offset[index], self.heads
+        page = self.heads[index]
+        word = (page + self._info_delta[index]) >> self._shift
+        if not page or not self.words[word]:  # no slab, or every slab is full
+            page = self.add_slab(index)
+            word = (page + self._info_delta[index]) >> self._shift
+        chunk = int(self.words[word])
+        self.words[word] = self.read_word(chunk)  # SlabInfo.chunks = chunk->next
+        self.words[word + 1] += 1
+        if not self.words[word]:  # full: rotate it behind the head
+            self.heads[index] = self.words[word + 2] - self._info_offset[index]
+        return chunk
+
+    def alloc_chain(self, index: int, count: int, into: list[int]) -> None:
+        """Pop ``count`` chunks of class ``index`` into ``into`` and link them into one chain.
+
+        Exactly ``count`` times :meth:`alloc_chunk` (SLAB-005), and afterwards
+        each chunk's ``ChunkLink`` is ``{next: the chunk popped after it (0 for
+        the last), data: 0}``: the chain GLib builds when the depot makes a fresh
+        magazine from the slabs (DEPOT-005, MAG-002).  If the page source refuses
+        a new slab, the exception propagates with the chunks taken so far in
+        ``into``, their slabs as after those pops (their data words may already
+        be 0); the caller gives them back (PY-020).
+
+        Fast paths, each leaving memory as the one-at-a-time rule does:
+
+        * Within the run popped from one slab, each chunk's ``next`` word
+          already holds the chunk popped after it (that is what a free list
+          is), so only the run's last chunk gets a new ``next``: the next run's
+          first chunk, or 0.  The slab's SlabInfo is written once per run.
+        * A slab added here has the free list :meth:`add_slab` just wrote (its
+          chunks in address order), so its run is taken as a ``range`` and its
+          ``data`` words are zeroed with one strided store, with no walk.
+        """
+        words, shift, origin, heads = self.words, self._shift, self.map_origin, self.heads
+        info_delta, info_offset, chunk_size, n_chunks, stride = self._chain_shapes[index]
+        zeros = self._zero_words[index]
         append = into.append
+        last = -1  # word index of the chain's last chunk so far, -1: none yet
         while count:
             page = heads[index]
-            word = (page + delta) >> shift
-            if not page or not words[word]:
+            word = (page + info_delta) >> shift
+            if not page or not words[word]:  # no slab, or all full: a fresh one
                 page = self.add_slab(index)
-                word = (page + delta) >> shift
-            # Pop a run from this slab's free list; its SlabInfo is written once at the
-            # end, which leaves memory exactly as one pop at a time would.
-            chunk, n_allocated = words[word], words[word + 1]
-            while chunk and count:
-                append(chunk)
-                chunk = words[(chunk - origin) >> shift]
-                n_allocated += 1
-                count -= 1
+                word = (page + info_delta) >> shift
+                chunk = words[word]
+                taken = count if count < n_chunks else n_chunks
+                into.extend(range(chunk, chunk + taken * chunk_size, chunk_size))
+                start = (chunk - origin) >> shift
+                words[start + 1 : start + 1 + taken * stride : stride] = zeros[:taken]
+                if last >= 0:  # the previous run's last chunk links to this run
+                    words[last] = chunk
+                last = start + (taken - 1) * stride
+                count -= taken
+                words[word + 1] = taken
+                chunk = chunk + taken * chunk_size if taken < n_chunks else 0  # new free head
+            else:  # walk the head slab's free list
+                chunk, n_allocated = words[word], words[word + 1]
+                if last >= 0:
+                    words[last] = chunk
+                while chunk and count:
+                    append(chunk)
+                    last = (chunk - origin) >> shift
+                    words[last + 1] = 0
+                    chunk = words[last]
+                    n_allocated += 1
+                    count -= 1
+                words[word + 1] = n_allocated
             words[word] = chunk
-            words[word + 1] = n_allocated
             if not chunk:  # full: rotate it behind the head
                 heads[index] = words[word + 2] - info_offset
+        if last >= 0:
+            words[last] = 0
 
     def owner(self, index: int, chunk: int) -> Slab:
         """A view of the slab a chunk of class ``index`` belongs to (PY-004 first)."""
@@ -306,34 +424,72 @@ class SlabLayer:
     def free_chunk(self, index: int, chunk: int) -> None:
         """Return one chunk to its slab, releasing the slab if it empties (SLAB-006/007).
 
-        The caller has checked the chunk against the chunk map (PY-004).
+        The caller has checked the chunk against the chunk map (PY-004).  This
+        is the rule one chunk at a time; :meth:`free_chunks` is its batched form.
         """
-        self.free_chunks(index, (chunk,))
+        page = chunk & self._page_mask[index]
+        word = (page + self._info_delta[index]) >> self._shift
+        words = self.words
+        n_allocated = int(words[word + 1])
+        if n_allocated <= 0:
+            raise SliceAssertionError("GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)")
+        free_head = int(words[word])
+        self.write_word(chunk, free_head)  # chunk->next = SlabInfo.chunks
+        words[word] = chunk
+        words[word + 1] = n_allocated - 1
+        if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
+            self._unlink(index, page)
+            self._push_head(index, page)
+        if n_allocated == 1:  # SLAB-007: eager release
+            self._release_slab(index, page)
 
     def free_chunks(self, index: int, chunks: Iterable[int]) -> None:
-        """:meth:`free_chunk` for each chunk in turn, in one loop (depot trims, thread exit)."""
+        """:meth:`free_chunk` for each chunk in turn (depot trims, thread exit).
+
+        Fast path: consecutive chunks of one slab (a magazine of blocks that were
+        allocated together usually holds such runs) are pushed on its free list
+        with one link write each, and its SlabInfo is read once and written once
+        per run.  The ring moves and the release happen at the same points of
+        the sequence as one chunk at a time, so memory ends up the same.
+        """
         words, shift, origin = self.words, self._shift, self.map_origin
         delta, page_mask = self._info_delta[index], self._page_mask[index]
+        run_page = word = free_head = left = 0  # the slab of the current run, 0: none
         for chunk in chunks:
             page = chunk & page_mask
-            word = (page + delta) >> shift
-            n_allocated = words[word + 1]
-            if n_allocated <= 0:
-                raise SliceAssertionError(
-                    "GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)"
-                )
-            free_head = words[word]
+            if page != run_page:
+                if run_page:  # the previous run ends: its SlabInfo, as one free at a time leaves it
+                    words[word] = free_head
+                    words[word + 1] = left
+                word = (page + delta) >> shift
+                left = words[word + 1]
+                if left <= 0:
+                    raise SliceAssertionError(
+                        "GSlice: assertion failed: sinfo->n_allocated > 0 (SLAB-012)"
+                    )
+                free_head = words[word]
+                if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
+                    self._unlink(index, page)
+                    self._push_head(index, page)
+                run_page = page
             words[(chunk - origin) >> shift] = free_head
-            words[word] = chunk
-            words[word + 1] = n_allocated - 1
-            if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
-                self._unlink(index, page)
-                self._push_head(index, page)
-            if n_allocated == 1:  # SLAB-007: eager release
-                self._unlink(index, page)
-                self._untag_chunks(index, page)
-                self.slab_counts[index] -= 1
-                self.pages.release(page)
+            free_head = chunk
+            left -= 1
+            if not left:  # SLAB-007: eager release
+                words[word] = free_head
+                words[word + 1] = 0
+                self._release_slab(index, page)
+                run_page = 0
+        if run_page:
+            words[word] = free_head
+            words[word + 1] = left
+
+    def _release_slab(self, index: int, page: int) -> None:
+        """Unlink an empty slab and give its page back (SLAB-007)."""
+        self._unlink(index, page)
+        self._untag_chunks(index, page)
+        self.slab_counts[index] -= 1
+        self.pages.release(page)
 
     # -- introspection --------------------------------------------------------
     def ring(self, index: int) -> list[Slab]:

@@ -55,6 +55,35 @@ def test_buddies_merge_and_the_arena_refuses_when_full() -> None:
         source.allocate(1 << 17)
 
 
+def test_release_refuses_anything_but_a_live_block_and_changes_nothing() -> None:
+    """PAGE-002, PY-006: an interior, unaligned, foreign or freed address is refused."""
+    source = BuddyPageSource(Arena(1 << 17))
+    page = source.allocate(512)
+    other = source.allocate(512)
+    source.release(other)
+    before = (source.live, bytes(source.page_users), source.mapped_bytes)
+    origin = source.arena.base + source.arena.aligned_offset
+    for address in (page + 8, page + 128, other, origin - 128, origin + (1 << 20), 0):
+        with pytest.raises(ForeignPointerError, match="not a live slab page"):
+            source.release(address)
+    assert (source.live, bytes(source.page_users), source.mapped_bytes) == before
+    source.release(page)
+    assert source.mapped_bytes == 0
+
+
+def test_a_block_spanning_os_pages_counts_on_each() -> None:
+    """PAGE-003: a 8 KiB slab page holds two OS pages; both are counted and returned."""
+    source = BuddyPageSource(Arena(1 << 17))
+    os_page = source.arena.os_page_size
+    small = source.allocate(128)
+    big = source.allocate(8192)
+    assert source.mapped_bytes == os_page + max(8192, os_page)
+    source.release(big)
+    assert source.mapped_bytes == os_page
+    source.release(small)
+    assert source.mapped_bytes == 0
+
+
 def test_released_pages_leave_the_resident_set() -> None:
     """PAGE-003: RSS of the arena falls when slabs are released (madvise DONTNEED)."""
     allocator = Allocator(environ={})

@@ -7,10 +7,19 @@ slab layer (SIZE-009).
 
 from __future__ import annotations
 
-import pytest
+import random
 
-from memslice import Allocator, SliceConfig
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memslice import GLIB_2_74, MINIMAL, Allocator, SliceConfig
+from memslice.colour import ColourAccumulator
+from memslice.pages import Arena, BuddyPageSource
+from memslice.sizeclass import geometry_for
+from memslice.slab import SlabLayer
 from memslice.snapshot import SlabSnapshot
+from memslice.tunables import Tunables
 
 from .formulas import chunks_per_slab, padding, page_for
 
@@ -155,3 +164,110 @@ def test_freeing_into_an_empty_slab_is_glibs_assertion() -> None:
     allocator._slabs.write_word(info + 8, 0)  # n_allocated, in the page's SlabInfo
     with pytest.raises(SliceAssertionError, match=r"sinfo->n_allocated > 0"):
         allocator.free1(32, keep)
+
+
+# -- the batched forms equal the one-chunk rules ------------------------------
+#
+# alloc_chain and free_chunks are fast paths over the rules that alloc_chunk
+# and free_chunk state one chunk at a time.  Two slab layers over twin arenas
+# run the same script, one batched, one chunk by chunk (linking the chain by
+# hand, as GLib's refill does); memory, rings, counts, chunk map and colour
+# must agree after every step.
+
+
+def twin_layers(profile: Tunables) -> tuple[SlabLayer, SlabLayer]:
+    """Two slab layers over arenas full of the same garbage (as reused memory is)."""
+    geometry = geometry_for(profile)
+    arenas = (Arena(1 << 22), Arena(1 << 22))
+    for arena in arenas:
+        start = arena.aligned_offset
+        arena.bytes[start : start + (1 << 20)] = b"\xa5" * (1 << 20)
+    return tuple(  # type: ignore[return-value]
+        SlabLayer(geometry, arena, BuddyPageSource(arena), ColourAccumulator(16, 1))
+        for arena in arenas
+    )
+
+
+def relative_state(layer: SlabLayer) -> tuple[object, ...]:
+    """Everything the slab layer keeps, with addresses relative to the map origin."""
+    origin = layer.map_origin
+    carved = layer.pages._next_run - layer.pages._origin  # type: ignore[attr-defined]
+    words = layer.words[: carved // layer.words.itemsize].tolist()
+    return (
+        [w - origin + (1 << 62) if origin <= w < origin + carved else w for w in words],
+        [head - origin if head else 0 for head in layer.heads],
+        list(layer.slab_counts),
+        bytes(layer.chunk_map),
+        layer.colour.value,
+        layer.pages.mapped_bytes,
+    )
+
+
+Step = tuple[str, int, int]  # (what, class index, count or pick)
+
+
+@st.composite
+def slab_scripts(draw: st.DrawFn) -> list[Step]:
+    return draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["alloc", "chain", "free"]),
+                st.integers(0, 2),
+                st.integers(1, 40),
+            ),
+            max_size=40,
+        )
+    )
+
+
+@pytest.mark.parametrize("profile", [MINIMAL, GLIB_2_74], ids=lambda p: p.name)
+@settings(max_examples=60, deadline=None)
+@given(script=slab_scripts(), seed=st.integers(0, 2**16))
+def test_batched_slab_operations_equal_one_chunk_at_a_time(
+    profile: Tunables, script: list[Step], seed: int
+) -> None:
+    """SLAB-005, SLAB-006, SLAB-007, DEPOT-005, MAG-002: the fast paths change nothing."""
+    rng = random.Random(seed)
+    batched, single = twin_layers(profile)
+    held: list[list[int]] = [[] for _ in range(3)]  # per class, as offsets from the origin
+    for what, index, count in script:
+        if what in ("alloc", "chain"):
+            got: list[int] = []
+            if what == "alloc":  # single pops on both sides leave partly used slabs
+                got = [batched.alloc_chunk(index) for _ in range(count)]
+            else:
+                batched.alloc_chain(index, count, got)
+            one = [single.alloc_chunk(index) for _ in range(count)]
+            if what == "chain":  # GLib's refill: chunk->next = the next one, data = NULL
+                for chunk, following in zip(one, [*one[1:], 0], strict=True):
+                    single.write_word(chunk, following)
+                    single.write_word(chunk + single.words.itemsize, 0)
+            assert [c - batched.map_origin for c in got] == [c - single.map_origin for c in one]
+            held[index] += [c - single.map_origin for c in one]
+        elif held[index]:
+            # A mix of runs (same slab, address order or not) and scattered chunks.
+            start = rng.randrange(len(held[index]))
+            picked = held[index][start : start + count]
+            del held[index][start : start + count]
+            if rng.random() < 0.5:
+                rng.shuffle(picked)
+            batched.free_chunks(index, [batched.map_origin + c for c in picked])
+            for offset in picked:
+                single.free_chunk(index, single.map_origin + offset)
+        assert relative_state(batched) == relative_state(single)
+
+
+def test_free_chunks_raises_glibs_assertion_where_one_at_a_time_would() -> None:
+    """SLAB-012: a double free within one batch stops at the same chunk, state as one-by-one."""
+    from memslice import SliceAssertionError
+
+    batched, single = twin_layers(MINIMAL)
+    for layer in (batched, single):
+        chunks = [layer.alloc_chunk(0) for _ in range(3)]
+        with pytest.raises(SliceAssertionError, match=r"sinfo->n_allocated > 0"):
+            if layer is batched:
+                layer.free_chunks(0, [chunks[0], chunks[1], chunks[2], chunks[2]])
+            else:
+                for chunk in (chunks[0], chunks[1], chunks[2], chunks[2]):
+                    layer.free_chunk(0, chunk)
+    assert relative_state(batched) == relative_state(single)
