@@ -84,12 +84,15 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterable
-from typing import Literal
 
 from .colour import ColourAccumulator
 from .errors import ForeignPointerError, SliceAssertionError
 from .pages import Arena, PageSource
 from .sizeclass import Geometry
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (PY-026)
+if TYPE_CHECKING:
+    from typing import Literal
 
 __all__ = ["Slab", "SlabLayer"]
 
@@ -155,7 +158,11 @@ class SlabLayer:
         # Words from the same origin: the word at address a is words[(a - origin) >> shift].
         self.words = arena.carved_words
         self._shift = geometry.tunables.pointer_size.bit_length() - 1
-        self._format: Literal["Q", "I"] = "Q" if self.words.itemsize == 8 else "I"
+        # The arena's own item format ("L" or "Q" for 8-byte words, "I" for 4):
+        # strided stores need the very same format on both sides.
+        self._format: Literal["L", "Q", "I"] = (
+            "L" if self.words.format == "L" else "Q" if self.words.itemsize == 8 else "I"
+        )
         # Per class: SlabInfo's offset in the page and the tags of one slab's chunk starts.
         self._info_offset = [c.page_size - geometry.slab_info_size for c in geometry.classes]
         # ... and from a page address to its SlabInfo's word index: (page + delta) >> shift.
