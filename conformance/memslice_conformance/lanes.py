@@ -17,6 +17,11 @@ into *lanes* before it runs any, and runs the lanes at the same time
                       ◄── pipe ── ("progress", check, state)   as it goes
                       ◄── pipe ── ("done", results, reason, evidence)
 
+The forked lanes run at a lower scheduling priority (nice 5): lane 0 holds
+the state machine, whose runner and worker hand each step back and forth,
+so it is the one that waits for a core each time it wakes; the other lanes
+take whatever time it leaves.
+
 A check's result does not depend on its lane: every check opens its own
 sessions (new workers or fresh allocator objects) and draws its randomness
 from the run's seed alone.  What a lane learns while it runs stays in it:
@@ -58,6 +63,10 @@ __all__ = ["LaneOutcome", "default_jobs", "plan_lanes", "run_lanes"]
 
 #: What a lane runner returns: its results and why it stopped early ("" if it did not).
 LaneRun = Callable[[Sequence[str], Callable[[], bool]], tuple[list[CheckResult], str]]
+
+
+#: How much lower the forked lanes' scheduling priority is than lane 0's.
+_LANE_NICENESS = 5
 
 
 def default_jobs() -> int:
@@ -192,6 +201,7 @@ def _fork_lane(lane: Sequence[str], run_lane: LaneRun, stop: Callable[[], bool],
     try:  # pragma: no cover - runs in the forked child (its results are tested)
         os.close(read_end)
         _die_with(parent)
+        os.nice(_LANE_NICENESS)
         set_progress(lambda name, state: _send(write_end, ("progress", name, state)))
         results, reason = run_lane(lane, stop)
         _send(write_end, ("done", results, reason, coverage.evidence()))
