@@ -131,7 +131,10 @@ class _Child:
                 if len(header) < 4:
                     return
                 (length,) = struct.unpack("<I", header)
-                message = pickle.loads(stream.read(length))  # our own child: see module doc
+                try:
+                    message = pickle.loads(stream.read(length))  # our own child: see module doc
+                except Exception:  # cut short: the child died mid-message (wait() says how)
+                    return
                 if message[0] == "progress":
                     _, name, state = message
                     if self._progress is not None:
