@@ -209,14 +209,8 @@ def fresh(rounds: int, n: int) -> JSONDict:
             g_free(24, block)
 
 
-def w6(rounds: int, n: int) -> JSONDict:
-    """W6 release core: alloc ``n`` mixed blocks, free them, expire, one push per class.
-
-    As W6 without its space probes and in one thread: the reserve set aside per
-    class is freed after the working set expired, which trims the depot and
-    releases the slabs (DEPOT-007).  GLib's working set runs on the real clock,
-    so its last frees only fill magazines; the figure is W6's time ratio.
-    """
+def w6_workload(n: int) -> tuple[list[int], list[int]]:
+    """W6's ``n`` mixed sizes and the reserve set aside per class (its last frees)."""
     rand = lcg(6)
     sizes = [16 + next(rand) % 497 for _ in range(n)]
     geometry = Allocator(environ={}).geometry
@@ -229,24 +223,48 @@ def w6(rounds: int, n: int) -> JSONDict:
             + 1
         )
     ]
+    return sizes, reserve_sizes
+
+
+def w6_phases(
+    alloc: Callable[[int], int],
+    free1: Callable[[int, int], None],
+    expire: Callable[[], None],
+    sizes: list[int],
+    reserve_sizes: list[int],
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """W6's two timed phases, each (thread CPU ns, wall ns): allocate and free
+    ``sizes`` (*first*), then, after ``expire()``, free the reserve (*last*)."""
+    reserve = [(s, alloc(s)) for s in reserve_sizes]
+
+    def first() -> None:
+        blocks = [alloc(s) for s in sizes]
+        for s, b in zip(sizes, blocks, strict=True):
+            free1(s, b)
+
+    def last() -> None:
+        for s, b in reserve:
+            free1(s, b)
+
+    first_times = _timed(first)
+    expire()
+    return first_times, _timed(last)
+
+
+def w6(rounds: int, n: int) -> JSONDict:
+    """W6 release core: alloc ``n`` mixed blocks, free them, expire, one push per class.
+
+    As W6 without its space probes and in one thread: the reserve set aside per
+    class is freed after the working set expired, which trims the depot and
+    releases the slabs (DEPOT-007).  GLib's working set runs on the real clock,
+    so its last frees only fill magazines; the figure is W6's time ratio.
+    """
+    sizes, reserve_sizes = w6_workload(n)
 
     def run(
         alloc: Callable[[int], int], free1: Callable[[int, int], None], expire: Callable[[], None]
     ) -> tuple[int, int]:
-        reserve = [(s, alloc(s)) for s in reserve_sizes]
-
-        def first() -> None:
-            blocks = [alloc(s) for s in sizes]
-            for s, b in zip(sizes, blocks, strict=True):
-                free1(s, b)
-
-        def last() -> None:
-            for s, b in reserve:
-                free1(s, b)
-
-        cpu, wall = _timed(first)
-        expire()
-        cpu2, wall2 = _timed(last)
+        (cpu, wall), (cpu2, wall2) = w6_phases(alloc, free1, expire, sizes, reserve_sizes)
         return cpu + cpu2, wall + wall2
 
     def reference() -> tuple[int, int]:

@@ -31,56 +31,27 @@ from collections.abc import Callable
 
 from memslice import Allocator, SliceConfig
 
-from .speed import _glib, _timed
-from .workloads import lcg
+from .speed import _glib, w6_phases, w6_workload
 
 __all__ = ["ablate"]
 
 Phases = tuple[int, int]  # thread CPU ns of (first, last)
 
 
-def _workload(n: int) -> tuple[list[int], list[int]]:
-    """W6's sizes and its per-class reserve, exactly as ``speed.w6`` makes them."""
-    rand = lcg(6)
-    sizes = [16 + next(rand) % 497 for _ in range(n)]
-    geometry = Allocator(environ={}).geometry
-    classes = sorted({geometry.p2align(s) for s in sizes})
-    reserve = [
-        chunk
-        for k, chunk in enumerate(classes)
-        for _ in range(
-            (12 if k == 0 else 3) * geometry.classes[geometry.class_index(chunk)].base_threshold + 1
-        )
-    ]
-    return sizes, reserve
-
-
-def _run(
+def _first_last(
     alloc: Callable[[int], int],
     free1: Callable[[int, int], None],
     expire: Callable[[], None],
     sizes: list[int],
-    reserve_sizes: list[int],
+    reserve: list[int],
 ) -> Phases:
-    reserve = [(s, alloc(s)) for s in reserve_sizes]
-
-    def first() -> None:
-        blocks = [alloc(s) for s in sizes]
-        for s, b in zip(sizes, blocks, strict=True):
-            free1(s, b)
-
-    def last() -> None:
-        for s, b in reserve:
-            free1(s, b)
-
-    first_ns = _timed(first)[0]
-    expire()
-    return first_ns, _timed(last)[0]
+    (first_ns, _), (last_ns, _) = w6_phases(alloc, free1, expire, sizes, reserve)
+    return first_ns, last_ns
 
 
 def ablate(rounds: int = 5, n: int = 50_000) -> dict[str, list[Phases]]:
     """``{"full" | "no-trim" | "glib": [(first ns, last ns) per round]}``."""
-    sizes, reserve = _workload(n)
+    sizes, reserve = w6_workload(n)
 
     def reference(trim: bool) -> Phases:
         now = [0]
@@ -91,7 +62,7 @@ def ablate(rounds: int = 5, n: int = 50_000) -> dict[str, list[Phases]]:
                 now[0] += allocator.get_config(SliceConfig.WORKING_SET_MSECS) + 1
 
         try:
-            return _run(allocator.alloc, allocator.free1, expire, sizes, reserve)
+            return _first_last(allocator.alloc, allocator.free1, expire, sizes, reserve)
         finally:
             allocator.close()
 
@@ -99,7 +70,7 @@ def ablate(rounds: int = 5, n: int = 50_000) -> dict[str, list[Phases]]:
     sides: list[tuple[str, Callable[[], Phases]]] = [
         ("full", lambda: reference(True)),
         ("no-trim", lambda: reference(False)),
-        ("glib", lambda: _run(g_alloc, g_free, lambda: None, sizes, reserve)),
+        ("glib", lambda: _first_last(g_alloc, g_free, lambda: None, sizes, reserve)),
     ]
     samples: dict[str, list[Phases]] = {name: [] for name, _ in sides}
     for r in range(rounds):
