@@ -451,6 +451,8 @@ class _Run:
         except NotChecked as reason:
             note = safe_text(reason)
         except HangAbort as abort:
+            if self.user.interrupted:
+                raise RunInterrupted from abort
             failure = failure_of(abort.hang)
             checker = recorder.last
         except OutOfTime as exc:
@@ -463,6 +465,11 @@ class _Run:
             failure = self._check_failure(info.clauses, exc)
             checker = recorder.last
         except BaseException as exc:
+            if self.user.interrupted:
+                # The user's Ctrl-C, whatever it became on the way up: Hypothesis
+                # replays an example cut short by it and may then report the
+                # test as flaky. The check did not finish; it did not fail (RUN-004).
+                raise RunInterrupted from exc
             failure = self._check_failure(info.clauses, exc)
             checker = getattr(exc, "checker", None) or recorder.last
         finally:

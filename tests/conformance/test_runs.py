@@ -289,3 +289,25 @@ def test_fail_fast_stops_at_the_first_failing_check(tmp_path: Path) -> None:
     assert data["status"] == "not-conforming"
     sweep_only = [c for c in data["clauses"] if c["id"] == "API-013"]
     assert sweep_only and sweep_only[0]["status"] == "not-checked"
+
+
+@pytest.mark.parametrize("after", [2.5, 4.0])
+def test_ctrl_c_inside_the_state_machine_is_incomplete_not_a_failure(
+    tmp_path: Path, after: float
+) -> None:
+    """The user's Ctrl-C lands in Hypothesis's engine, which may turn the cut-short
+    example into FlakyStrategyDefinition on replay: still "incomplete", exit 3,
+    never a failure of a correct implementation (RUN-004)."""
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memslice_conformance.cli", "run", "--impl", "malloc",
+         "--check", "machine", "--check", "threads", "--quiet", "--report", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    time.sleep(after)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, out
+    data = json.loads(report.read_text())
+    assert data["status"] == "incomplete", out
+    assert not [c for c in data["checks"] if c["status"] == "fail"], out
