@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,22 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
+
+
+def _build_line(source: Path, impl: str | None) -> str:
+    """How to build and run an --emit-c program against the library under test.
+
+    ``-Wl,-rpath`` so that ``./a.out`` finds the library without LD_LIBRARY_PATH;
+    for anything but a ``lib:`` path, ``libmyslice.so`` stands for your library.
+    """
+    folder, name = ".", "myslice"
+    if impl is not None and impl.startswith("lib:"):
+        library = Path(impl[4:])
+        stem = library.name.split(".so")[0]
+        if stem.startswith("lib") and len(stem) > 3:
+            folder, name = str(library.parent), stem[3:]
+    return (f"gcc {shlex.quote(str(source))} -L{shlex.quote(folder)} -l{shlex.quote(name)} "
+            f"-Wl,-rpath,{shlex.quote(folder)} -lpthread && ./a.out")
 
 
 def _positive(text: str) -> int:
@@ -312,8 +329,8 @@ def _replay(args: argparse.Namespace) -> int:
             console.print(f"[red]cannot write output:[/] {problem}", highlight=False)
             return EXIT_UNAVAILABLE
         args.emit_c.write_text(emit_c(trace))
-        console.print(f"wrote {args.emit_c}: build with  gcc {args.emit_c} -L. -lmyslice "
-                      "-lpthread && ./a.out", markup=False, highlight=False)
+        console.print(f"wrote {args.emit_c}: build and run with  "
+                      f"{_build_line(args.emit_c, args.impl)}", markup=False, highlight=False)
     if args.impl is None:
         if args.print_steps or args.emit_c is not None:
             return EXIT_OK
