@@ -79,3 +79,21 @@ def test_custom_checks_slot_into_a_profile() -> None:
         PROFILES.clear()
         PROFILES.update(saved_profiles)
         CUSTOM_RUNNERS.pop("fake_debug", None)
+
+
+def test_a_clause_only_a_finished_hammer_establishes_says_why_it_is_not_checked() -> None:
+    """API-020 rests on the hammer running to its end (COVER-003): when the hammer
+    fails on another clause, API-020's note names the hammer and how it ended."""
+    from memslice_conformance.checks import coverage
+    from memslice_conformance.checks.model import StepFailure
+    from memslice_conformance.reporting.results import CheckResult
+    from memslice_conformance.runner import clause_statuses
+
+    coverage.reset()
+    failed = CheckResult("hammer", "core", "fail", 1.0, 1,
+                         StepFailure(("API-004",), "overlap", "violation"))
+    [api020] = [c for c in clause_statuses(["core"], frozenset({"core"}), [failed])
+                if c.id == "API-020"]
+    assert api020.status == "not-checked"
+    assert api020.note is not None
+    assert "hammer" in api020.note and "'fail'" in api020.note, api020.note

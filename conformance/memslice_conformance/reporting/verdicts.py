@@ -51,7 +51,8 @@ def _ran(clause: str, path: str, profile: str) -> set[str]:
 
 
 def _missing(clause: str, profile: str) -> list[str]:
-    paths = coverage.PATHS.get(clause, {coverage.RUN: "the clause's path"})
+    paths = coverage.PATHS.get(
+        clause, {coverage.RUN: "no check that cites it recorded running its path"})
     return [text for path, text in paths.items() if not _ran(clause, path, profile)]
 
 
@@ -89,7 +90,14 @@ def settle(
             if not missing:
                 settled.append(replace(clause, checks=tuple(ran)))
                 continue
-            note = f"not exercised in this run: {'; '.join(missing)}"
+            completing = [name for name, cids in BY_COMPLETION.items() if clause.id in cids]
+            if completing:
+                how = ", ".join(
+                    f"{r.name} ended '{r.status}'" for r in results if r.name in completing)
+                note = (f"established only by {' or '.join(completing)} running to its end, "
+                        f"which did not happen in this run ({how or 'not run'})")
+            else:
+                note = f"not exercised in this run: {'; '.join(missing)}"
             skipped = [r for r in cited if r.status == "not-checked"]
             if skipped:
                 note += "; " + "; ".join(f"{r.name} could not run: {r.note}" for r in skipped)
