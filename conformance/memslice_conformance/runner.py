@@ -130,6 +130,10 @@ class RunInterrupted(BaseException):
     """The user pressed Ctrl-C (SIGINT delivered to the runner): stop, report "incomplete"."""
 
 
+class LaneStopped(BaseException):
+    """Another lane failed under fail-fast: this lane's check stops, "not run" (RUN-015)."""
+
+
 def _suite_version() -> str:
     try:
         return version("memslice")
@@ -263,15 +267,19 @@ class _User:
 class _TimedSession:
     """A session that refuses new exchanges once the check's time is up (RUN-005)."""
 
-    def __init__(self, inner: Session, stop_at: float, what: str, seconds: float) -> None:
+    def __init__(self, inner: Session, stop_at: float, what: str, seconds: float,
+                 stopped: Callable[[], bool] = lambda: False) -> None:
         self.inner = inner
         self.stop_at = stop_at
         self.what = what
         self.seconds = seconds
+        self.stopped = stopped
 
     def run(self, requests: Sequence[Request]) -> list[Response]:
         if time.monotonic() > self.stop_at:
             raise OutOfTime(self.what, self.seconds)
+        if self.stopped():
+            raise LaneStopped
         return self.inner.run(requests)
 
     def close(self) -> None:
@@ -289,11 +297,12 @@ class _TimedFactory(SessionFactory):
     """A :class:`SessionFactory` whose sessions stop at the check's deadline."""
 
     def __init__(self, impl: Implementation, deadline: float, stop_at: float, what: str,
-                 seconds: float) -> None:
+                 seconds: float, stopped: Callable[[], bool] = lambda: False) -> None:
         super().__init__(impl, deadline=deadline)
         self.stop_at = stop_at
         self.what = what
         self.seconds = seconds
+        self.stopped = stopped
         self._workers: list[WorkerSession] = []
 
     def open(self) -> Session:
@@ -303,7 +312,7 @@ class _TimedFactory(SessionFactory):
         if isinstance(inner, WorkerSession):
             self._workers = [w for w in self._workers if w.client.alive]
             self._workers.append(inner)
-        return _TimedSession(inner, self.stop_at, self.what, self.seconds)
+        return _TimedSession(inner, self.stop_at, self.what, self.seconds, self.stopped)
 
     def close(self) -> None:
         """Also stop every worker a check left open (stopped by a deadline, say)."""
@@ -375,6 +384,8 @@ class _Run:
         self.shrink_seconds = DEFAULT_SHRINK_SECONDS
         self.user = _User()
         self.fail_fast = False
+        #: Asked between exchanges: another lane failed under fail-fast (see run_lane).
+        self.stop_requested: Callable[[], bool] = lambda: False
 
     def _settings(self, examples: int) -> settings:
         return settings(
@@ -408,6 +419,7 @@ class _Run:
         ``stop()`` (another lane failed under fail-fast: see lanes).
         """
         results: list[CheckResult] = []
+        self.stop_requested = stop
         try:
             for name in names:
                 if stop():
@@ -422,13 +434,16 @@ class _Run:
                     break
         except RunInterrupted:
             return results, "interrupted by the user (Ctrl-C)"
+        except LaneStopped:
+            pass  # the check that was running is "not run"
         return results, ""
 
     def run_check(self, name: str) -> CheckResult:
         info = CHECKS[name]
         seconds_left, what, stated = self._limit(name)
         started = time.monotonic()
-        factory = _TimedFactory(self.impl, self.deadline, started + seconds_left, what, stated)
+        factory = _TimedFactory(self.impl, self.deadline, started + seconds_left, what, stated,
+                                self.stop_requested)
         recorder = Recorder()
         coverage.begin(name)
         self.progress(name, "running")
@@ -451,8 +466,7 @@ class _Run:
         except NotChecked as reason:
             note = safe_text(reason)
         except HangAbort as abort:
-            if self.user.interrupted:
-                raise RunInterrupted from abort
+            self._stop_if_asked(abort)
             failure = failure_of(abort.hang)
             checker = recorder.last
         except OutOfTime as exc:
@@ -465,11 +479,7 @@ class _Run:
             failure = self._check_failure(info.clauses, exc)
             checker = recorder.last
         except BaseException as exc:
-            if self.user.interrupted:
-                # The user's Ctrl-C, whatever it became on the way up: Hypothesis
-                # replays an example cut short by it and may then report the
-                # test as flaky. The check did not finish; it did not fail (RUN-004).
-                raise RunInterrupted from exc
+            self._stop_if_asked(exc)
             failure = self._check_failure(info.clauses, exc)
             checker = getattr(exc, "checker", None) or recorder.last
         finally:
@@ -522,6 +532,16 @@ class _Run:
         self.progress(name, "fail")
         return CheckResult(name, info.profile, "fail", time.monotonic() - started, examples,
                            failure, trace, reproduced, path)
+
+    def _stop_if_asked(self, exc: BaseException) -> None:
+        """Re-raise as a stop when the user's Ctrl-C or another lane's failure under
+        fail-fast cut the check short, whatever ``exc`` it became on the way up:
+        Hypothesis replays an example cut short and may then call the test flaky.
+        The check did not finish; it did not fail (RUN-004, RUN-015)."""
+        if self.user.interrupted:
+            raise RunInterrupted from exc
+        if self.stop_requested():
+            raise LaneStopped from exc
 
     def _check_failure(self, clauses: tuple[str, ...], exc: BaseException) -> StepFailure:
         failure = _failure_from(exc)

@@ -62,6 +62,21 @@ def test_a_lane_that_dies_leaves_its_checks_incomplete(tmp_path: Path) -> None:
     assert status == 3 and data["status"] == "incomplete"
 
 
+def test_fail_fast_in_one_lane_stops_the_check_running_in_another(tmp_path: Path) -> None:
+    """Lane 1 (edges, sizes_sweep) fails at once; lane 0's state machine, correct
+    here, stops at its next exchange and is not run, rather than run to its end."""
+    report = tmp_path / "r.json"
+    status = main(["run", "--impl", "py:hostile:MisalignsInForkedLane", "--check", "machine",
+                   "--check", "edges", "--check", "sizes_sweep", "--jobs", "2", "--fail-fast",
+                   "--quiet", "--shrink-seconds", "1", "--report", str(report),
+                   "--trace-dir", str(tmp_path / "t")])
+    data = json.loads(report.read_text())
+    statuses = dict((c["name"], c["status"]) for c in data["checks"])
+    assert status == 1 and data["status"] == "not-conforming"
+    assert "machine" not in statuses, statuses
+    assert "fail" in statuses.values()
+
+
 def test_a_killed_runner_leaves_no_lane_behind(tmp_path: Path) -> None:
     import os
     import signal

@@ -12,6 +12,7 @@ times out::
     sleeping_factory   the factory never returns (resolve() must time out)
     DiesInForkedLane   kills its process with SIGKILL when called in a process
                        forked after it was imported (a parallel lane, RUN-015)
+    MisalignsInForkedLane  hands out 4-aligned blocks in such a process only
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "DiesInForkedLane",
     "ExitsOnFree",
     "InterruptsOnFree",
+    "MisalignsInForkedLane",
     "RecursesOnChain",
     "UnprintableError",
     "sleeping_factory",
@@ -72,3 +74,9 @@ class DiesInForkedLane(ArenaAllocator):
         if os.getpid() != _IMPORTED_IN:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().alloc(size)
+
+
+class MisalignsInForkedLane(ArenaAllocator):
+    def alloc(self, size: int, /) -> int:
+        address = super().alloc(size)
+        return address + 4 if address and os.getpid() != _IMPORTED_IN else address
