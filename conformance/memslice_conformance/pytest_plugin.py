@@ -65,8 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only this check (repeatable; default every check)")
     group.addoption("--memslice-max-examples", type=int, default=DEFAULT_MAX_EXAMPLES)
     group.addoption("--memslice-seed", type=int, default=0)
-    group.addoption("--memslice-trace-dir", default=None,
-                    help="write failing traces here")
+    group.addoption("--memslice-trace-dir", default="memslice-traces",
+                    help="write failing traces here (default ./memslice-traces, as the "
+                    "command line)")
 
 
 def load_xfails(path: Path) -> dict[str, str]:

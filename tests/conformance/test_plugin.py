@@ -129,3 +129,13 @@ def test_a_failure_shows_the_failing_call_the_steps_and_the_trace(
     out = result.stdout.str()
     assert "FAIL " in out and "call 1: b" in out and "g_slice_alloc" in out
     assert f"trace: {traces}" in out
+
+
+def test_traces_go_to_memslice_traces_by_default(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_inprocess(
+        "-q", "-p", "no:cacheprovider", "--memslice-impl=py:pyimpls:FourAligned",
+        "--memslice-max-examples=5", "--memslice-check=edges",
+    )
+    out = result.stdout.str()
+    assert "trace: memslice-traces" in out, out
+    assert list((pytester.path / "memslice-traces").glob("edges-*.json"))
