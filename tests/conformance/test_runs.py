@@ -207,13 +207,15 @@ def test_the_run_deadline_stops_the_run_and_names_what_did_not_run(tmp_path: Pat
     assert status == 3
     data = json.loads(report.read_text())
     assert "not run: hammer" in data["incomplete_reason"]
-    # In two lanes both checks start at once, and both run out of time (RUN-015).
+    # In two lanes both checks start at once: each runs out of time, or the
+    # lane that stops first stops the other, whose check is then not run (RUN-015).
     status = main(["run", "--impl", SLOW_PROXY, "--check", "machine", "--check", "hammer",
                    "--run-deadline", "2", "--quiet", "--report", str(report), "--jobs", "2"])
     assert status == 3
     data = json.loads(report.read_text())
-    assert [(c["name"], c["status"]) for c in data["checks"]] == [
-        ("machine", "incomplete"), ("hammer", "incomplete")]
+    statuses = [(c["name"], c["status"]) for c in data["checks"]]
+    assert statuses in ([("machine", "incomplete"), ("hammer", "incomplete")],
+                        [("machine", "incomplete")], [("hammer", "incomplete")]), statuses
     assert data["status"] == "incomplete"
 
 

@@ -195,12 +195,19 @@ def to_junit(report: Report) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 
+def _named(report: Report) -> str:
+    """``NAME (SPEC)``, or the spec alone when the implementation goes by it."""
+    if report.implementation == report.impl:
+        return report.impl
+    return f"{report.implementation} ({report.impl})"
+
+
 def table(report: Report) -> Table:
     """A rich table with one row per clause."""
     verdict = {"conforming": "[green]CONFORMING[/]", "incomplete": "[yellow]INCOMPLETE[/]"}.get(
         report.status, "[bold red]NOT CONFORMING[/]")
     out = Table(
-        title=f"{report.implementation} ({report.impl}): {verdict}, "
+        title=f"{_named(report)}: {verdict}, "
         f"seed {report.seed}, {report.seconds:.1f} s",
     )
     out.add_column("clause")
