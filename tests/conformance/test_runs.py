@@ -303,7 +303,8 @@ def test_ctrl_c_inside_the_state_machine_is_incomplete_not_a_failure(
     report = tmp_path / "r.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "memslice_conformance.cli", "run", "--impl", "malloc",
-         "--check", "machine", "--check", "threads", "--quiet", "--report", str(report)],
+         "--check", "machine", "--check", "threads", "--quiet", "--report", str(report),
+         "--trace-dir", str(tmp_path / "traces")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     time.sleep(after)
