@@ -10,7 +10,8 @@ into *lanes* before it runs any, and runs the lanes at the same time
 (RUN-015)::
 
     plan_lanes(checks, expected_seconds, jobs)      longest first, each to the
-      -> [[machine], [hammer, scale, sizes_sweep, ...]]    lane with least work
+      -> [[edges, machine, failure_paths],              lane with least work
+          [sizes_sweep, chain_sweep, threads, thread_churn, hammer, scale]]
     run_lanes(lanes, run_lane, ...)
       lane 0: this process                   lane 1..: a child forked from it
       run_lane(lane 0)                       run_lane(lane 1)
@@ -36,11 +37,12 @@ a ``py:`` object, which runs in the runner's own process anyway.
 
 Stopping.  Each lane stops on its own for the user's Ctrl-C (the signal
 reaches the whole process group), the run's deadline and ``--fail-fast``.
-When lane 0 stops early, or a child reports a failure under fail-fast, the
-other lanes are asked to stop with ``SIGINT`` and their unfinished checks
-are "not run".  A child that dies without reporting (a ``py:``
-implementation that crashed the interpreter) leaves its checks
-"incomplete" with the signal or status, never passed.
+When lane 0 stops early, the other lanes are asked to stop with ``SIGINT``;
+when a child reports a failure under fail-fast, lane 0 stops too, its
+running check at its next exchange.  Their unfinished checks are "not run".
+A child that dies without reporting (a ``py:`` implementation that crashed
+the interpreter) leaves its checks "incomplete" with the signal or status,
+never passed.
 """
 
 from __future__ import annotations

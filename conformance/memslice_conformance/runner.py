@@ -738,14 +738,14 @@ def run_conformance(
         if len(lanes) > 1:
             outcome = run_lanes(lanes, run.run_lane, progress,
                                 lambda report: setattr(run, "progress", report), fail_fast)
-            order = {name: index for index, name in enumerate(selected)}
-            results = sorted(outcome.results, key=lambda r: order[r.name])
             reason = outcome.reason
-            for name, death in outcome.lost.items():
-                info = CHECKS[name]
-                results.append(CheckResult(name, info.profile, "incomplete", 0.0, 0,
-                                           note=f"not finished: {death}"))
-            results.sort(key=lambda r: order[r.name])
+            results = outcome.results + [
+                CheckResult(name, CHECKS[name].profile, "incomplete", 0.0, 0,
+                            note=f"not finished: {death}")
+                for name, death in outcome.lost.items()
+            ]
+            # The run's order, whatever lane ran a check.
+            results.sort(key=lambda r: selected.index(r.name))
         else:
             results, reason = run.run_lane(selected, lambda: False)
     not_run = [name for name in selected if name not in {r.name for r in results}]
