@@ -265,89 +265,117 @@ def w6_phases(
 # GLib's working set (DEPOT-007): the default, 15,000 ms of real time, plus a
 # margin so that the first push after the wait finds every older magazine expired.
 _GLIB_EXPIRY_SECONDS: Final = 15.0 + 0.5
-_CHILD_STAGGER_SECONDS: Final = 1.5  # GLib children's timed phases do not overlap
 
 
-def _w6_glib_child(n: int, delay: float) -> subprocess.Popen[str]:
-    """One round of W6 on GLib in a fresh process (``python -m memslice_bench.speed``)."""
-    argv = [sys.executable, "-m", "memslice_bench.speed", "w6-glib", str(n), str(delay)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+def _w6_glib_round(n: int) -> tuple[int, int]:
+    """W6 on a fresh GLib, whose working set expires for real between the phases.
 
-
-def _w6_glib_round(n: int, delay: float) -> tuple[int, int]:
-    """W6 on a fresh GLib, whose working set expires for real between the phases."""
+    Prints ``expiring`` (and flushes) when the first phase is over, so the
+    parent can wait for it before it measures anything else.
+    """
     sizes, reserve_sizes = w6_workload(n)
     g_alloc, g_free = _glib()
-    time.sleep(delay)
-    (cpu, wall), (cpu2, wall2) = w6_phases(
-        g_alloc, g_free, lambda: time.sleep(_GLIB_EXPIRY_SECONDS), sizes, reserve_sizes
-    )
+
+    def expire() -> None:
+        print("expiring", flush=True)
+        time.sleep(_GLIB_EXPIRY_SECONDS)
+
+    (cpu, wall), (cpu2, wall2) = w6_phases(g_alloc, g_free, expire, sizes, reserve_sizes)
     return cpu + cpu2, wall + wall2
 
 
-class _W6GlibRounds:
-    """GLib's W6 rounds, running in child processes while the parent measures the rest.
+def _w6_reference_round(sizes: list[int], reserve_sizes: list[int]) -> tuple[int, int]:
+    """W6 on a fresh reference allocator whose clock is moved past the working set."""
+    now = [0]
+    allocator = Allocator(environ={}, clock=lambda: now[0])
 
-    Each round needs a fresh GLib (slice state is per process) and 15 s of real
-    time between its phases, so the rounds start together, staggered so that
-    no two timed phases overlap, and are collected when W6 is measured.
+    def expire() -> None:
+        now[0] += allocator.get_config(SliceConfig.WORKING_SET_MSECS) + 1
+
+    try:
+        (cpu, wall), (cpu2, wall2) = w6_phases(
+            allocator.alloc, allocator.free1, expire, sizes, reserve_sizes
+        )
+        return cpu + cpu2, wall + wall2
+    finally:
+        allocator.close()
+
+
+class _W6Rounds:
+    """W6's rounds: each a reference round and a GLib round next to it in time.
+
+    A GLib round needs a fresh GLib (slice state is per process) and 15 s of
+    real time between its phases, so it runs in a child process
+    (``python -m memslice_bench.speed w6-glib N``) that prints ``expiring``
+    when its first phase is over.  Round k: the child is started and the
+    parent waits, idle, for that line; then the reference round runs (in odd
+    rounds the reference goes first).  So the two sides of a round run within
+    a second of each other, on a machine whose speed drifts, and no timed
+    phase shares the machine with other timed work but the children's short
+    second phases 15 s later, while the parent measures other figures.
     """
 
     def __init__(self, rounds: int, n: int) -> None:
-        self.children = [_w6_glib_child(n, k * _CHILD_STAGGER_SECONDS) for k in range(rounds)]
+        self.n = n
+        sizes, reserve_sizes = w6_workload(n)
+        self.children: list[subprocess.Popen[str]] = []
+        self.ours: list[tuple[int, int]] = []
+        try:
+            for k in range(rounds):
+                if k % 2:
+                    self.ours.append(_w6_reference_round(sizes, reserve_sizes))
+                self._start_glib_round()
+                if not k % 2:
+                    self.ours.append(_w6_reference_round(sizes, reserve_sizes))
+        except BaseException:
+            self.stop()
+            raise
 
-    def results(self) -> list[tuple[int, int]]:
-        results = []
+    def _start_glib_round(self) -> None:
+        argv = [sys.executable, "-m", "memslice_bench.speed", "w6-glib", str(self.n)]
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.children.append(child)
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "expiring":
+            raise RuntimeError(f"W6's GLib round failed: {' '.join(argv)}")
+
+    def stop(self) -> None:
+        """Kill the children (a failed or interrupted run leaves none behind)."""
+        for child in self.children:
+            child.kill()
+            child.communicate()
+
+    def summary(self) -> JSONDict:
+        """Wait for the GLib rounds; the ratios of round k, reference / GLib."""
+        theirs = []
         for child in self.children:
             out, _ = child.communicate()
             if child.returncode != 0:
                 raise RuntimeError(f"W6's GLib round exited with status {child.returncode}")
             cpu, wall = (int(x) for x in out.split())
-            results.append((cpu, wall))
-        return results
+            theirs.append((cpu, wall))
+        ours, per = self.ours, 2 * self.n
+        return {
+            **_summary([a[0] / b[0] for a, b in zip(ours, theirs, strict=True)]),
+            "wall_median": statistics.median(
+                a[1] / b[1] for a, b in zip(ours, theirs, strict=True)
+            ),
+            "a_cpu_ns_per_op": statistics.median(a[0] for a in ours) / per,
+            "b_cpu_ns_per_op": statistics.median(b[0] for b in theirs) / per,
+            "rounds": len(ours),
+        }
 
 
-def w6(rounds: int, n: int, glib_rounds: _W6GlibRounds | None = None) -> JSONDict:
+def w6(rounds: int, n: int) -> JSONDict:
     """W6 release core: alloc ``n`` mixed blocks, free them, expire, one push per class.
 
     As W6 without its space probes and in one thread: the reserve set aside per
     class is freed after the working set expired, which trims the depot and
-    releases the slabs (DEPOT-007).  Both sides start fresh and both trim: the
-    reference in a new allocator whose clock is moved past the working set,
-    GLib in a new process that waits its working set out on the real clock
-    (``_W6GlibRounds``; started early by :func:`measure_all`, so the waits
-    overlap the other figures).  Round k's ratio is reference round k / GLib
-    round k; the two sides run at the same time, so their order does not rotate.
+    releases the slabs (DEPOT-007).  Both sides start fresh and both trim
+    (see :class:`_W6Rounds`); :func:`measure_all` starts the rounds first and
+    collects them last, so GLib's 15 s waits overlap the other figures.
     """
-    sizes, reserve_sizes = w6_workload(n)
-    glib_rounds = glib_rounds or _W6GlibRounds(rounds, n)
-
-    def reference() -> tuple[int, int]:
-        now = [0]
-        allocator = Allocator(environ={}, clock=lambda: now[0])
-
-        def expire() -> None:
-            now[0] += allocator.get_config(SliceConfig.WORKING_SET_MSECS) + 1
-
-        try:
-            (cpu, wall), (cpu2, wall2) = w6_phases(
-                allocator.alloc, allocator.free1, expire, sizes, reserve_sizes
-            )
-            return cpu + cpu2, wall + wall2
-        finally:
-            allocator.close()
-
-    ours = [reference() for _ in range(rounds)]
-    theirs = glib_rounds.results()
-    ratios = [a[0] / b[0] for a, b in zip(ours, theirs, strict=True)]
-    per = 2 * n
-    return {
-        **_summary(ratios),
-        "wall_median": statistics.median(a[1] / b[1] for a, b in zip(ours, theirs, strict=True)),
-        "a_cpu_ns_per_op": statistics.median(a[0] for a in ours) / per,
-        "b_cpu_ns_per_op": statistics.median(b[0] for b in theirs) / per,
-        "rounds": rounds,
-    }
+    return _W6Rounds(rounds, n).summary()
 
 
 def memory_per_block(counts: tuple[int, ...] = (10_000, 100_000)) -> JSONDict:
@@ -420,17 +448,21 @@ def import_cpu(rounds: int) -> JSONDict:
 def measure_all(rounds: int = 5, quick: bool = False) -> JSONDict:
     """Every figure of issue 14 in one run: ``{name: summary}`` plus the goals."""
     scale = 10 if quick else 1
-    w6_glib = _W6GlibRounds(rounds, 50_000 // scale)  # their 15 s waits overlap what follows
-    w1_glib, w1_floor = w1(rounds, 20_000 // scale)
-    figures: JSONDict = {
-        "w1_glib": w1_glib,
-        "w1_floor": w1_floor,
-        "w4_glib": w4(rounds, 4_000 // scale, 10 // scale or 1),
-        "fresh_glib": fresh(rounds, 100_000 // scale),
-        "w6_glib": w6(rounds, 50_000 // scale, w6_glib),
-        "memory_per_block": memory_per_block((1_000, 10_000) if quick else (10_000, 100_000)),
-        "import_cpu": import_cpu(max(3, rounds)),
-    }
+    w6_rounds = _W6Rounds(rounds, 50_000 // scale)  # GLib's 15 s waits overlap what follows
+    try:
+        w1_glib, w1_floor = w1(rounds, 20_000 // scale)
+        figures: JSONDict = {
+            "w1_glib": w1_glib,
+            "w1_floor": w1_floor,
+            "w4_glib": w4(rounds, 4_000 // scale, 10 // scale or 1),
+            "fresh_glib": fresh(rounds, 100_000 // scale),
+            "w6_glib": w6_rounds.summary(),
+            "memory_per_block": memory_per_block((1_000, 10_000) if quick else (10_000, 100_000)),
+            "import_cpu": import_cpu(max(3, rounds)),
+        }
+    except BaseException:
+        w6_rounds.stop()  # no child outlives a failed or interrupted run
+        raise
     for name, figure in figures.items():
         assert isinstance(figure, dict)
         figure["goal"] = GOALS[name]
@@ -456,7 +488,7 @@ def compare(
     return worse
 
 
-if __name__ == "__main__":  # a GLib round of W6, in its own process (_W6GlibRounds)
-    if sys.argv[1:2] != ["w6-glib"] or len(sys.argv) != 4:
-        sys.exit("usage: python -m memslice_bench.speed w6-glib N DELAY_SECONDS")
-    print(*_w6_glib_round(int(sys.argv[2]), float(sys.argv[3])))
+if __name__ == "__main__":  # a GLib round of W6, in its own process (_W6Rounds)
+    if sys.argv[1:2] != ["w6-glib"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m memslice_bench.speed w6-glib N")
+    print(*_w6_glib_round(int(sys.argv[2])))
