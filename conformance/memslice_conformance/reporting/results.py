@@ -83,6 +83,9 @@ class Report:
     #: Why the run stopped early or some check did not finish ("" when neither);
     #: set also when a check failed too (status "not-conforming").
     incomplete_reason: str = ""
+    #: Why the implementation could not be loaded ("" when it was): then no check
+    #: ran, every clause is "not-checked" and the status "incomplete" (LOAD-012).
+    load_error: str = ""
 
 
 def failing_call(check: CheckResult) -> str:
