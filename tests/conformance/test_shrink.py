@@ -169,6 +169,7 @@ def test_a_link_read_past_the_block_crashes_the_c_reproducer_as_it_crashes_the_w
 def test_replay_print_shows_the_calls_and_marks_the_failing_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--print marks the failing call; the FAIL line names it with the same notes (RUN-007)."""
     traces = tmp_path / "traces"
     assert main(["run", "--impl", "py:pyimpls:ChainIgnoresOffset", "--check", "chain_sweep",
                  "--quiet", "--trace-dir", str(traces)]) == 1
@@ -180,6 +181,12 @@ def test_replay_print_shows_the_calls_and_marks_the_failing_one(
     assert main(["replay", str(trace_file), "--print"]) == 0
     printed = capsys.readouterr().out
     assert "<-- fails here" in printed and "g_slice_alloc(" in printed
+    # The FAIL line and --print agree on the failing call, its chain note included.
+    [marked] = [line for line in printed.splitlines() if line.endswith("<-- fails here")]
+    call, chain = marked.split(None, 1)[1].removesuffix("<-- fails here").split("  // ")[:2]
+    chain = chain.strip()
+    assert chain.startswith("chain b") and chain.endswith(" -> NULL"), marked
+    assert f"{call.removesuffix(';')} /* {chain}" in fail_line, (fail_line, marked)
     data = json.loads(trace_file.read_text())
     assert data["failure"]["call_text"].startswith("g_slice_free_chain_with_offset(")
 
