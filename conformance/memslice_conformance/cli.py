@@ -220,7 +220,7 @@ def _run(args: argparse.Namespace) -> int:
     from memslice_conformance.failures import ImplUnavailable
     from memslice_conformance.lanes import default_jobs
     from memslice_conformance.profiles.registry import CHECKS, expand_profiles
-    from memslice_conformance.runner import resolve_within, run_conformance
+    from memslice_conformance.runner import resolve_within, run_conformance, selected_checks
 
     unknown = [c for c in args.checks or () if c not in CHECKS]
     if unknown:
@@ -252,6 +252,10 @@ def _run(args: argparse.Namespace) -> int:
         console=console, disable=args.quiet or not console.is_terminal, transient=True,
     ) as progress:
         tasks: dict[str, TaskID] = {}
+        # Without a terminal, one line per finished check, in the run's order
+        # whatever lane finished it first, so that two logs of one run compare.
+        lines = _InOrder(selected_checks(impl, args.profiles or ["core"], args.checks),
+                         console if not console.is_terminal and not args.quiet else None)
 
         def report_progress(check: str, status: str) -> None:
             if check not in tasks:
@@ -259,9 +263,8 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 progress.update(tasks[check], description=f"{check}: {status}",
                                 completed=0 if status in ("running", "shrinking") else 1)
-            if not console.is_terminal and not args.quiet and status not in (
-                    "running", "shrinking"):
-                console.print(f"  {check}: {status}")
+            if status not in ("running", "shrinking"):
+                lines.finished(check, status)
 
         try:
             report = run_conformance(
@@ -276,7 +279,35 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")
             return EXIT_UNAVAILABLE
+        lines.flush()  # checks after one that did not run (fail-fast, a deadline)
     return _finish(report, args, console)
+
+
+class _InOrder:
+    """Progress lines printed in the run's order: a check's line waits for the
+    lines of the checks before it (lanes finish them in any order)."""
+
+    def __init__(self, order: list[str], console: Console | None) -> None:
+        self.order = order
+        self.console = console
+        self.done: dict[str, str] = {}
+        self.printed = 0
+
+    def finished(self, check: str, status: str) -> None:
+        self.done[check] = status
+        while self.printed < len(self.order) and self.order[self.printed] in self.done:
+            self._print(self.order[self.printed])
+            self.printed += 1
+
+    def flush(self) -> None:
+        for check in self.order[self.printed:]:
+            if check in self.done:
+                self._print(check)
+        self.printed = len(self.order)
+
+    def _print(self, check: str) -> None:
+        if self.console is not None:
+            self.console.print(f"  {check}: {self.done[check]}", highlight=False)
 
 
 def _unloaded(args: argparse.Namespace, console: Console, why: str, seconds: float,

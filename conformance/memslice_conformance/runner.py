@@ -105,6 +105,7 @@ __all__ = [
     "failing_call",
     "resolve_within",
     "run_conformance",
+    "selected_checks",
     "trace_file_name",
     "unloaded_report",
 ]
@@ -668,6 +669,20 @@ def clause_statuses(
     return settle(clause_results, results)  # COVER-001..COVER-005
 
 
+def selected_checks(
+    impl: Implementation, profiles: Sequence[str], checks: Sequence[str] | None = None
+) -> list[str]:
+    """The checks a run of ``impl`` makes, in the run's order (RUN-015): those of
+    each requested profile it claims, limited to ``checks`` when given."""
+    return [
+        name
+        for profile in expand_profiles(list(profiles))
+        if profile in impl.profiles
+        for name in PROFILES[profile].checks
+        if checks is None or name in checks
+    ]
+
+
 def run_conformance(
     impl: str | Implementation,
     profiles: Sequence[str] = ("core",),
@@ -726,13 +741,7 @@ def run_conformance(
     run.shrink_seconds = trace_shrink_seconds
     if shrink_seconds is not None:
         run.shrink = {kind: shrink_seconds for kind in SHRINK_SECONDS}
-    selected = [
-        name
-        for profile in wanted
-        if profile in resolved.profiles
-        for name in PROFILES[profile].checks
-        if checks is None or name in checks
-    ]
+    selected = selected_checks(resolved, wanted, checks)
     coverage.reset()
     lanes = plan_lanes(selected, EXPECTED_SECONDS, jobs) if jobs > 1 else [selected]
     with run.user.watching():

@@ -22,6 +22,7 @@ import ctypes
 import mmap
 import random
 import threading
+import time
 from collections import deque
 from typing import ClassVar
 
@@ -185,6 +186,16 @@ class EightAligned(ArenaAllocator):
 
     def __init__(self) -> None:
         super().__init__(align_offset=8)
+
+
+class SlowAt1111(ArenaAllocator):
+    """Correct, but an allocation of 1111 bytes (only sizes_sweep asks for it)
+    takes a second: sizes_sweep finishes after checks that come after it."""
+
+    def alloc(self, size: int, /) -> int:
+        if size == 1111:
+            time.sleep(1.0)
+        return super().alloc(size)
 
 
 # ------------------------------------------------------------------- broken
