@@ -107,8 +107,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="Hypothesis examples for the state machine "
                      f"(default {DEFAULT_MAX_EXAMPLES})")
     run.add_argument("--seed", type=int, default=0, help="seed (default 0: deterministic)")
-    run.add_argument("--report", type=Path, help="write the JSON report here")
-    run.add_argument("--junit", type=Path, help="write JUnit XML here")
+    run.add_argument("--report", type=Path,
+                     help="write the JSON report here (shape: the package's "
+                     "schema/report-v1.json), even when the implementation cannot be loaded")
+    run.add_argument("--junit", type=Path,
+                     help="write JUnit XML here, even when the implementation cannot be loaded")
     run.add_argument("--trace-dir", type=Path, default=Path("memslice-traces"),
                      help="where failing traces are written (default ./memslice-traces)")
     run.add_argument("--check", action="append", dest="checks",
