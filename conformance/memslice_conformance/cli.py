@@ -19,7 +19,8 @@ valid); 1 some check failed (crashes and hangs included); 2 the
 implementation could not be loaded, an argument, an output path or a trace
 file is wrong; 3 the run is incomplete (a deadline passed or Ctrl-C) and
 found no failure.  A run writes its report and JUnit file whatever its
-outcome; output paths are checked before anything runs (RUN-006).
+outcome, even when the implementation cannot be loaded (LOAD-012); output
+paths, profiles and check names are checked before anything loads (RUN-006).
 
 ``replay`` never runs what a trace names (RUN-002): the implementation
 comes from ``--impl`` alone; ``--print`` and ``--emit-c`` need none.
@@ -36,6 +37,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,8 +107,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="Hypothesis examples for the state machine "
                      f"(default {DEFAULT_MAX_EXAMPLES})")
     run.add_argument("--seed", type=int, default=0, help="seed (default 0: deterministic)")
-    run.add_argument("--report", type=Path, help="write the JSON report here")
-    run.add_argument("--junit", type=Path, help="write JUnit XML here")
+    run.add_argument("--report", type=Path,
+                     help="write the JSON report here (shape: the package's "
+                     "schema/report-v1.json), even when the implementation cannot be loaded")
+    run.add_argument("--junit", type=Path,
+                     help="write JUnit XML here, even when the implementation cannot be loaded")
     run.add_argument("--trace-dir", type=Path, default=Path("memslice-traces"),
                      help="where failing traces are written (default ./memslice-traces)")
     run.add_argument("--check", action="append", dest="checks",
@@ -217,8 +222,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from memslice_conformance.failures import ImplUnavailable
     from memslice_conformance.lanes import default_jobs
-    from memslice_conformance.profiles.registry import CHECKS
-    from memslice_conformance.runner import resolve_within, run_conformance
+    from memslice_conformance.profiles.registry import CHECKS, expand_profiles
+    from memslice_conformance.runner import resolve_within, run_conformance, selected_checks
 
     unknown = [c for c in args.checks or () if c not in CHECKS]
     if unknown:
@@ -226,13 +231,23 @@ def _run(args: argparse.Namespace) -> int:
                       f"{', '.join(sorted(CHECKS))}", highlight=False)
         return EXIT_UNAVAILABLE
     try:
+        # Before loading, so that a report of a library that cannot be
+        # loaded names the profiles asked for (LOAD-012).
+        expand_profiles(args.profiles or ["core"])
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]", highlight=False)
+        return EXIT_UNAVAILABLE
+    loading = time.monotonic()
+    try:
         impl = resolve_within(args.impl, min(args.check_deadline, args.run_deadline))
     except ImplUnavailable as exc:
         console.print(f"[red]cannot load implementation:[/] {exc}", highlight=False)
-        return EXIT_UNAVAILABLE
+        return _unloaded(args, console, str(exc), time.monotonic() - loading,
+                         EXIT_UNAVAILABLE)
     except KeyboardInterrupt:
         console.print("[red]interrupted while loading the implementation[/]")
-        return EXIT_INCOMPLETE
+        return _unloaded(args, console, "interrupted by the user (Ctrl-C) while loading",
+                         time.monotonic() - loading, EXIT_INCOMPLETE)
     for note in impl.notes:  # how it was loaded (LOAD-003, LOAD-005)
         console.print(f"note: {note}", markup=False, highlight=False)
     with Progress(
@@ -240,6 +255,10 @@ def _run(args: argparse.Namespace) -> int:
         console=console, disable=args.quiet or not console.is_terminal, transient=True,
     ) as progress:
         tasks: dict[str, TaskID] = {}
+        # Without a terminal, one line per finished check, in the run's order
+        # whatever lane finished it first, so that two logs of one run compare.
+        lines = _InOrder(selected_checks(impl, args.profiles or ["core"], args.checks),
+                         console if not console.is_terminal and not args.quiet else None)
 
         def report_progress(check: str, status: str) -> None:
             if check not in tasks:
@@ -247,9 +266,8 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 progress.update(tasks[check], description=f"{check}: {status}",
                                 completed=0 if status in ("running", "shrinking") else 1)
-            if not console.is_terminal and not args.quiet and status not in (
-                    "running", "shrinking"):
-                console.print(f"  {check}: {status}")
+            if status not in ("running", "shrinking"):
+                lines.finished(check, status)
 
         try:
             report = run_conformance(
@@ -264,12 +282,86 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")
             return EXIT_UNAVAILABLE
+        lines.flush()  # checks after one that did not run (fail-fast, a deadline)
     return _finish(report, args, console)
+
+
+class _InOrder:
+    """Progress lines printed in the run's order: a check's line waits for the
+    lines of the checks before it (lanes finish them in any order)."""
+
+    def __init__(self, order: list[str], console: Console | None) -> None:
+        self.order = order
+        self.console = console
+        self.done: dict[str, str] = {}
+        self.printed = 0
+
+    def finished(self, check: str, status: str) -> None:
+        self.done[check] = status
+        while self.printed < len(self.order) and self.order[self.printed] in self.done:
+            self._print(self.order[self.printed])
+            self.printed += 1
+
+    def flush(self) -> None:
+        for check in self.order[self.printed:]:
+            if check in self.done:
+                self._print(check)
+        self.printed = len(self.order)
+
+    def _print(self, check: str) -> None:
+        if self.console is not None:
+            self.console.print(f"  {check}: {self.done[check]}", highlight=False)
+
+
+def _unloaded(args: argparse.Namespace, console: Console, why: str, seconds: float,
+              status: int) -> int:
+    """Write the report files of a run whose implementation did not load (LOAD-012).
+
+    The exit status stays ``status`` (2, or 3 for Ctrl-C): the files say the
+    same as the message printed above them, for a CI job that keeps only files.
+    """
+    from memslice_conformance.runner import unloaded_report
+
+    if not (args.report or args.junit):
+        return status
+    report = unloaded_report(
+        args.impl, why, args.profiles or ["core"], args.max_examples, args.seed, seconds,
+        check_deadline=args.check_deadline, run_deadline=args.run_deadline,
+        trace_shrink_seconds=args.shrink_seconds,
+    )
+    written = _write_outputs(report, args, console)
+    if written:
+        console.print(f"no check ran; wrote {' and '.join(written)} saying so",
+                      highlight=False)
+    return status
+
+
+def _write_outputs(report: Report, args: argparse.Namespace,
+                   console: Console) -> list[str] | None:
+    """Write the JSON report and JUnit file asked for; the paths written, None on failure.
+
+    A path that cannot be written is said on the terminal (its problem was
+    checked before the run, so this is a race or a full disk).
+    """
+    from memslice_conformance.reporting.report import to_json, to_junit
+
+    written: list[str] = []
+    try:
+        if args.report:
+            args.report.write_text(json.dumps(to_json(report), indent=1) + "\n")
+            written.append(str(args.report))
+        if args.junit:
+            args.junit.write_text(to_junit(report))
+            written.append(str(args.junit))
+    except OSError as exc:
+        console.print(f"[red]cannot write output:[/] {exc}", highlight=False)
+        return None
+    return written
 
 
 def _finish(report: Report, args: argparse.Namespace, console: Console) -> int:
     """Print the verdict and write the report files, whatever the outcome."""
-    from memslice_conformance.reporting.report import fail_lines, table, to_json, to_junit
+    from memslice_conformance.reporting.report import fail_lines, table
 
     console.print(table(report))
     for check in report.checks:
@@ -278,15 +370,7 @@ def _finish(report: Report, args: argparse.Namespace, console: Console) -> int:
                 console.print(line, markup=False, highlight=False)
         elif check.status == "incomplete":
             console.print(f"[yellow]INCOMPLETE[/] {check.name}: {check.note}", highlight=False)
-    status = EXIT_OK
-    try:
-        if args.report:
-            args.report.write_text(json.dumps(to_json(report), indent=1) + "\n")
-        if args.junit:
-            args.junit.write_text(to_junit(report))
-    except OSError as exc:
-        console.print(f"[red]cannot write output:[/] {exc}", highlight=False)
-        status = EXIT_UNAVAILABLE
+    status = EXIT_OK if _write_outputs(report, args, console) is not None else EXIT_UNAVAILABLE
     passed = sum(c.status == "pass" for c in report.checks)
     verdict = {"conforming": "conforming", "not-conforming": "NOT conforming",
                "incomplete": "INCOMPLETE"}[report.status]

@@ -105,7 +105,9 @@ __all__ = [
     "failing_call",
     "resolve_within",
     "run_conformance",
+    "selected_checks",
     "trace_file_name",
+    "unloaded_report",
 ]
 
 STEPS_PER_EXAMPLE: Final = 40
@@ -667,6 +669,20 @@ def clause_statuses(
     return settle(clause_results, results)  # COVER-001..COVER-005
 
 
+def selected_checks(
+    impl: Implementation, profiles: Sequence[str], checks: Sequence[str] | None = None
+) -> list[str]:
+    """The checks a run of ``impl`` makes, in the run's order (RUN-015): those of
+    each requested profile it claims, limited to ``checks`` when given."""
+    return [
+        name
+        for profile in expand_profiles(list(profiles))
+        if profile in impl.profiles
+        for name in PROFILES[profile].checks
+        if checks is None or name in checks
+    ]
+
+
 def run_conformance(
     impl: str | Implementation,
     profiles: Sequence[str] = ("core",),
@@ -725,13 +741,7 @@ def run_conformance(
     run.shrink_seconds = trace_shrink_seconds
     if shrink_seconds is not None:
         run.shrink = {kind: shrink_seconds for kind in SHRINK_SECONDS}
-    selected = [
-        name
-        for profile in wanted
-        if profile in resolved.profiles
-        for name in PROFILES[profile].checks
-        if checks is None or name in checks
-    ]
+    selected = selected_checks(resolved, wanted, checks)
     coverage.reset()
     lanes = plan_lanes(selected, EXPECTED_SECONDS, jobs) if jobs > 1 else [selected]
     with run.user.watching():
@@ -772,24 +782,74 @@ def run_conformance(
         claimed=tuple(sorted(resolved.profiles)),
         seed=seed,
         max_examples=examples,
-        versions={
-            "suite": _suite_version(),
-            "spec": _spec_version(),
-            "protocol": "memslice-jsonl/1",
-        },
+        versions=_versions(),
         checks=tuple(results),
         clauses=tuple(clause_results),
         seconds=time.monotonic() - started,
         conforming=status == "conforming",
         status=status,
-        limits={
-            "exchange_deadline_seconds": deadline,
-            "check_deadline_seconds": check_deadline,
-            "run_deadline_seconds": run_deadline,
-            "shrink_seconds_per_failure": trace_shrink_seconds,
-        },
+        limits=_limits(deadline, check_deadline, run_deadline, trace_shrink_seconds),
         incomplete_reason=reason,
     )
+
+
+def unloaded_report(
+    spec: str,
+    load_error: str,
+    profiles: Sequence[str] = ("core",),
+    max_examples: int | None = None,
+    seed: int = 0,
+    seconds: float = 0.0,
+    *,
+    check_deadline: float = DEFAULT_CHECK_DEADLINE,
+    run_deadline: float = DEFAULT_RUN_DEADLINE,
+    trace_shrink_seconds: float = DEFAULT_SHRINK_SECONDS,
+) -> Report:
+    """The report of a run whose implementation could not be loaded (LOAD-012).
+
+    No check ran, so none passed: the status is "incomplete", every clause of
+    the requested profiles is "not-checked" with the reason, nothing is
+    claimed, and ``load_error`` holds the same message the CLI prints.
+    Raises ``ValueError`` for unknown profiles, as :func:`run_conformance` does.
+    """
+    wanted = expand_profiles(list(profiles))
+    reason = f"no check ran: {load_error}"
+    spec_clauses = _spec_clauses()
+    clauses = tuple(
+        ClauseResult(cid, level, title, profile, "not-checked", (), note=reason)
+        for profile in wanted
+        for cid, (level, title) in _profile_clauses(profile, spec_clauses).items()
+    )
+    return Report(
+        impl=spec,
+        implementation=spec,
+        profiles=wanted,
+        claimed=(),
+        seed=seed,
+        max_examples=DEFAULT_MAX_EXAMPLES if max_examples is None else max_examples,
+        versions=_versions(),
+        checks=(),
+        clauses=clauses,
+        seconds=seconds,
+        conforming=False,
+        status="incomplete",
+        limits=_limits(EXCHANGE_DEADLINE, check_deadline, run_deadline, trace_shrink_seconds),
+        incomplete_reason=reason,
+        load_error=load_error,
+    )
+
+
+def _versions() -> dict[str, str]:
+    return {"suite": _suite_version(), "spec": _spec_version(), "protocol": "memslice-jsonl/1"}
+
+
+def _limits(exchange: float, check: float, run: float, shrink: float) -> dict[str, float]:
+    return {
+        "exchange_deadline_seconds": exchange,
+        "check_deadline_seconds": check,
+        "run_deadline_seconds": run,
+        "shrink_seconds_per_failure": shrink,
+    }
 
 
 def _spec_version() -> str:

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 
 from memslice_conformance.cli import main
+
+DOCS_REPORTS = Path(__file__).parents[2] / "docs" / "_data" / "conformance"
+
+
+def _valid_report(path: Path) -> dict[str, Any]:
+    """The report at ``path``, after checking it against schema/report-v1.json."""
+    schema = json.loads(
+        files("memslice_conformance").joinpath("schema/report-v1.json").read_text())
+    data: dict[str, Any] = json.loads(path.read_text())
+    jsonschema.Draft202012Validator(schema).validate(data)
+    return data
 
 
 def test_run_conforming_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -16,8 +30,8 @@ def test_run_conforming_writes_reports(tmp_path: Path, capsys: pytest.CaptureFix
     status = main(["run", "--impl", "malloc", "--check", "edges", "--quiet",
                    "--report", str(report), "--junit", str(junit)])
     assert status == 0
-    data = json.loads(report.read_text())
-    assert data["conforming"] is True
+    data = _valid_report(report)
+    assert data["conforming"] is True and data["load_error"] is None
     assert data["impl"] == "malloc" and data["profiles"] == ["core"] and data["seed"] == 0
     assert set(data["versions"]) >= {"spec", "suite"}
     statuses = {c["id"]: c["status"] for c in data["clauses"]}
@@ -35,7 +49,7 @@ def test_run_failing_writes_a_trace_that_replays(tmp_path: Path) -> None:
     status = main(["run", "--impl", "py:pyimpls:FourAligned", "--check", "machine", "--quiet",
                    "--max-examples", "10", "--report", str(report), "--trace-dir", str(traces)])
     assert status == 1
-    data = json.loads(report.read_text())
+    data = _valid_report(report)
     assert data["conforming"] is False
     [failed] = [c for c in data["clauses"] if c["status"] == "fail"]
     assert failed["id"] == "API-006"
@@ -55,6 +69,47 @@ def test_unloadable_implementation_exits_2(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as info:
         main(["run", "--bogus-flag"])
     assert info.value.code == 2
+
+
+def test_a_library_that_cannot_be_loaded_still_gets_its_report_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 as before, and the report and JUnit file say why, with no check passed
+    (LOAD-012): a CI job that uploads them finds them."""
+    monkeypatch.chdir(tmp_path)
+    status = main(["run", "--impl", "lib:./missing.so", "--profile", "core", "--profile",
+                   "glib-2.74", "--report", "out.json", "--junit", "out.xml"])
+    printed = capsys.readouterr().out
+    assert status == 2
+    [reason] = [line.removeprefix("cannot load implementation: ")
+                for line in printed.splitlines() if line.startswith("cannot load")]
+    assert "missing.so" in reason and "wrote out.json and out.xml" in printed
+    data = _valid_report(tmp_path / "out.json")
+    assert data["load_error"] == reason
+    assert (data["status"], data["conforming"], data["checks"]) == ("incomplete", False, [])
+    assert data["impl"] == "lib:./missing.so" and data["claimed_profiles"] == []
+    assert {c["profile"] for c in data["clauses"]} == {"core", "glib-2.74"}
+    assert {c["status"] for c in data["clauses"]} == {"not-checked"}
+    assert all(reason in c["note"] for c in data["clauses"])
+    root = ET.parse(tmp_path / "out.xml").getroot()
+    [error] = root.findall(".//testcase[@name='implementation loaded']/error")
+    assert error.text == reason
+    assert root.find(".//failure") is None
+    assert not root.findall(".//testcase[@name='run finished']")
+    # A wrong profile is a wrong argument, said before anything loads: no report.
+    (tmp_path / "out.json").unlink()
+    assert main(["run", "--impl", "lib:./missing.so", "--profile", "nonsense",
+                 "--report", "out.json"]) == 2
+    assert "nonsense" in capsys.readouterr().out
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_the_committed_reports_match_the_published_schema() -> None:
+    """Reports written before LOAD-012 (no ``load_error``) are still v1 reports."""
+    reports = sorted(DOCS_REPORTS.glob("*.json"))
+    assert reports
+    for path in reports:
+        _valid_report(path)
 
 
 def test_list_shows_profiles_checks_and_impls(capsys: pytest.CaptureFixture[str]) -> None:

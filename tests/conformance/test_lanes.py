@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from memslice_conformance.cli import main
 from memslice_conformance.lanes import plan_lanes
 from memslice_conformance.runner import EXPECTED_SECONDS, run_conformance
@@ -46,6 +48,19 @@ def test_two_lanes_give_the_verdicts_of_one(tmp_path: Path) -> None:
         two = _verdicts(impl, 2, tmp_path / "two")
         assert one == two, impl
     assert one[0] == "not-conforming"  # the broken ones fail in both
+
+
+def test_progress_lines_without_a_terminal_come_in_the_runs_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """sizes_sweep (lane 0) ends a second after chain_sweep (lane 1); its line still
+    comes first, so two logs of one run read the same (they came as finished,
+    RUN-015)."""
+    assert main(["run", "--impl", "py:pyimpls:SlowAt1111", "--check", "edges",
+                 "--check", "sizes_sweep", "--check", "chain_sweep", "--jobs", "2"]) == 0
+    shown = [line.split(":")[0].strip() for line in capsys.readouterr().out.splitlines()
+             if line.startswith("  ") and line.endswith(": pass")]
+    assert shown == ["edges", "sizes_sweep", "chain_sweep"]
 
 
 def test_a_lane_that_dies_leaves_its_checks_incomplete(tmp_path: Path) -> None:

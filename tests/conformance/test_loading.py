@@ -8,6 +8,7 @@ process groups.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -109,13 +110,22 @@ def test_a_library_that_needs_more_static_tls_is_retried_and_says_so(
     )
 
 
-def test_a_constructor_that_aborts_could_not_be_loaded(five: Callable[[str], Path]) -> None:
-    """A death while loading names the signal and stderr, never a crash verdict (LOAD-006)."""
+def test_a_constructor_that_aborts_could_not_be_loaded(
+    five: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A death while loading names the signal and stderr, never a crash verdict
+    (LOAD-006); the report asked for says the same, with no check run (LOAD-012)."""
     with pytest.raises(ImplUnavailable) as caught:
         resolve(f"lib:{five('CTOR_ABORT')}")
     message = str(caught.value)
     assert "could not be loaded" in message and "SIGABRT" in message
     assert "five: refusing to load" in message
+    report = tmp_path / "r.json"
+    assert cli_main(["run", "--impl", f"lib:{five('CTOR_ABORT')}", "--quiet",
+                     "--report", str(report)]) == 2
+    data = json.loads(report.read_text())
+    assert "SIGABRT" in data["load_error"] and "five: refusing to load" in data["load_error"]
+    assert data["status"] == "incomplete" and data["checks"] == []
 
 
 def test_the_hello_probe_runs_under_the_memory_cap(

@@ -16,6 +16,19 @@ def test_plugin_is_inert_without_the_option(pytester: pytest.Pytester) -> None:
     assert "memslice[" not in result.stdout.str()
 
 
+def test_the_collected_line_counts_the_plugins_items(pytester: pytest.Pytester) -> None:
+    """"collected N items" counts the clause items beside the user's own tests (it
+    said "collected 1 item" here, the user's test alone)."""
+    pytester.makepyfile("def test_one():\n    assert True\n")
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--memslice-impl=malloc", "--memslice-check=edges",
+        "--memslice-max-examples=3",
+    )
+    ran = sum(result.parseoutcomes().get(k, 0) for k in ("passed", "skipped", "failed"))
+    assert ran > 2
+    assert f"collected {ran} items" in result.stdout.str(), result.stdout.str()
+
+
 def test_plugin_runs_the_suite_with_expected_failures(pytester: pytest.Pytester) -> None:
     xfail = pytester.path / "xfail.txt"
     xfail.write_text("# known problems\nAPI-006: blocks are only 4-aligned\n")

@@ -38,7 +38,7 @@ from memslice_conformance.profiles.registry import rerun_command
 from memslice_conformance.profiles.scale import FULL, IN_PROCESS, programs
 from memslice_conformance.reporting.emit_c import emit_c
 from memslice_conformance.reporting.report import fail_lines
-from memslice_conformance.reporting.results import CheckResult
+from memslice_conformance.reporting.results import CheckResult, inline_call
 from memslice_conformance.reporting.trace import (
     ReplayOutcome,
     Trace,
@@ -83,7 +83,7 @@ def _names_the_failing_call(result: CheckResult, trace: Trace, call: str) -> Non
     assert trace.call == trace.op_count  # the failing call ends the trace
     line = call_lines(trace.steps)[trace.call - 1]
     assert line.startswith(call), line
-    assert failing_call(result) == f"call {trace.call}: {line.split(';')[0]}"
+    assert failing_call(result) == f"call {trace.call}: {inline_call(line)}"
     head = fail_lines(result)[0]
     assert f"call {trace.call}: " in head and call in head, head
 

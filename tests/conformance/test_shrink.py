@@ -24,7 +24,7 @@ from memslice_conformance.checks.model import StepFailure
 from memslice_conformance.cli import main
 from memslice_conformance.reporting.emit_c import emit_c
 from memslice_conformance.reporting.shrink import same_failure
-from memslice_conformance.reporting.trace import Trace, call_lines, parse_trace
+from memslice_conformance.reporting.trace import Trace, call_lines, load_trace, parse_trace
 from memslice_conformance.runner import failing_call, run_conformance
 
 IMPLS = Path(__file__).parent / "impls"
@@ -132,9 +132,44 @@ def test_the_c_reproducer_fails_on_the_buggy_library_and_passes_on_a_correct_one
     assert _run(_compile(source, tmp_path, correct), correct).returncode == 0
 
 
+_LINK_PAST_END = [
+    [{"op": "alloc", "size": 8, "as": "b3"}],
+    [{"op": "free_chain", "blocks": ["b3"], "next_offset": 0, "thread": "t1"}],
+]
+
+
+def test_a_link_read_past_the_block_crashes_the_c_reproducer_as_it_crashes_the_worker(
+    planted: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The new-user trial's case: the walk reads never-written slack past an 8-byte
+    block; the worker holds garbage there and crashes, and the C program's heap must
+    hold garbage there too, not the zero a fresh process has (RUN-008); on a correct
+    library it exits 0 and, as the trace recorded a failure, says what it cannot
+    check (RUN-016)."""
+    buggy, correct = planted("BUG_LINK_PAST_END"), planted("CORRECT")
+    crash = {"clauses": ["API-008"], "kind": "crash",
+             "message": "implementation crashed (signal SIGSEGV)", "call": 2}
+    trace_file = tmp_path / "trace.json"
+    trace_file.write_text(json.dumps({
+        "format": "memslice-conformance-trace", "version": 1, "check": "chain_sweep",
+        "impl": "lib:./libmyslice.so", "seed": 0, "failure": crash, "steps": _LINK_PAST_END}))
+    assert main(["replay", str(trace_file), "--impl", f"lib:{buggy / 'libmyslice.so'}"]) == 1
+    assert "SIGSEGV" in capsys.readouterr().out
+    source = emit_c(_hand_trace(_LINK_PAST_END))
+    found = _run(_compile(source, tmp_path, buggy), buggy)
+    assert found.returncode < 0, found.stdout  # before the fix: 0, "no failure"
+    clean = _run(_compile(emit_c(load_trace(trace_file)), tmp_path, correct), correct)
+    assert clean.returncode == 0
+    said = " ".join(clean.stdout.split())
+    assert "no failure: 2 calls made" in said
+    assert "the suite saw this trace fail [API-008] (crash) at call 2:" in said
+    assert "cannot check" in said and "never wrote" in said
+
+
 def test_replay_print_shows_the_calls_and_marks_the_failing_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--print marks the failing call; the FAIL line names it with the same notes (RUN-007)."""
     traces = tmp_path / "traces"
     assert main(["run", "--impl", "py:pyimpls:ChainIgnoresOffset", "--check", "chain_sweep",
                  "--quiet", "--trace-dir", str(traces)]) == 1
@@ -146,6 +181,12 @@ def test_replay_print_shows_the_calls_and_marks_the_failing_one(
     assert main(["replay", str(trace_file), "--print"]) == 0
     printed = capsys.readouterr().out
     assert "<-- fails here" in printed and "g_slice_alloc(" in printed
+    # The FAIL line and --print agree on the failing call, its chain note included.
+    [marked] = [line for line in printed.splitlines() if line.endswith("<-- fails here")]
+    call, chain = marked.split(None, 1)[1].removesuffix("<-- fails here").split("  // ")[:2]
+    chain = chain.strip()
+    assert chain.startswith("chain b") and chain.endswith(" -> NULL"), marked
+    assert f"{call.removesuffix(';')} /* {chain}" in fail_line, (fail_line, marked)
     data = json.loads(trace_file.read_text())
     assert data["failure"]["call_text"].startswith("g_slice_free_chain_with_offset(")
 

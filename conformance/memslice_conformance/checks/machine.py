@@ -23,7 +23,15 @@ The configuration API is not exercised here: it is optional and has its own
 profile (``config``, :mod:`memslice_conformance.profiles.config`).
 
 Sizes cover every slab class edge on 64-bit (16k and 16k+1 up to 1008/1009),
-tiny sizes, the system-malloc path up to a few KiB, and everything between.
+tiny sizes, the exact sizes of small structs (multiples of 8 up to 64, each
+the whole of a size class, or half of one, in an allocator with classes
+every 8 or 16 bytes), the system-malloc path up to a few KiB, and everything between.
+Two in seven of the allocating rules' sizes repeat one of the four latest
+sizes of the example: a bug in one class's free list (a pop that does not
+advance its head) needs a free and two more allocations of that one class,
+which sizes drawn afresh each time rarely give.  The recycling rule is capped
+at MAX_LIVE live blocks like the other allocating rules, so that repeats do
+not pile up blocks that every step re-reads: an example costs what it did.
 Ops run on four named OS threads (``main``, ``t1``..``t3``); a thread can
 exit and a later op on the same name runs on a fresh OS thread, so
 cross-thread frees, blocks outliving their thread and reuse after exit are
@@ -48,9 +56,12 @@ from memslice_conformance.failures import HangAbort, ImplHang
 from memslice_conformance.impl.jsonl import JSONValue
 from memslice_conformance.impl.session import SessionFactory
 
-__all__ = ["EDGE_SIZES", "THREADS", "Recorder", "build_machine", "sizes"]
+__all__ = ["EDGE_SIZES", "STRUCT_SIZES", "THREADS", "Recorder", "build_machine", "sizes",
+           "sizes_or_again"]
 
 THREADS: Final = ("main", "t1", "t2", "t3")
+#: How many of the latest sizes an allocation may repeat (see sizes_or_again).
+RECENT_SIZES: Final = 4
 MAX_LIVE: Final = 160
 
 #: Every slab-class edge on 64-bit (16k, 16k+1), the 1008/1009 routing edge,
@@ -64,13 +75,40 @@ EDGE_SIZES: Final = tuple(
 )
 
 
+#: The sizes of small structs (8 .. 64 bytes, multiples of 8; a GList node is
+#: 24): each is a size class of its own, or shares one with its neighbour, in
+#: most allocators.  Kept short, so that each is drawn often.
+STRUCT_SIZES: Final = tuple(range(8, 65, 8))
+
+
 def sizes() -> st.SearchStrategy[int]:
-    """Nonzero block sizes: class edges, anything in the slab range, malloc path."""
+    """Nonzero block sizes: class edges, anything in the slab range, struct sizes,
+    malloc path."""
     return st.one_of(
         st.sampled_from(EDGE_SIZES),
         st.integers(1, 1100),
         st.integers(1, 64),
+        st.sampled_from(STRUCT_SIZES),
         st.integers(1009, 4200),
+    )
+
+
+def sizes_or_again() -> st.SearchStrategy[int]:
+    """The kinds of :func:`sizes`, or (two in seven) a repeat: ``-k`` for
+    1 <= k <= :data:`RECENT_SIZES` stands for the k-th latest size the example
+    allocated (see ``CoreMachine._size``), so that one class is freed and
+    allocated again.  The state machine's allocating rules draw from it; the
+    thread programs draw from :func:`sizes`."""
+    return st.one_of(
+        st.sampled_from(EDGE_SIZES),
+        st.integers(1, 1100),
+        st.integers(1, 64),
+        st.sampled_from(STRUCT_SIZES),
+        st.integers(1009, 4200),
+        # Twice (in two spellings: one_of drops a strategy it already has), so
+        # that two in seven sizes repeat one.
+        st.integers(-RECENT_SIZES, -1),
+        st.sampled_from(range(-RECENT_SIZES, 0)),
     )
 
 
@@ -127,6 +165,8 @@ def build_machine(
             self.checker = Checker(self.session)
             recorder.last = self.checker
             recorder.examples += 1
+            #: The sizes allocated so far, each once, the latest last.
+            self.seen: list[int] = []
 
         def teardown(self) -> None:
             self.session.close()
@@ -136,7 +176,18 @@ def build_machine(
         def _live(self) -> list[Block]:
             return sorted(self.checker.blocks.values(), key=lambda b: int(b.handle[1:]))
 
+        def _size(self, drawn: int) -> int:
+            """A size from :func:`sizes_or_again`: ``-k`` is the k-th latest size
+            allocated, or while there are fewer, the struct size 8k."""
+            if drawn > 0:
+                return drawn
+            return self.seen[drawn] if -drawn <= len(self.seen) else STRUCT_SIZES[-drawn - 1]
+
         def _alloc(self, kind: str, sizes_: list[int], thread: str, fill: bool) -> list[str]:
+            for size in dict.fromkeys(sizes_):
+                if size in self.seen:
+                    self.seen.remove(size)
+                self.seen.append(size)
             handles = [self.checker.new_handle() for _ in sizes_]
             self.checker.step(
                 [
@@ -158,26 +209,26 @@ def build_machine(
         @precondition(lambda self: len(self.checker.blocks) < MAX_LIVE)
         @rule(
             kind=st.sampled_from(["alloc", "alloc0"]),
-            size=sizes(),
+            size=sizes_or_again(),
             thread=threads(),
             fill=st.booleans(),
         )
         @_stop_on_hang
         def allocate(self, kind: str, size: int, thread: str, fill: bool) -> None:
             """alloc/alloc0 one block, usually stamped (API-001, API-002, API-004, API-006)."""
-            self._alloc(kind, [size], thread, fill)
+            self._alloc(kind, [self._size(size)], thread, fill)
 
         @precondition(lambda self: len(self.checker.blocks) < MAX_LIVE)
         @rule(
             kind=st.sampled_from(["alloc", "alloc0"]),
-            size=sizes(),
+            size=sizes_or_again(),
             count=st.integers(2, 40),
             thread=threads(),
         )
         @_stop_on_hang
         def allocate_burst(self, kind: str, size: int, count: int, thread: str) -> None:
             """Many blocks of one size: fills magazines and slabs (API-004, API-005)."""
-            self._alloc(kind, [size] * count, thread, True)
+            self._alloc(kind, [self._size(size)] * count, thread, True)
 
         @precondition(lambda self: bool(self.checker.blocks))
         @rule(data=st.data(), thread=threads())
@@ -269,8 +320,12 @@ def build_machine(
                 ]
             )
 
+        # Capped like the other allocating rules: its alloc0 blocks stay live, and
+        # a run of recycles would otherwise pile up hundreds of live blocks, each
+        # re-read after every step (the cost of an example grows with them).
+        @precondition(lambda self: len(self.checker.blocks) < MAX_LIVE)
         @rule(
-            size=sizes(),
+            size=sizes_or_again(),
             count=st.integers(1, 40),
             thread=threads(),
             free_thread=threads(),
@@ -280,6 +335,7 @@ def build_machine(
             self, size: int, count: int, thread: str, free_thread: str, chain: bool
         ) -> None:
             """Dirty blocks freed then re-allocated with alloc0 (API-002, API-005)."""
+            size = self._size(size)
             handles = self._alloc("alloc", [size] * count, thread, True)
             if chain and size >= 8:
                 self.checker.step(

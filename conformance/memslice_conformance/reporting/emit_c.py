@@ -17,21 +17,28 @@ step, what the suite's :class:`~memslice_conformance.checks.model.Checker` check
       named threads    run_on(thread, call_N): a pthread per trace thread name,
                        driven one call at a time; "pthread_exit" ends it
       call_1..call_N   one small function per call, numbered as in the trace
-      main()           dirty_heap() (garbage in fresh memory, as in the suite's
-                       worker), then the steps in order, verify() after each
+      main()           dirty_heap() (garbage in fresh memory and in the slack
+                       past each block, as in the suite's worker), then the
+                       steps in order, verify() after each; on a clean exit,
+                       what the suite saw that this program did not (RUN-016)
 
 Build and run: ``gcc repro.c -L. -lmyslice -lpthread && LD_LIBRARY_PATH=. ./a.out``
 (or under gdb, or with ``-fsanitize=address``).  Exit status 0: no failure;
 1: a check failed, with ``FAIL [CLAUSE] call N: ...`` on stdout; a crash
 is the crash itself.  The calls of one step run one after another (in the
 suite they may overlap across threads), so a failure that needs a race may
-not reproduce; everything else does.  Handles become an ``enum`` of C
-names, so ``blk[b3].p`` is the trace's block ``b3``.
+not reproduce; nor may one that depends on what never-written memory holds
+(the garbage here is 0xa5 bytes, the worker's is its own: a link read past
+the end of a block crashes in both only because both hold non-NULL garbage
+there).  The program says both in its head comment and, when the trace
+records a failure it did not see, at its exit (RUN-016).  Handles become an
+``enum`` of C names, so ``blk[b3].p`` is the trace's block ``b3``.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import Final, cast
 
@@ -50,6 +57,7 @@ _RESERVED: Final = frozenset(
 )
 
 _PRELUDE: Final = r"""
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -162,17 +170,30 @@ static void *link_chain(const int *nodes, int n, size_t next_offset) {
 
 /* The suite's worker is a running process whose heap holds garbage; a fresh
  * C process's heap is zero.  Dirtying it first makes "fresh" memory hold
- * garbage here too, so a bug that reads a never-written word misbehaves the
- * same way.  It makes no g_slice_* call. */
+ * garbage here too, so a bug that reads a never-written word (a link read at
+ * the wrong offset, past the end of its block) follows a wild pointer here as
+ * it does there, instead of reading NULL and stopping.  Every chunk is filled
+ * to its usable size (the bytes past the requested size are where such reads
+ * land), first 8 of each small size (malloc's per-size caches hand these out
+ * first), then 4 MiB freed behind a fence chunk that is kept, so that they
+ * merge into one free chunk later allocations are carved from, rather than
+ * into the top of the heap, which malloc may give back to the system (zero
+ * pages again).  It makes no g_slice_* call. */
+static void dirty(void *p) {
+  if (p) memset(p, 0xa5, malloc_usable_size(p));
+}
+
 static void dirty_heap(void) {
   for (size_t size = 16; size <= 4096; size += 16) {
     void *blocks[8];
-    for (int i = 0; i < 8; i++) {
-      blocks[i] = malloc(size);
-      if (blocks[i]) memset(blocks[i], 0xa5, size);
-    }
+    for (int i = 0; i < 8; i++) dirty(blocks[i] = malloc(size));
     for (int i = 0; i < 8; i++) free(blocks[i]);
   }
+  enum { PIECES = 64, PIECE = 64 * 1024 };
+  static void *pieces[PIECES], *fence;
+  for (int i = 0; i < PIECES; i++) dirty(pieces[i] = malloc(PIECE));
+  dirty(fence = malloc(PIECE));
+  for (int i = 0; i < PIECES; i++) free(pieces[i]);
 }
 
 /* -- named threads: each trace thread is a pthread that runs one call at a time */
@@ -379,7 +400,10 @@ def emit_c(trace: Trace) -> str:
         " *",
         " * Build and run:  gcc repro.c -L. -lmyslice -lpthread && LD_LIBRARY_PATH=. ./a.out",
         " * Exit status 0: no failure; 1: a check failed (FAIL [CLAUSE] call N: ...);",
-        " * a crash is the crash itself.  Calls of one step run one after another.",
+        " * a crash is the crash itself.",
+        " *",
+        *textwrap.wrap(f"What this program cannot check (RUN-016): {_comment(CANNOT_CHECK)}",
+                       width=88, initial_indent=" * ", subsequent_indent=" * "),
         " */",
         f"#define NBLOCKS {max(1, len(names.handles))}",
         f"#define NTHREADS {len(names.threads)}",
@@ -414,5 +438,33 @@ def emit_c(trace: Trace) -> str:
         main_body.extend(f"  end_thread({t});" for t in exits)
         main_body.append("  verify();")
     out.append("int main(void) {\n  dirty_heap();\n" + "\n".join(main_body) +
-               '\n  printf("no failure: %d calls made\\n", call_no);\n  return 0;\n}\n')
+               '\n  printf("no failure: %d calls made\\n", call_no);\n' +
+               "".join(f'  printf("%s\\n", "{_c_string(line)}");\n'
+                       for line in _unseen(trace, lines)) +
+               "  return 0;\n}\n")
     return "\n".join(out)
+
+
+#: What a reproducer cannot show, said in its head and, when the suite saw a
+#: failure that the program did not, at its exit (RUN-016).
+CANNOT_CHECK: Final = (
+    "a failure that needs two threads to race (the calls of one step run one after "
+    "another here), and one that depends on the contents of memory the trace never "
+    "wrote (this program's heap holds 0xa5 garbage, the suite's worker held its own)."
+)
+
+
+def _unseen(trace: Trace, lines: Sequence[str]) -> list[str]:
+    """The lines a clean exit prints when the trace records a failure (RUN-016)."""
+    failure = trace.failure
+    if failure is None:
+        return []
+    where = f" at call {trace.call}: {lines[trace.call - 1]}" if 0 < trace.call <= len(
+        lines) else ""
+    return [
+        f"note: the suite saw this trace fail [{', '.join(failure.clauses)}] "
+        f"({failure.kind}){where}: {failure.message[:300]}",
+        "note: this program saw no failure. If the library was not fixed since, the "
+        f"failure is one this program cannot check: {CANNOT_CHECK} Replay it with "
+        "memslice-conformance replay TRACE --impl IMPL.",
+    ]

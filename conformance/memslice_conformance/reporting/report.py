@@ -4,7 +4,7 @@ Rules and theory of operation
 -----------------------------
 ::
 
-    Report ─► to_json()   {"conforming": bool, "status", "incomplete_reason",
+    Report ─► to_json()   {"conforming": bool, "status", "incomplete_reason", "load_error",
                            "limits": {deadlines, shrink budget}, "impl", "profiles", "seed",
                            "versions": {"spec", "suite", "protocol"},
                            "clauses": [{"id", "level", "status", "checks",
@@ -12,8 +12,14 @@ Rules and theory of operation
                                                       "trace"}]}],
                            "checks": [...]}
            ─► to_junit()  one <testcase> per clause (failures carry the message),
-                          plus an erroring "run finished" case when incomplete
+                          plus an erroring "run finished" case when incomplete, or
+                          an erroring "implementation loaded" case when it was not
            ─► table()     rich table: clause, level, status, checks
+
+The JSON report's shape is published as ``schema/report-v1.json``; every
+report :func:`to_json` makes validates against it, the report of an
+implementation that could not be loaded included (LOAD-012: no check, every
+clause "not-checked", status "incomplete", ``load_error`` the reason).
 
 Statuses: ``pass`` (every check citing the clause ran and passed),
 ``fail`` (some failure cites it: violation, error answer, crash or hang),
@@ -143,6 +149,7 @@ def to_json(report: Report) -> dict[str, JSONValue]:
         "conforming": report.conforming,
         "status": report.status,
         "incomplete_reason": report.incomplete_reason or None,
+        "load_error": report.load_error or None,
         "limits": dict(report.limits),
         "impl": report.impl,
         "implementation": report.implementation,
@@ -186,12 +193,14 @@ def to_junit(report: Report) -> str:
             elif clause.status in ("not-checked", "not-claimed"):
                 ET.SubElement(case, "skipped", message=clause.status)
     if report.status == "incomplete":
-        # An incomplete run must not read as green in CI (RUN-004).
+        # An incomplete run must not read as green in CI (RUN-004, LOAD-012).
+        name, why = ("implementation loaded", report.load_error) if report.load_error else (
+            "run finished", report.incomplete_reason)
         suite = ET.SubElement(root, "testsuite", name=f"{report.impl} [run]", tests="1",
                               errors="1")
-        case = ET.SubElement(suite, "testcase", classname="run", name="run finished")
-        node = ET.SubElement(case, "error", message=report.incomplete_reason[:500])
-        node.text = report.incomplete_reason
+        case = ET.SubElement(suite, "testcase", classname="run", name=name)
+        node = ET.SubElement(case, "error", message=why[:500])
+        node.text = why
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 

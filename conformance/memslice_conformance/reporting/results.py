@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from memslice_conformance.checks.model import StepFailure
 from memslice_conformance.reporting.trace import Trace, call_lines
 
-__all__ = ["CheckResult", "ClauseResult", "Report", "failing_call"]
+__all__ = ["CheckResult", "ClauseResult", "Report", "failing_call", "inline_call"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,9 @@ class Report:
     #: Why the run stopped early or some check did not finish ("" when neither);
     #: set also when a check failed too (status "not-conforming").
     incomplete_reason: str = ""
+    #: Why the implementation could not be loaded ("" when it was): then no check
+    #: ran, every clause is "not-checked" and the status "incomplete" (LOAD-012).
+    load_error: str = ""
 
 
 def failing_call(check: CheckResult) -> str:
@@ -101,5 +104,18 @@ def failing_call(check: CheckResult) -> str:
     if trace.call_first and trace.call_first < trace.call:
         # A batch that could not be serialised: the message says which call.
         return f"calls {trace.call_first}..{trace.call} (one batch):"
-    # The call itself, without the line's trailing annotation.
-    return f"call {trace.call}: {lines[trace.call - 1].split(';', 1)[0]}"
+    return f"call {trace.call}: {inline_call(lines[trace.call - 1])}"
+
+
+def inline_call(line: str) -> str:
+    """A ``replay --print`` line as the FAIL line shows it (RUN-007).
+
+    The same call and the same notes, so the two agree: the statement loses
+    its final ``;`` (a verb follows it) and its ``// ...`` notes become one
+    ``/* ... */`` comment: ``g_slice_free_chain_with_offset(8, b3, 0);  //
+    chain b3 -> NULL  // on thread t1`` reads ``g_slice_free_chain_with_offset(8,
+    b3, 0) /* chain b3 -> NULL; on thread t1 */``.
+    """
+    code, *notes = line.split("  // ")
+    code = code.rstrip().removesuffix(";")
+    return f"{code} /* {'; '.join(n.strip() for n in notes)} */" if notes else code

@@ -8,6 +8,11 @@
  *   -DBUG_CHAIN_WALK   g_slice_free_chain_with_offset reads each link at
  *                      offset 0, not next_offset: with a chain linked at 8
  *                      and data at 0 it follows a wild pointer (SIGSEGV)
+ *   -DBUG_LINK_PAST_END  g_slice_free_chain_with_offset reads each link 16
+ *                      bytes past next_offset: for an 8-byte block that is
+ *                      the slack past its end, which the trace never wrote,
+ *                      so what the walk follows is whatever the heap held
+ *                      there (SIGSEGV on garbage, a clean stop on zero)
  *
  * Chunks are the size rounded up to 16, from malloc; one LIFO free list per
  * chunk size up to 1024, under one mutex; larger blocks go to malloc/free.
@@ -64,8 +69,11 @@ void g_slice_free1(size_t size, void *mem) {
 void g_slice_free_chain_with_offset(size_t size, void *chain, size_t next_offset) {
   char *p = chain;
   while (p) {
-#ifdef BUG_CHAIN_WALK
+#if defined(BUG_CHAIN_WALK)
     char *next = *(char **)p;
+#elif defined(BUG_LINK_PAST_END)
+    char *next;
+    memcpy(&next, p + next_offset + 16, sizeof next);
 #else
     char *next = *(char **)(p + next_offset);
 #endif

@@ -22,6 +22,7 @@ import ctypes
 import mmap
 import random
 import threading
+import time
 from collections import deque
 from typing import ClassVar
 
@@ -185,6 +186,16 @@ class EightAligned(ArenaAllocator):
 
     def __init__(self) -> None:
         super().__init__(align_offset=8)
+
+
+class SlowAt1111(ArenaAllocator):
+    """Correct, but an allocation of 1111 bytes (only sizes_sweep asks for it)
+    takes a second: sizes_sweep finishes after checks that come after it."""
+
+    def alloc(self, size: int, /) -> int:
+        if size == 1111:
+            time.sleep(1.0)
+        return super().alloc(size)
 
 
 # ------------------------------------------------------------------- broken
@@ -387,6 +398,39 @@ class MutableConfig(ArenaAllocator):
         self._config[key] = value
 
 
+class PopStuckAt24(ArenaAllocator):
+    """A free list of its own for 24-byte blocks (a GList node's size), whose pop
+    returns the head without advancing it: after a free of a 24-byte block, the
+    next two allocations of exactly 24 bytes get the same block.  Only a check
+    that frees and allocates one exact size again and again meets it."""
+
+    BREAKS = ("API-004",)
+    STUCK = 24
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._nodes24: list[int] = []
+
+    def alloc(self, size: int, /) -> int:
+        with self._lock:
+            if size == self.STUCK and self._nodes24:
+                addr = self._nodes24[-1]  # the bug: the head is not advanced
+                self._live[addr] = self.chunk_of(size)
+                return addr
+        return super().alloc(size)
+
+    def free1(self, size: int, addr: int, /) -> None:
+        if size != self.STUCK or not addr:
+            super().free1(size, addr)
+            return
+        with self._lock:
+            if self._live.pop(addr, None) is None:
+                raise ValueError(f"free of a block that is not live: {addr:#x}")
+            self.frees += 1
+            if addr not in self._nodes24:
+                self._nodes24.append(addr)
+
+
 CORRECT: tuple[type[ArenaAllocator], ...] = (
     ArenaAllocator, FifoReuse, GarbageFresh, FarApart, EightAligned,
 )
@@ -403,6 +447,7 @@ BROKEN: tuple[type[ArenaAllocator], ...] = (
     DoubleAfterDozens,
     ExitReleasesLive,
     ChainOffset24Bug,
+    PopStuckAt24,
 )
 
 
