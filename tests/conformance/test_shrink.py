@@ -166,6 +166,25 @@ def test_a_link_read_past_the_block_crashes_the_c_reproducer_as_it_crashes_the_w
     assert "cannot check" in said and "never wrote" in said
 
 
+def test_the_worker_s_threads_hold_garbage_where_a_library_reads_unwritten_memory(
+    planted: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RUN-017: BUG_CHAIN_WALK reads a fresh block's first word, never written, as a
+    link.  In a worker child forked for an example, the serving thread's C heap was
+    fresh: that word read as zero and the walk stopped cleanly, so the shrinker needed
+    13 calls of recycled blocks before the walk crashed.  The worker now dirties each
+    serving thread's heap first: the two calls the bug needs crash, in the run as in
+    a replay."""
+    buggy = planted("BUG_CHAIN_WALK")
+    traces = tmp_path / "traces"
+    assert main(["run", "--impl", f"lib:{buggy / 'libmyslice.so'}", "--check", "chain_sweep",
+                 "--quiet", "--trace-dir", str(traces)]) == 1
+    assert "SIGSEGV" in capsys.readouterr().out
+    [trace_file] = traces.iterdir()
+    calls = [call for step in json.loads(trace_file.read_text())["steps"] for call in step]
+    assert [call["op"] for call in calls] == ["alloc", "free_chain"], calls
+
+
 def test_replay_print_shows_the_calls_and_marks_the_failing_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

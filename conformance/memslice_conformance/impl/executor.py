@@ -18,7 +18,9 @@ Invariants:
 * ``exit_thread`` completes only once the OS thread has ended (joined), so
   the implementation's own thread-end hooks (thread-local destructors) have
   run before the next op is issued;
-* ``main`` is a worker thread like the others but may not exit.
+* ``main`` is a worker thread like the others but may not exit;
+* ``on_thread_start``, when given, runs first on every lane's OS thread,
+  before any work (the worker dirties the thread's C heap there, RUN-017).
 
 The same class serves the worker process (library impls) and in-process
 sessions (Python impls): one execution model for both.
@@ -45,13 +47,18 @@ _EXIT: Final = object()
 class _Lane:
     """One named OS thread and its FIFO."""
 
-    def __init__(self, name: str, impl: SliceAllocator) -> None:
+    def __init__(
+        self, name: str, impl: SliceAllocator, on_start: Callable[[], None] | None
+    ) -> None:
         self.queue: queue.SimpleQueue[tuple[object, Future[object]]] = queue.SimpleQueue()
         self._impl = impl
+        self._on_start = on_start
         self.thread = threading.Thread(target=self._run, name=f"conformance-{name}", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while True:
             work, future = self.queue.get()
             if work is _EXIT:
@@ -77,8 +84,11 @@ class _Lane:
 class OpThreads:
     """A set of named worker threads bound to one implementation."""
 
-    def __init__(self, impl: SliceAllocator) -> None:
+    def __init__(
+        self, impl: SliceAllocator, on_thread_start: Callable[[], None] | None = None
+    ) -> None:
         self._impl = impl
+        self._on_thread_start = on_thread_start
         self._lanes: dict[str, _Lane] = {}
         self._lock = threading.Lock()
 
@@ -88,7 +98,7 @@ class OpThreads:
         with self._lock:
             lane = self._lanes.get(thread)
             if lane is None:
-                lane = self._lanes[thread] = _Lane(thread, self._impl)
+                lane = self._lanes[thread] = _Lane(thread, self._impl, self._on_thread_start)
             lane.queue.put((work, future))
         return future
 

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import queue
@@ -249,7 +250,7 @@ def serve(
     every earlier answer is written; ``announce`` is the id of the reset
     this process answers first.  Returns the exit status.
     """
-    threads = OpThreads(impl)
+    threads = OpThreads(impl, on_thread_start=_dirty_thread_heap)
     output = _Output(out)
 
     def writer() -> None:
@@ -309,6 +310,7 @@ def serve(
 
     def read_loop() -> None:
         nonlocal run_thread
+        _dirty_thread_heap()  # RUN-017: before the implementation runs on this thread
         buffer = b""
         finished = False
         while not finished:
@@ -371,6 +373,45 @@ def serve(
     writer_thread.join()
     threads.close()
     return 0
+
+
+_GARBAGE: Final = 0xA5  # the --emit-c program's pattern too (RUN-008)
+
+
+def _dirty_thread_heap() -> None:
+    """Leave garbage in this thread's C heap before an implementation runs here (RUN-017).
+
+    A thread's first ``malloc`` may be served from a fresh arena whose memory
+    reads as zero; a library that reads memory it never wrote (a chain link
+    read past a block's end) then stops cleanly on NULL here, where a real
+    program, and the ``--emit-c`` reproducer, would follow garbage.  So, as
+    that program's ``dirty_heap`` does: blocks of every size up to 1 KiB,
+    filled to their usable size and freed, then 1 MiB of pieces freed behind
+    a small block kept allocated (so the freed pieces stay in the heap rather
+    than going back to the kernel), from which later blocks are carved.
+    """
+    libc = ctypes.CDLL(None)
+    malloc, free = libc.malloc, libc.free
+    malloc.restype, malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    free.restype, free.argtypes = None, [ctypes.c_void_p]
+    usable = getattr(libc, "malloc_usable_size", None)
+    if usable is not None:
+        usable.restype, usable.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+
+    def dirty(size: int) -> int | None:
+        block: int | None = malloc(size)
+        if block:
+            ctypes.memset(block, _GARBAGE, usable(block) if usable is not None else size)
+        return block
+
+    for size in range(16, 1025, 16):
+        blocks = [dirty(size) for _ in range(4)]
+        for block in blocks:
+            free(block)
+    pieces = [dirty(64 << 10) for _ in range(16)]
+    dirty(32)  # the fence, kept: one small block per thread that the worker never frees
+    for piece in pieces:
+        free(piece)
 
 
 def _serve_unavailable(reason: str, inp: int, out: IO[bytes]) -> int:
