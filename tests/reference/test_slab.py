@@ -213,7 +213,9 @@ def slab_scripts(draw: st.DrawFn) -> list[Step]:
             st.tuples(
                 st.sampled_from(["alloc", "chain", "free"]),
                 st.integers(0, 2),
-                st.integers(1, 40),
+                # Short steps too: a chain then often starts inside a fresh slab
+                # that single pops and frees have touched (alloc_chain's fresh run).
+                st.one_of(st.integers(1, 4), st.integers(1, 40)),
             ),
             max_size=40,
         )
@@ -255,6 +257,49 @@ def test_batched_slab_operations_equal_one_chunk_at_a_time(
             for offset in picked:
                 single.free_chunk(index, single.map_origin + offset)
         assert relative_state(batched) == relative_state(single)
+
+
+def test_a_chain_takes_a_fresh_run_only_from_an_untouched_free_list() -> None:
+    """SLAB-005, DEPOT-005: alloc_chain's fresh run ends at the slab's first free.
+
+    After chain(2), alloc c2, alloc c3, free c2 the head is c2 again -- the
+    chunk a fresh run would expect -- but the list is c2 -> c4, skipping the
+    live c3: a chain must walk it, not take c2, c3, c4 as a range.
+    """
+    batched, single = twin_layers(MINIMAL)
+    origin = batched.map_origin  # offsets from it name the same chunk on both sides
+
+    def chain_both(count: int) -> list[int]:
+        chain: list[int] = []
+        batched.alloc_chain(0, count, chain)
+        one = [single.alloc_chunk(0) for _ in range(count)]
+        for chunk, following in zip(one, [*one[1:], 0], strict=True):  # linked as GLib does
+            single.write_word(chunk, following)
+            single.write_word(chunk + single.words.itemsize, 0)
+        assert [c - origin for c in chain] == [c - single.map_origin for c in one]
+        assert relative_state(batched) == relative_state(single)
+        return [c - origin for c in chain]
+
+    def alloc_both() -> int:
+        chunk = batched.alloc_chunk(0) - origin
+        assert single.alloc_chunk(0) - single.map_origin == chunk
+        return chunk
+
+    def free_both(chunk: int) -> None:
+        batched.free_chunk(0, origin + chunk)
+        single.free_chunk(0, single.map_origin + chunk)
+        assert relative_state(batched) == relative_state(single)
+
+    c0, c1 = chain_both(2)
+    stride = c1 - c0
+    page = batched.heads[0]
+    assert batched._fresh[0] == page  # the rest of its list is still add_slab's
+    c2, c3 = alloc_both(), alloc_both()
+    assert (c2, c3) == (c1 + stride, c1 + 2 * stride)
+    assert batched._fresh[0] == page  # pops keep an ascending list ascending
+    free_both(c2)  # the list: c2 -> c4 -> c5 ..., the head c2 as a fresh run's would be
+    assert batched._fresh[0] == 0  # a free ends the fresh run
+    assert chain_both(3) == [c2, c3 + stride, c3 + 2 * stride]  # c3 (live) skipped
 
 
 def test_free_chunks_raises_glibs_assertion_where_one_at_a_time_would() -> None:
