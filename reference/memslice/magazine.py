@@ -95,6 +95,7 @@ class MagazineLayer:
         self.slab_lock = slab_lock
         self.depot = depot
         self._word_shift = geometry.tunables.pointer_size.bit_length() - 1  # bytes to words
+        self._words, self._origin = slabs.words, slabs.map_origin  # chunk memory, as words
 
     def alloc(self, memory: ThreadMemory, index: int) -> int:
         """Pop a chunk, swapping or reloading first if needed (MAG-005)."""
@@ -125,7 +126,13 @@ class MagazineLayer:
                 self.depot.push(index, full)
         if gc_friendly:
             ctypes.memset(chunk, 0, self.geometry.classes[index].chunk_size)  # GC-001
-        self.push(magazines.freeing, chunk)
+        # push(), inline: the ChunkLink {next = previous head, data = NULL}, then stack it.
+        freeing = magazines.freeing
+        word = (chunk - self._origin) >> self._word_shift
+        words = self._words
+        words[word] = freeing[-1] if freeing else 0
+        words[word + 1] = 0
+        freeing.append(chunk)
 
     def push(self, magazine: list[int], chunk: int) -> None:
         """Write the ChunkLink ``{next, data=NULL}`` into the chunk and stack it (MAG-002)."""
