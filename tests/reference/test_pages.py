@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 
 import pytest
@@ -82,6 +83,33 @@ def test_a_block_spanning_os_pages_counts_on_each() -> None:
     assert source.mapped_bytes == os_page
     source.release(small)
     assert source.mapped_bytes == 0
+
+
+def test_memory_goes_back_to_the_os_a_whole_run_at_a_time() -> None:
+    """PAGE-003: a partly used 64 KiB run stays resident; a run that is wholly free does not.
+
+    mapped_bytes counts the OS pages a live block overlaps; the resident set
+    also keeps the free pages of a partly used run, until the run is free.
+    """
+    arena = Arena(1 << 20)
+    source = BuddyPageSource(arena)
+    run = 1 << 16
+    pages = [source.allocate(4096) for _ in range(2 * run // 4096)]  # two whole runs
+    for page in pages:
+        ctypes.memset(page, 0xAB, 4096)  # touched: resident
+    first, second = pages[: run // 4096], pages[run // 4096 :]
+    assert {p & ~(run - 1) for p in first} != {p & ~(run - 1) for p in second}
+    assert arena_rss(arena) == 2 * run
+    for page in first[1:] + second:  # the first run keeps one live page
+        source.release(page)
+    assert source.mapped_bytes == arena.os_page_size  # the OS page under the live block
+    assert arena_rss(arena) == run  # the partly used run stays resident, the free one left
+    kept = first[0]
+    assert ctypes.string_at(first[1], 8) == b"\xab" * 8  # still its old contents
+    source.release(kept)
+    assert source.mapped_bytes == 0
+    assert arena_rss(arena) == 0
+    arena.close()
 
 
 def test_released_pages_leave_the_resident_set() -> None:
