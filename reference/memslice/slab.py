@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections import Counter
 from collections.abc import Iterable
 
 from .colour import ColourAccumulator
@@ -323,12 +324,6 @@ class SlabLayer:
         """Pointer-size words, as laid out in memory, read as one integer."""
         return int.from_bytes(array(self._format, values).tobytes(), sys.byteorder)
 
-    def _untag_chunks(self, index: int, page: int) -> None:
-        """Forget a released slab's chunks in the chunk map (PY-004)."""
-        untagged = self._untagged[index]
-        start = (page - self.map_origin) >> self.granule_shift
-        self.chunk_map[start : start + len(untagged)] = untagged
-
     def is_chunk(self, index: int, address: int) -> bool:
         """Whether ``address`` starts a chunk of class ``index`` in a live slab (PY-004)."""
         offset = address - self.map_origin
@@ -475,22 +470,52 @@ class SlabLayer:
     def free_chunks(self, index: int, chunks: Iterable[int]) -> None:
         """:meth:`free_chunk` for each chunk in turn (depot trims, thread exit).
 
-        Fast path: consecutive chunks of one slab (a magazine of blocks that were
-        allocated together usually holds such runs) are pushed on its free list
-        with one link write each, and its SlabInfo is read once and written once
-        per run.  The ring moves and the release happen at the same points of
-        the sequence as one chunk at a time, so memory ends up the same.
+        Fast paths, each leaving memory as one chunk at a time does:
+
+        * Consecutive chunks of one slab (a magazine of blocks that were
+          allocated together usually holds such runs) are pushed on its free
+          list with one link write each, and its SlabInfo is read once and
+          written once per run.
+        * A full slab regains a free chunk and moves to the head (SLAB-006) at
+          the *end* of its run, not its start: nothing else moves on the ring
+          in between, so the ring ends the same.
+        * A slab that this call empties is never moved, only unlinked where it
+          is when it empties (the batch is counted per slab first): moving a
+          slab to the head, moving others, then unlinking it leaves the other
+          slabs in the same order (so their next/prev words and the class's
+          head are the same) and the slab's own next/prev words pointing at
+          itself, as unlinking it in place does.  In a trim most slabs empty,
+          their chunks often in two or three runs, so this saves a ring move
+          per released slab.  If some slab gets back more chunks than it has
+          allocated (SLAB-012 is raised on the way), every move is made, so
+          that the raise leaves the runs before it settled exactly as one
+          chunk at a time would.
         """
+        if not isinstance(chunks, list):
+            chunks = list(chunks)
         words, shift, origin = self.words, self._shift, self.map_origin
         delta, page_mask = self._info_delta[index], self._page_mask[index]
         fresh = self._fresh
+        # The slabs this call empties: each gets back all the chunks it has allocated.
+        emptied: set[int] = set()
+        for page, returned in Counter(map(page_mask.__and__, chunks)).items():
+            allocated = words[((page + delta) >> shift) + 1]
+            if returned > allocated:  # SLAB-012 on the way: skip no move
+                emptied.clear()
+                break
+            if returned == allocated:
+                emptied.add(page)
         run_page = word = free_head = left = 0  # the slab of the current run, 0: none
+        was_full = False  # whether the run's slab was full at its start (and is not emptied)
         for chunk in chunks:
             page = chunk & page_mask
             if page != run_page:
                 if run_page:  # the previous run ends: its SlabInfo, as one free at a time leaves it
                     words[word] = free_head
                     words[word + 1] = left
+                    if was_full:  # SLAB-006: a slab that regained a free chunk moves to the head
+                        self._unlink(index, run_page)
+                        self._push_head(index, run_page)
                 word = (page + delta) >> shift
                 left = words[word + 1]
                 if left <= 0:
@@ -500,14 +525,12 @@ class SlabLayer:
                 free_head = words[word]
                 if page == fresh[index]:  # its list is no longer add_slab's (alloc_chain)
                     fresh[index] = 0
-                if not free_head:  # SLAB-006: a slab that regains a free chunk moves to the head
-                    self._unlink(index, page)
-                    self._push_head(index, page)
+                was_full = not free_head and page not in emptied
                 run_page = page
             words[(chunk - origin) >> shift] = free_head
             free_head = chunk
             left -= 1
-            if not left:  # SLAB-007: eager release
+            if not left:  # SLAB-007: eager release (unlinked where it is; see above)
                 words[word] = free_head
                 words[word + 1] = 0
                 self._release_slab(index, page)
@@ -515,11 +538,16 @@ class SlabLayer:
         if run_page:
             words[word] = free_head
             words[word + 1] = left
+            if was_full:
+                self._unlink(index, run_page)
+                self._push_head(index, run_page)
 
     def _release_slab(self, index: int, page: int) -> None:
-        """Unlink an empty slab and give its page back (SLAB-007)."""
+        """Unlink an empty slab, forget its chunks (PY-004) and give its page back (SLAB-007)."""
         self._unlink(index, page)
-        self._untag_chunks(index, page)
+        untagged = self._untagged[index]  # zeroes for the slab's span of the chunk map
+        start = (page - self.map_origin) >> self.granule_shift
+        self.chunk_map[start : start + len(untagged)] = untagged
         self.slab_counts[index] -= 1
         self.pages.release(page)
 

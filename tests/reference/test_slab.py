@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memslice import GLIB_2_74, MINIMAL, Allocator, SliceConfig
+from memslice import GLIB_2_74, MINIMAL, Allocator, SliceAssertionError, SliceConfig
 from memslice.colour import ColourAccumulator
 from memslice.pages import Arena, BuddyPageSource
 from memslice.sizeclass import geometry_for
@@ -315,4 +315,28 @@ def test_free_chunks_raises_glibs_assertion_where_one_at_a_time_would() -> None:
             else:
                 for chunk in (chunks[0], chunks[1], chunks[2], chunks[2]):
                     layer.free_chunk(0, chunk)
+    assert relative_state(batched) == relative_state(single)
+
+
+def test_a_batch_that_raises_makes_every_ring_move_first() -> None:
+    """SLAB-006, SLAB-012: a slab free_chunks would empty is moved if the batch raises first.
+
+    Slabs A, B, C are full (the ring, from its head: A, B, C).  B gets four
+    chunks back, then C all of its chunks and one of them again, which raises
+    before B's other chunks come: one chunk at a time, B is at the head by
+    then, so the batched form must have moved it too.
+    """
+    batched, single = twin_layers(MINIMAL)
+    index = 2
+    per_slab = geometry_for(MINIMAL).classes[index].chunks_per_slab
+    for layer in (batched, single):
+        chunks = [layer.alloc_chunk(index) for _ in range(3 * per_slab)]  # slabs A, B, C: full
+        b, c = chunks[per_slab : 2 * per_slab], chunks[2 * per_slab :]
+        batch = b[:4] + c + [c[0]] + b[4:]
+        with pytest.raises(SliceAssertionError, match=r"sinfo->n_allocated > 0"):
+            if layer is batched:
+                layer.free_chunks(index, batch)
+            else:
+                for chunk in batch:
+                    layer.free_chunk(index, chunk)
     assert relative_state(batched) == relative_state(single)
