@@ -72,8 +72,10 @@ and compares every word)::
                          wrote, tracked per class in _fresh): its run is a
                          range (no walk)
     free_chunks(ix, cs)  consecutive chunks of one slab: SlabInfo read and
-                         written once per run; ring moves and release at the
-                         same points as one at a time
+                         written once per run; a full slab moves to the head
+                         at its run's end, and a slab the batch empties
+                         (counted first) is never moved, only unlinked in
+                         place; releases at the same points as one at a time
     add_slab             the n links of a fresh free list as one integer
                          (see SlabLayer._offsets_of_links)
 
