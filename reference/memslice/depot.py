@@ -174,9 +174,9 @@ class Depot:
         tail's ``next`` and the old head's ``prev`` (what :meth:`_write_next`
         and :meth:`_write_prev` store; the neighbours' other fields are
         already in memory).  :meth:`update_stamp` is called only when it
-        reads the clock; the other seven pushes in eight just count.  A push that expires
-        nothing (the tail's stamp is within the working set) skips
-        :meth:`_collect_expired`, which would find nothing to unlink.
+        reads the clock; the other seven pushes in eight just count.  A push
+        that expires nothing (the tail's stamp is within the working set)
+        skips :meth:`_collect_expired`, which would find nothing to unlink.
         """
         magazine = DepotMagazine(chunks)
         with_lock = self.lock.lock

@@ -11,7 +11,7 @@ with ``MAP_NORESERVE`` so that untouched address space costs nothing::
     ┌──────────── 64 KiB block ────────────┬──────────── 64 KiB block ───────── ...
     │ 8192 │ 8192 │ 4096 │ 4096 │ 512 │... │  (binary buddies, naturally aligned)
     └──────┴──────┴──────┴──────┴─────┴────┴──────────────────────────────────── ...
-    └── madvise(DONTNEED) once the whole 64 KiB run is one free block again
+      ▲ a 64 KiB run that is one free block again: one madvise(DONTNEED) for all of it
 
 * **Buddy allocation.**  A request is rounded up to a power of two between
   ``MIN_BLOCK`` (128) and ``MAX_BLOCK`` (64 KiB); a block of order ``k`` sits
