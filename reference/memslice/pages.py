@@ -11,7 +11,7 @@ with ``MAP_NORESERVE`` so that untouched address space costs nothing::
     ┌──────────── 64 KiB block ────────────┬──────────── 64 KiB block ───────── ...
     │ 8192 │ 8192 │ 4096 │ 4096 │ 512 │... │  (binary buddies, naturally aligned)
     └──────┴──────┴──────┴──────┴─────┴────┴──────────────────────────────────── ...
-      ▲ a 64 KiB run that is one free block again: one madvise(DONTNEED) for all of it
+       ▲ OS page (4096 B): madvise(DONTNEED) as soon as no live block overlaps it
 
 * **Buddy allocation.**  A request is rounded up to a power of two between
   ``MIN_BLOCK`` (128) and ``MAX_BLOCK`` (64 KiB); a block of order ``k`` sits
@@ -20,21 +20,15 @@ with ``MAP_NORESERVE`` so that untouched address space costs nothing::
   with its buddy while the buddy is free too.  Free blocks of each order are
   kept sorted so the lowest address is always reused first (deterministic
   layouts, tidy pictures).
-* **Returning memory.**  When a release merges its block up to a whole
-  64 KiB run, the run goes back to the OS with one ``madvise(MADV_DONTNEED)``,
-  so the process's resident set falls measurably once slabs are released
-  (PAGE-003); a run with a live block anywhere in it stays resident.  Why
-  whole runs and not each OS page as soon as it is free: slab pages of 128 B
-  to 8 KiB share OS pages, so a trim frees OS pages one by one and far apart;
-  one ``madvise`` per 4 KiB page cost about four times as much per page as
-  one per 64 KiB, and was most of a trim's time.  GLib only calls ``free()``
-  and leaves the OS to the C library, which also returns memory in big
-  pieces, so the policy is the reference's own.
-* **Accounting.**  Each OS page (the host's real page size, at most 64 KiB)
-  counts the live blocks overlapping it: ``mapped_bytes`` is the number of OS
-  pages with a live block, times the page size -- the memory the live slabs
-  need, which the resident set can exceed by the free OS pages of partly used
-  runs.
+* **Returning memory.**  Each OS page (the host's real page size) counts the
+  live blocks overlapping it; when the count drops to zero the page is
+  returned with ``madvise(MADV_DONTNEED)``, so the process's resident set falls
+  measurably (PAGE-003).  ``mapped_bytes`` is the number of OS pages with a
+  live block, times the page size.  Why not return only whole 64 KiB runs,
+  with one ``madvise`` each (a trim would make about sixteen times fewer
+  calls): a run stays resident while any slab page in it lives, and after a
+  long mixed workload nearly every run keeps one, so the resident set would
+  not fall at all (the long soaks in ``tests/reliability/test_soak.py``).
 * **Refusal.**  When the arena is exhausted the page source raises
   :class:`~memslice.errors.SliceMemoryError` and changes nothing (PY-005).
 
@@ -168,11 +162,7 @@ class PageSource(Protocol):
 
     @property
     def mapped_bytes(self) -> int:
-        """Bytes of OS pages that overlap a live block (INTRO-002).
-
-        Memory that backs no live block may still be resident: what a page
-        source returns to the OS, and when, is its own policy (PAGE-003).
-        """
+        """Bytes of OS pages currently backing live blocks (INTRO-002)."""
         ...
 
 
@@ -194,7 +184,7 @@ class BuddyPageSource:
 
     @property
     def mapped_bytes(self) -> int:
-        """Bytes of OS pages that overlap at least one live block (see the module header)."""
+        """Bytes of OS pages that back at least one live block."""
         return self._mapped_pages * self.arena.os_page_size
 
     @property
@@ -275,10 +265,12 @@ class BuddyPageSource:
         order = orders[slot] - 1
         orders[slot] = 0
         if order <= self._os_page_order:  # in one OS page: _count_pages(-1), inline
-            users, index = self.page_users, offset >> self._os_page_order
+            page_order = self._os_page_order
+            users, index = self.page_users, offset >> page_order
             users[index] -= 1
             if not users[index]:
                 self._mapped_pages -= 1
+                self.arena.release_pages(index << page_order, 1 << page_order)  # PAGE-003
         else:
             self._count_pages(offset, 1 << order, -1)
         free = self._free
@@ -292,12 +284,10 @@ class BuddyPageSource:
             if buddy < offset:
                 offset = buddy
             order += 1
-        if order == MAX_BLOCK_ORDER:  # a whole run is free: back to the OS at once (PAGE-003)
-            self.arena.release_pages(offset, 1 << MAX_BLOCK_ORDER)
         bisect.insort(free[order], offset)
 
     def _count_pages(self, offset: int, length: int, delta: int) -> None:
-        """Count a block in (``delta`` +1) or out (-1) of the OS pages it overlaps (INTRO-002)."""
+        """Count a block in (``delta`` +1) or out (-1) of the OS pages it overlaps (PAGE-003)."""
         page = self.arena.os_page_size
         users = self.page_users
         index = offset // page
@@ -307,6 +297,7 @@ class BuddyPageSource:
             users[index] = count
             if count == 0:
                 self._mapped_pages -= 1
+                self.arena.release_pages(index * page, page)  # PAGE-003
             elif count == 1 and delta > 0:
                 self._mapped_pages += 1
             if index == last:

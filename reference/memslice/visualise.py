@@ -1156,10 +1156,9 @@ def totals_svg(snapshot: AllocatorSnapshot, *, width: float = 760, title: str | 
 
     The slab pages split into chunks in use, chunks cached in magazines and in
     the depot, chunks free in their slabs, and per-slab overhead (colour,
-    tail, SlabInfo); then the rest of the OS pages that hold a live slab
-    (released slab pages that share an OS page with a live slab: the page
-    source's ``mapped_bytes``, INTRO-002; the OS gets memory back a whole
-    64 KiB run at a time, PAGE-003) and live system-malloc blocks.
+    tail, SlabInfo); then memory the OS still backs that no slab uses (released
+    slab pages that share an OS page with a live slab: the OS page goes back
+    only when no slab on it is left, PAGE-003) and live system-malloc blocks.
     The slab segments add up to ``in_slabs``.
     """
     t = snapshot.totals

@@ -85,30 +85,30 @@ def test_a_block_spanning_os_pages_counts_on_each() -> None:
     assert source.mapped_bytes == 0
 
 
-def test_memory_goes_back_to_the_os_a_whole_run_at_a_time() -> None:
-    """PAGE-003: a partly used 64 KiB run stays resident; a run that is wholly free does not.
+def test_an_os_page_goes_back_when_its_last_block_does() -> None:
+    """PAGE-003: OS pages holding small slab pages leave the resident set one by one.
 
-    mapped_bytes counts the OS pages a live block overlaps; the resident set
-    also keeps the free pages of a partly used run, until the run is free.
+    Four 1 KiB blocks share each 4 KiB OS page: the page stays resident while
+    any of them is live, and is returned when the last one is released.
     """
     arena = Arena(1 << 20)
     source = BuddyPageSource(arena)
-    run = 1 << 16
-    pages = [source.allocate(4096) for _ in range(2 * run // 4096)]  # two whole runs
-    for page in pages:
-        ctypes.memset(page, 0xAB, 4096)  # touched: resident
-    first, second = pages[: run // 4096], pages[run // 4096 :]
-    assert {p & ~(run - 1) for p in first} != {p & ~(run - 1) for p in second}
-    assert arena_rss(arena) == 2 * run
-    for page in first[1:] + second:  # the first run keeps one live page
-        source.release(page)
-    assert source.mapped_bytes == arena.os_page_size  # the OS page under the live block
-    assert arena_rss(arena) == run  # the partly used run stays resident, the free one left
-    kept = first[0]
-    assert ctypes.string_at(first[1], 8) == b"\xab" * 8  # still its old contents
-    source.release(kept)
-    assert source.mapped_bytes == 0
+    os_page = arena.os_page_size
+    blocks = [source.allocate(1024) for _ in range(2 * os_page // 1024)]  # two OS pages
+    for block in blocks:
+        ctypes.memset(block, 0xAB, 1024)  # touched: resident
+    assert arena_rss(arena) == 2 * os_page
+    first, second = blocks[: len(blocks) // 2], blocks[len(blocks) // 2 :]
+    for block in first[:-1] + second[:-1]:
+        source.release(block)
+    assert arena_rss(arena) == 2 * os_page  # each page still holds one live block
+    assert source.mapped_bytes == 2 * os_page
+    source.release(first[-1])
+    assert arena_rss(arena) == os_page  # the first page went back at once
+    assert source.mapped_bytes == os_page
+    source.release(second[-1])
     assert arena_rss(arena) == 0
+    assert source.mapped_bytes == 0
     arena.close()
 
 
