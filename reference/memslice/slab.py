@@ -73,9 +73,9 @@ and compares every word)::
                          range (no walk)
     free_chunks(ix, cs)  consecutive chunks of one slab: SlabInfo read and
                          written once per run; a full slab moves to the head
-                         at its run's end, and a slab the batch empties
-                         (counted first) is never moved, only unlinked in
-                         place; releases at the same points as one at a time
+                         at its run's end, not at all if the run empties it
+                         (then it is unlinked in place); releases at the same
+                         points as one at a time
     add_slab             the n links of a fresh free list as one integer
                          (see SlabLayer._offsets_of_links)
 
@@ -87,7 +87,6 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections import Counter
 from collections.abc import Iterable
 
 from .colour import ColourAccumulator
@@ -480,35 +479,23 @@ class SlabLayer:
           written once per run.
         * A full slab regains a free chunk and moves to the head (SLAB-006) at
           the *end* of its run, not its start: nothing else moves on the ring
-          in between, so the ring ends the same.
-        * A slab that this call empties is never moved, only unlinked where it
-          is when it empties (the batch is counted per slab first): moving a
-          slab to the head, moving others, then unlinking it leaves the other
+          in between, so the ring ends the same.  And a run that empties its
+          slab does not move it at all: it is unlinked where it is (SLAB-007).
+          Moving a slab to the head and unlinking it at once leaves the other
           slabs in the same order (so their next/prev words and the class's
           head are the same) and the slab's own next/prev words pointing at
-          itself, as unlinking it in place does.  In a trim most slabs empty,
-          their chunks often in two or three runs, so this saves a ring move
-          per released slab.  If some slab gets back more chunks than it has
-          allocated (SLAB-012 is raised on the way), every move is made, so
-          that the raise leaves the runs before it settled exactly as one
-          chunk at a time would.
+          itself, as unlinking it in place does.
+
+        Not done: counting the whole batch per slab first, so that a slab
+        emptied over several runs is never moved either.  It saved bytecodes
+        but cost more than it saved (a Counter over every chunk: about 8 %
+        more machine instructions in W6's trim, callgrind).
         """
-        if not isinstance(chunks, list):
-            chunks = list(chunks)
         words, shift, origin = self.words, self._shift, self.map_origin
         delta, page_mask = self._info_delta[index], self._page_mask[index]
         fresh = self._fresh
-        # The slabs this call empties: each gets back all the chunks it has allocated.
-        emptied: set[int] = set()
-        for page, returned in Counter(map(page_mask.__and__, chunks)).items():
-            allocated = words[((page + delta) >> shift) + 1]
-            if returned > allocated:  # SLAB-012 on the way: skip no move
-                emptied.clear()
-                break
-            if returned == allocated:
-                emptied.add(page)
         run_page = word = free_head = left = 0  # the slab of the current run, 0: none
-        was_full = False  # whether the run's slab was full at its start (and is not emptied)
+        was_full = False  # whether the run's slab was full at its start
         for chunk in chunks:
             page = chunk & page_mask
             if page != run_page:
@@ -527,7 +514,7 @@ class SlabLayer:
                 free_head = words[word]
                 if page == fresh[index]:  # its list is no longer add_slab's (alloc_chain)
                     fresh[index] = 0
-                was_full = not free_head and page not in emptied
+                was_full = not free_head
                 run_page = page
             words[(chunk - origin) >> shift] = free_head
             free_head = chunk

@@ -319,12 +319,13 @@ def test_free_chunks_raises_glibs_assertion_where_one_at_a_time_would() -> None:
 
 
 def test_a_batch_that_raises_makes_every_ring_move_first() -> None:
-    """SLAB-006, SLAB-012: a slab free_chunks would empty is moved if the batch raises first.
+    """SLAB-006, SLAB-012: free_chunks' deferred ring moves are made before a later run raises.
 
     Slabs A, B, C are full (the ring, from its head: A, B, C).  B gets four
     chunks back, then C all of its chunks and one of them again, which raises
     before B's other chunks come: one chunk at a time, B is at the head by
-    then, so the batched form must have moved it too.
+    then, so the batched form must have moved it too (and C, emptied by its
+    run, is gone from the ring).
     """
     batched, single = twin_layers(MINIMAL)
     index = 2
