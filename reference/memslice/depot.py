@@ -95,6 +95,8 @@ class Depot:
         self.heads: list[DepotMagazine | None] = [None] * geometry.n_classes
         self.thresholds = [c.base_threshold for c in geometry.classes]
         self._shift = geometry.tunables.pointer_size.bit_length() - 1  # bytes to words
+        self._words, self._origin = slabs.words, slabs.map_origin  # chunk memory, as words
+        self._base_thresholds = [c.base_threshold for c in geometry.classes]
         # The same thresholds indexed by request size, so the allocator's fast
         # path needs one list lookup instead of a size-to-class computation.
         self.threshold_by_size = [0] * (geometry.largest_slab_request + 1)
@@ -151,15 +153,6 @@ class Depot:
         self.threshold_by_size[first : first + step] = [threshold] * step
 
     # -- in-memory metadata -----------------------------------------------------
-    def _write_fields(self, magazine: DepotMagazine) -> None:
-        """Store prev, stamp, next and count in c1..c4's data words (DEPOT-002)."""
-        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
-        chunks = magazine.chunks  # each chunk's data word is the word after its next word
-        words[((chunks[-1] - origin) >> shift) + 1] = magazine.prev.chunks[-1]
-        words[((chunks[-2] - origin) >> shift) + 1] = magazine.stamp
-        words[((chunks[-3] - origin) >> shift) + 1] = magazine.next.chunks[-1]
-        words[((chunks[-4] - origin) >> shift) + 1] = len(chunks)
-
     def _write_prev(self, magazine: DepotMagazine) -> None:
         """Store only ``prev`` (c1.data): all a neighbour's arrival or departure changes."""
         chunk = magazine.chunks[-1]
@@ -172,34 +165,52 @@ class Depot:
         at = ((chunk - self.slabs.map_origin) >> self._shift) + 1
         self.slabs.words[at] = magazine.next.chunks[-1]
 
-    def _clear_fields(self, magazine: DepotMagazine) -> None:
-        """Zero c1..c4's data words: the magazine leaves the depot (DEPOT-002)."""
-        words, origin, shift = self.slabs.words, self.slabs.map_origin, self._shift
-        for chunk in magazine.chunks[-4:]:
-            words[((chunk - origin) >> shift) + 1] = 0
-
     # -- operations -------------------------------------------------------------
     def push(self, index: int, chunks: list[int]) -> None:
-        """Accept a full magazine (at least 4 chunks), stamp it, then trim (DEPOT-003)."""
+        """Accept a full magazine (at least 4 chunks), stamp it, then trim (DEPOT-003).
+
+        The DEPOT-002 stores are written inline, with local names: the new
+        magazine's four fields (c1 prev, c2 stamp, c3 next, c4 count), the old
+        tail's ``next`` and the old head's ``prev`` (what :meth:`_write_next`
+        and :meth:`_write_prev` store; the neighbours' other fields are
+        already in memory).  :meth:`update_stamp` is called only when it
+        reads the clock; the other seven pushes in eight just count.  A push
+        that expires nothing (the tail's stamp is within the working set)
+        skips :meth:`_collect_expired`, which would find nothing to unlink.
+        """
         magazine = DepotMagazine(chunks)
         with_lock = self.lock.lock
         with_lock.acquire()
         try:
             self.trips += 1
+            words, origin, shift = self._words, self._origin, self._shift
             head = self.heads[index]
-            if head is not None:
+            c1 = chunks[-1]
+            if head is None:  # alone on the ring: prev and next are itself
+                tail_c1 = head_c1 = c1
+            else:
+                tail = head.prev
                 magazine.next = head
-                magazine.prev = head.prev
-                head.prev.next = magazine
+                magazine.prev = tail
+                tail.next = magazine
                 head.prev = magazine
-            self.update_stamp()
-            magazine.stamp = self.last_stamp
+                head_c1, tail_c1 = head.chunks[-1], tail.chunks[-1]
+                words[((tail.chunks[-3] - origin) >> shift) + 1] = c1  # the tail's next
+                words[((head_c1 - origin) >> shift) + 1] = c1  # the old head's prev
+            if self.stamp_counter < MAX_STAMP_COUNTER:  # update_stamp without a clock read
+                self.stamp_counter += 1
+            else:
+                self.update_stamp()
+            magazine.stamp = stamp = self.last_stamp
             self.heads[index] = magazine
-            self._write_fields(magazine)
-            if head is not None:  # the neighbours' other fields are already in memory
-                self._write_next(magazine.prev)
-                self._write_prev(head)
-            trash = self._collect_expired(index, self.last_stamp)
+            words[((c1 - origin) >> shift) + 1] = tail_c1  # prev
+            words[((chunks[-2] - origin) >> shift) + 1] = stamp
+            words[((chunks[-3] - origin) >> shift) + 1] = head_c1  # next
+            words[((chunks[-4] - origin) >> shift) + 1] = len(chunks)  # count
+            # DEPOT-007: the oldest magazine is the new head's prev (itself when alone).
+            if abs(stamp - magazine.prev.stamp) < self.working_set_msecs:
+                return
+            trash = self._collect_expired(index, stamp)
         finally:
             with_lock.release()
         self._release(index, trash)
@@ -229,9 +240,14 @@ class Depot:
         """Give every chunk of trimmed magazines back to the slab layer (DEPOT-008)."""
         if not trash:
             return
+        words, origin, shift = self._words, self._origin, self._shift
         with self.slab_lock:
-            for magazine in trash:
-                self._clear_fields(magazine)
+            for magazine in trash:  # it leaves the depot: c1..c4's data words to 0 (DEPOT-002)
+                chunks = magazine.chunks
+                words[((chunks[-1] - origin) >> shift) + 1] = 0
+                words[((chunks[-2] - origin) >> shift) + 1] = 0
+                words[((chunks[-3] - origin) >> shift) + 1] = 0
+                words[((chunks[-4] - origin) >> shift) + 1] = 0
             # Magazine by magazine, each from the head chunk down as GLib walks it,
             # in one call: the slab layer then settles runs of one slab at once.
             self.slabs.free_chunks(
@@ -241,26 +257,45 @@ class Depot:
                 magazine.chunks.clear()
 
     def pop(self, index: int) -> list[int]:
-        """A full magazine for a thread whose two magazines are empty (DEPOT-004/005)."""
-        self.lock.acquire_counted(index)
+        """A full magazine for a thread whose two magazines are empty (DEPOT-004/005).
+
+        Inline forms: :meth:`_refresh_threshold` is skipped when the class's
+        contention counter is 0 and its threshold the base one (the geometry
+        would answer the base threshold); the neighbours' ``next``/``prev``
+        words are stored as :meth:`_write_next` and :meth:`_write_prev` do,
+        and the leaving magazine's four data words are zeroed (DEPOT-002).
+        """
+        lock = self.lock
+        lock.acquire_counted(index)
         try:
             self.trips += 1
-            self._refresh_threshold(index)
+            threshold = self.thresholds[index]
+            if lock.counters[index] or threshold != self._base_thresholds[index]:
+                self._refresh_threshold(index)
+                threshold = self.thresholds[index]
             magazine = self.heads[index]
             if magazine is not None:
-                if magazine.next is magazine:
+                words, origin, shift = self._words, self._origin, self._shift
+                following = magazine.next
+                if following is magazine:
                     self.heads[index] = None
                 else:
-                    self.heads[index] = magazine.next
-                    magazine.prev.next = magazine.next
-                    magazine.next.prev = magazine.prev
-                    self._write_next(magazine.prev)
-                    self._write_prev(magazine.next)
-            threshold = self.thresholds[index]
+                    previous = magazine.prev
+                    self.heads[index] = following
+                    previous.next = following
+                    following.prev = previous
+                    # previous.c3.data = following.c1; following.c1.data = previous.c1
+                    following_c1 = following.chunks[-1]
+                    words[((previous.chunks[-3] - origin) >> shift) + 1] = following_c1
+                    words[((following_c1 - origin) >> shift) + 1] = previous.chunks[-1]
+                chunks = magazine.chunks  # it leaves the depot: c1..c4's data words to 0
+                words[((chunks[-1] - origin) >> shift) + 1] = 0
+                words[((chunks[-2] - origin) >> shift) + 1] = 0
+                words[((chunks[-3] - origin) >> shift) + 1] = 0
+                words[((chunks[-4] - origin) >> shift) + 1] = 0
         finally:
-            self.lock.lock.release()
+            lock.lock.release()
         if magazine is not None:
-            self._clear_fields(magazine)
             return magazine.chunks
         return self._fresh_magazine(index, threshold)
 

@@ -95,6 +95,7 @@ class MagazineLayer:
         self.slab_lock = slab_lock
         self.depot = depot
         self._word_shift = geometry.tunables.pointer_size.bit_length() - 1  # bytes to words
+        self._words, self._origin = slabs.words, slabs.map_origin  # chunk memory, as words
 
     def alloc(self, memory: ThreadMemory, index: int) -> int:
         """Pop a chunk, swapping or reloading first if needed (MAG-005)."""
@@ -125,16 +126,13 @@ class MagazineLayer:
                 self.depot.push(index, full)
         if gc_friendly:
             ctypes.memset(chunk, 0, self.geometry.classes[index].chunk_size)  # GC-001
-        self.push(magazines.freeing, chunk)
-
-    def push(self, magazine: list[int], chunk: int) -> None:
-        """Write the ChunkLink ``{next, data=NULL}`` into the chunk and stack it (MAG-002)."""
-        slabs = self.slabs
-        word = (chunk - slabs.map_origin) >> self._word_shift  # slabs.word_index, inlined
-        words = slabs.words
-        words[word] = magazine[-1] if magazine else 0
+        # MAG-002: write the ChunkLink {next = the previous head, data = NULL}, then stack it.
+        freeing = magazines.freeing
+        word = (chunk - self._origin) >> self._word_shift
+        words = self._words
+        words[word] = freeing[-1] if freeing else 0
         words[word + 1] = 0
-        magazine.append(chunk)
+        freeing.append(chunk)
 
     def retire(self, memory: ThreadMemory) -> None:
         """Thread-exit cleanup: big magazines to the depot, small ones to the slabs (EXIT-002)."""

@@ -24,7 +24,11 @@ with ``MAP_NORESERVE`` so that untouched address space costs nothing::
   live blocks overlapping it; when the count drops to zero the page is
   returned with ``madvise(MADV_DONTNEED)``, so the process's resident set falls
   measurably (PAGE-003).  ``mapped_bytes`` is the number of OS pages with a
-  live block, times the page size.
+  live block, times the page size.  Why not return only whole 64 KiB runs,
+  with one ``madvise`` each (a trim would make about sixteen times fewer
+  calls): a run stays resident while any slab page in it lives, and after a
+  long mixed workload nearly every run keeps one, so the resident set would
+  not fall at all (the long soaks in ``tests/reliability/test_soak.py``).
 * **Refusal.**  When the arena is exhausted the page source raises
   :class:`~memslice.errors.SliceMemoryError` and changes nothing (PY-005).
 
@@ -173,6 +177,10 @@ class BuddyPageSource:
         self.orders = bytearray()  # per MIN_BLOCK from the origin: order + 1 of a live block
         self.page_users = bytearray()  # per OS page from offset 0: live blocks on it
         self._mapped_pages = 0
+        self._base = arena.base
+        # A block of at most one OS page lies inside one: it is aligned to its
+        # size, the arena's base to the OS page (a power of two).
+        self._os_page_order = arena.os_page_size.bit_length() - 1
 
     @property
     def mapped_bytes(self) -> int:
@@ -227,8 +235,14 @@ class BuddyPageSource:
         # Offsets of order-k blocks are multiples of 2**k counted from an aligned
         # origin, so the address itself is aligned to the page size (PAGE-001).
         self.orders[(offset - self._origin) >> MIN_BLOCK_ORDER] = order + 1
-        self._count_pages(offset, 1 << order, +1)
-        return self.arena.base + offset
+        if order <= self._os_page_order:  # in one OS page: _count_pages(+1), inline
+            users, index = self.page_users, offset >> self._os_page_order
+            users[index] += 1
+            if users[index] == 1:
+                self._mapped_pages += 1
+        else:
+            self._count_pages(offset, 1 << order, +1)
+        return self._base + offset
 
     def _grow_books(self) -> None:
         """Extend both tables to cover the carved area (a new 64 KiB run)."""
@@ -239,18 +253,26 @@ class BuddyPageSource:
 
     def release(self, address: int) -> None:
         """Free a block and merge it with free buddies (PAGE-002)."""
-        offset = address - self.arena.base
-        slot = (offset - self._origin) >> MIN_BLOCK_ORDER
+        offset = address - self._base
+        origin, orders = self._origin, self.orders
+        slot = (offset - origin) >> MIN_BLOCK_ORDER
         if (
-            (offset - self._origin) & ((1 << MIN_BLOCK_ORDER) - 1)
-            or not 0 <= slot < len(self.orders)
-            or not self.orders[slot]
+            (offset - origin) & ((1 << MIN_BLOCK_ORDER) - 1)
+            or not 0 <= slot < len(orders)
+            or not orders[slot]
         ):  # is_live_block, inline: this runs once per released slab
             raise ForeignPointerError(f"page source: {address:#x} is not a live slab page")
-        order = self.orders[slot] - 1
-        self.orders[slot] = 0
-        self._count_pages(offset, 1 << order, -1)
-        origin = self._origin
+        order = orders[slot] - 1
+        orders[slot] = 0
+        if order <= self._os_page_order:  # in one OS page: _count_pages(-1), inline
+            page_order = self._os_page_order
+            users, index = self.page_users, offset >> page_order
+            users[index] -= 1
+            if not users[index]:
+                self._mapped_pages -= 1
+                self.arena.release_pages(index << page_order, 1 << page_order)  # PAGE-003
+        else:
+            self._count_pages(offset, 1 << order, -1)
         free = self._free
         while order < MAX_BLOCK_ORDER:
             buddy = ((offset - origin) ^ (1 << order)) + origin

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 
 import pytest
@@ -82,6 +83,33 @@ def test_a_block_spanning_os_pages_counts_on_each() -> None:
     assert source.mapped_bytes == os_page
     source.release(small)
     assert source.mapped_bytes == 0
+
+
+def test_an_os_page_goes_back_when_its_last_block_does() -> None:
+    """PAGE-003: OS pages holding small slab pages leave the resident set one by one.
+
+    Four 1 KiB blocks share each 4 KiB OS page: the page stays resident while
+    any of them is live, and is returned when the last one is released.
+    """
+    arena = Arena(1 << 20)
+    source = BuddyPageSource(arena)
+    os_page = arena.os_page_size
+    blocks = [source.allocate(1024) for _ in range(2 * os_page // 1024)]  # two OS pages
+    for block in blocks:
+        ctypes.memset(block, 0xAB, 1024)  # touched: resident
+    assert arena_rss(arena) == 2 * os_page
+    first, second = blocks[: len(blocks) // 2], blocks[len(blocks) // 2 :]
+    for block in first[:-1] + second[:-1]:
+        source.release(block)
+    assert arena_rss(arena) == 2 * os_page  # each page still holds one live block
+    assert source.mapped_bytes == 2 * os_page
+    source.release(first[-1])
+    assert arena_rss(arena) == os_page  # the first page went back at once
+    assert source.mapped_bytes == os_page
+    source.release(second[-1])
+    assert arena_rss(arena) == 0
+    assert source.mapped_bytes == 0
+    arena.close()
 
 
 def test_released_pages_leave_the_resident_set() -> None:

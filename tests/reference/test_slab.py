@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memslice import GLIB_2_74, MINIMAL, Allocator, SliceConfig
+from memslice import GLIB_2_74, MINIMAL, Allocator, SliceAssertionError, SliceConfig
 from memslice.colour import ColourAccumulator
 from memslice.pages import Arena, BuddyPageSource
 from memslice.sizeclass import geometry_for
@@ -213,7 +213,9 @@ def slab_scripts(draw: st.DrawFn) -> list[Step]:
             st.tuples(
                 st.sampled_from(["alloc", "chain", "free"]),
                 st.integers(0, 2),
-                st.integers(1, 40),
+                # Short steps too: a chain then often starts inside a partly
+                # used slab that single pops and frees have touched.
+                st.one_of(st.integers(1, 4), st.integers(1, 40)),
             ),
             max_size=40,
         )
@@ -257,6 +259,46 @@ def test_batched_slab_operations_equal_one_chunk_at_a_time(
         assert relative_state(batched) == relative_state(single)
 
 
+def test_a_chain_follows_the_free_list_after_a_free_and_a_pop() -> None:
+    """SLAB-005, DEPOT-005: alloc_chain takes the list as it is, not as add_slab wrote it.
+
+    After chain(2), alloc c2, alloc c3, free c2 the head is c2 again -- where
+    add_slab's ascending list would have it -- but the list is c2 -> c4,
+    skipping the live c3: a chain must follow it (a shortcut that takes a
+    partly used slab's run as a range must know the list was touched).
+    """
+    batched, single = twin_layers(MINIMAL)
+    origin = batched.map_origin  # offsets from it name the same chunk on both sides
+
+    def chain_both(count: int) -> list[int]:
+        chain: list[int] = []
+        batched.alloc_chain(0, count, chain)
+        one = [single.alloc_chunk(0) for _ in range(count)]
+        for chunk, following in zip(one, [*one[1:], 0], strict=True):  # linked as GLib does
+            single.write_word(chunk, following)
+            single.write_word(chunk + single.words.itemsize, 0)
+        assert [c - origin for c in chain] == [c - single.map_origin for c in one]
+        assert relative_state(batched) == relative_state(single)
+        return [c - origin for c in chain]
+
+    def alloc_both() -> int:
+        chunk = batched.alloc_chunk(0) - origin
+        assert single.alloc_chunk(0) - single.map_origin == chunk
+        return chunk
+
+    def free_both(chunk: int) -> None:
+        batched.free_chunk(0, origin + chunk)
+        single.free_chunk(0, single.map_origin + chunk)
+        assert relative_state(batched) == relative_state(single)
+
+    c0, c1 = chain_both(2)
+    stride = c1 - c0
+    c2, c3 = alloc_both(), alloc_both()
+    assert (c2, c3) == (c1 + stride, c1 + 2 * stride)
+    free_both(c2)  # the list: c2 -> c4 -> c5 ..., the head c2 as add_slab's list would be
+    assert chain_both(3) == [c2, c3 + stride, c3 + 2 * stride]  # c3 (live) skipped
+
+
 def test_free_chunks_raises_glibs_assertion_where_one_at_a_time_would() -> None:
     """SLAB-012: a double free within one batch stops at the same chunk, state as one-by-one."""
     from memslice import SliceAssertionError
@@ -270,4 +312,29 @@ def test_free_chunks_raises_glibs_assertion_where_one_at_a_time_would() -> None:
             else:
                 for chunk in (chunks[0], chunks[1], chunks[2], chunks[2]):
                     layer.free_chunk(0, chunk)
+    assert relative_state(batched) == relative_state(single)
+
+
+def test_a_batch_that_raises_makes_every_ring_move_first() -> None:
+    """SLAB-006, SLAB-012: free_chunks' deferred ring moves are made before a later run raises.
+
+    Slabs A, B, C are full (the ring, from its head: A, B, C).  B gets four
+    chunks back, then C all of its chunks and one of them again, which raises
+    before B's other chunks come: one chunk at a time, B is at the head by
+    then, so the batched form must have moved it too (and C, emptied by its
+    run, is gone from the ring).
+    """
+    batched, single = twin_layers(MINIMAL)
+    index = 2
+    per_slab = geometry_for(MINIMAL).classes[index].chunks_per_slab
+    for layer in (batched, single):
+        chunks = [layer.alloc_chunk(index) for _ in range(3 * per_slab)]  # slabs A, B, C: full
+        b, c = chunks[per_slab : 2 * per_slab], chunks[2 * per_slab :]
+        batch = b[:4] + c + [c[0]] + b[4:]
+        with pytest.raises(SliceAssertionError, match=r"sinfo->n_allocated > 0"):
+            if layer is batched:
+                layer.free_chunks(index, batch)
+            else:
+                for chunk in batch:
+                    layer.free_chunk(index, chunk)
     assert relative_state(batched) == relative_state(single)
