@@ -81,16 +81,20 @@ EDGE_SIZES: Final = tuple(
 STRUCT_SIZES: Final = tuple(range(8, 65, 8))
 
 
-def sizes() -> st.SearchStrategy[int]:
-    """Nonzero block sizes: class edges, anything in the slab range, struct sizes,
-    malloc path."""
-    return st.one_of(
+def _size_kinds() -> list[st.SearchStrategy[int]]:
+    """Class edges, anything in the slab range, struct sizes, the malloc path."""
+    return [
         st.sampled_from(EDGE_SIZES),
         st.integers(1, 1100),
         st.integers(1, 64),
         st.sampled_from(STRUCT_SIZES),
         st.integers(1009, 4200),
-    )
+    ]
+
+
+def sizes() -> st.SearchStrategy[int]:
+    """Nonzero block sizes of every kind (see :func:`_size_kinds`)."""
+    return st.one_of(*_size_kinds())
 
 
 def sizes_or_again() -> st.SearchStrategy[int]:
@@ -100,11 +104,7 @@ def sizes_or_again() -> st.SearchStrategy[int]:
     allocated again.  The state machine's allocating rules draw from it; the
     thread programs draw from :func:`sizes`."""
     return st.one_of(
-        st.sampled_from(EDGE_SIZES),
-        st.integers(1, 1100),
-        st.integers(1, 64),
-        st.sampled_from(STRUCT_SIZES),
-        st.integers(1009, 4200),
+        *_size_kinds(),
         # Twice (in two spellings: one_of drops a strategy it already has), so
         # that two in seven sizes repeat one.
         st.integers(-RECENT_SIZES, -1),
