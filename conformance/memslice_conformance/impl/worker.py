@@ -70,6 +70,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import queue
@@ -84,7 +85,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
-from typing import IO, Final, Literal, NoReturn, cast
+from typing import IO, Any, Final, Literal, NoReturn, cast
 
 from memslice_conformance.failures import ImplCrash, ImplError, ImplHang, ImplUnavailable
 from memslice_conformance.impl.executor import MAIN_THREAD, OpThreads
@@ -378,6 +379,20 @@ def serve(
 _GARBAGE: Final = 0xA5  # the --emit-c program's pattern too (RUN-008)
 
 
+@functools.cache
+def _libc_heap() -> tuple[Any, Any, Any | None]:
+    """The process's ``malloc``, ``free`` and ``malloc_usable_size`` (None if absent),
+    with their prototypes set once."""
+    libc = ctypes.CDLL(None)
+    malloc, free = libc.malloc, libc.free
+    malloc.restype, malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    free.restype, free.argtypes = None, [ctypes.c_void_p]
+    usable = getattr(libc, "malloc_usable_size", None)
+    if usable is not None:
+        usable.restype, usable.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+    return malloc, free, usable
+
+
 def _dirty_thread_heap() -> None:
     """Leave garbage in this thread's C heap before an implementation runs here (RUN-017).
 
@@ -390,13 +405,7 @@ def _dirty_thread_heap() -> None:
     a small block kept allocated (so the freed pieces stay in the heap rather
     than going back to the kernel), from which later blocks are carved.
     """
-    libc = ctypes.CDLL(None)
-    malloc, free = libc.malloc, libc.free
-    malloc.restype, malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    free.restype, free.argtypes = None, [ctypes.c_void_p]
-    usable = getattr(libc, "malloc_usable_size", None)
-    if usable is not None:
-        usable.restype, usable.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+    malloc, free, usable = _libc_heap()
 
     def dirty(size: int) -> int | None:
         block: int | None = malloc(size)
